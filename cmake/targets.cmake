@@ -1,0 +1,59 @@
+# gf_add_library(<folder> [DEPS targets...]): one static library per top-level folder, built
+# from every .cpp in it. Includes are rooted at the project ("model/vit.hpp").
+function(gf_add_library folder)
+  cmake_parse_arguments(ARG "" "" "DEPS;SOURCES_EXCLUDE" ${ARGN})
+  file(GLOB _srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cpp)
+  foreach(_ex ${ARG_SOURCES_EXCLUDE})
+    list(REMOVE_ITEM _srcs ${CMAKE_CURRENT_SOURCE_DIR}/${_ex})
+  endforeach()
+  set(_t gf_${folder})
+  if(NOT _srcs)  # a folder whose sources have not landed yet
+    add_library(${_t} INTERFACE)
+    target_include_directories(${_t} INTERFACE ${PROJECT_SOURCE_DIR})
+    target_link_libraries(${_t} INTERFACE ${ARG_DEPS})
+    return()
+  endif()
+  add_library(${_t} STATIC ${_srcs})
+  target_include_directories(${_t} PUBLIC ${PROJECT_SOURCE_DIR})
+  target_link_libraries(${_t} PUBLIC ${ARG_DEPS})
+  target_compile_options(${_t} PRIVATE -Wall -Wextra -Wno-unused-parameter)
+  gf_use_torch_pch(${_t})
+endfunction()
+
+# One precompiled LibTorch header shared by every target (a TU that parses the LibTorch
+# headers costs ~15 s on these machines).
+add_library(gf_pch OBJECT ${PROJECT_SOURCE_DIR}/cmake/pch.cpp)
+target_link_libraries(gf_pch PUBLIC gf_torch)
+target_precompile_headers(gf_pch PRIVATE ${PROJECT_SOURCE_DIR}/cmake/torch_pch.hpp)
+# Only targets that see LibTorch take it (the rest would parse it for nothing).
+function(gf_use_torch_pch target)
+  get_target_property(_libs ${target} LINK_LIBRARIES)
+  set(_uses_torch OFF)
+  foreach(_l ${_libs})
+    if(_l MATCHES "^gf_(torch|model|data|dist|energy|train|eval|launcher)$")
+      set(_uses_torch ON)
+    endif()
+  endforeach()
+  if(_uses_torch)
+    target_precompile_headers(${target} REUSE_FROM gf_pch)
+  endif()
+endfunction()
+
+# gf_add_gtest(<name> SOURCES ... LIBS ... [LABELS ...]): a GoogleTest binary under ctest with
+# the environment tests need to find fixtures, the CLI and Debian's python.
+include(GoogleTest)
+function(gf_add_gtest name)
+  cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gtest_main)
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
+  gf_use_torch_pch(${name})
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 600)
+  endif()
+  gtest_discover_tests(${name}
+    DISCOVERY_MODE PRE_TEST
+    WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}
+    PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "${ARG_LABELS}"
+      ENVIRONMENT "GF_SHARED_DIR=${GF_SHARED_DIR};GF_FIXTURES=${GF_SHARED_DIR}/fixtures;GF_PYTHON3=${GF_PYTHON3};GF_BIN=$<TARGET_FILE:greenfound>;GF_MPIEXEC=${MPIEXEC_EXECUTABLE};GF_SOURCE_DIR=${PROJECT_SOURCE_DIR};OMP_NUM_THREADS=1;OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1")
+endfunction()

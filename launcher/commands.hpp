@@ -1,0 +1,18 @@
+#pragma once
+// The subcommand table of the `greenfound` binary: each entry's setup function (one file per
+// subcommand, launcher/cmd_<name>.cpp) declares its flags and binds a callback that calls
+// one library entry point.
+#include <CLI/CLI.hpp>
+
+namespace gf::launcher {
+
+struct Command {
+  const char* name;
+  const char* help;
+  void (*setup)(CLI::App& sub);
+};
+
+// Add a declaration here and a row in main.cpp's table for each new subcommand.
+void setup_inspect(CLI::App& sub);
+
+}  // namespace gf::launcher
