@@ -14,5 +14,13 @@ struct Command {
 
 // Add a declaration here and a row in main.cpp's table for each new subcommand.
 void setup_inspect(CLI::App& sub);
+void setup_submit(CLI::App& sub);
+void setup_status(CLI::App& sub);
+void setup_cancel(CLI::App& sub);
+void setup_cost(CLI::App& sub);
+void setup_pretrain(CLI::App& sub);
+void setup_pack(CLI::App& sub);
+void setup_synth(CLI::App& sub);
+void setup_launch(CLI::App& sub);
 
 }  // namespace gf::launcher

@@ -4,6 +4,7 @@
 #include <exception>
 #include <iostream>
 
+#include "dist/world.hpp"
 #include "launcher/commands.hpp"
 #include "launcher/rank_prefix.hpp"
 
@@ -11,6 +12,14 @@ namespace {
 
 const gf::launcher::Command kCommands[] = {
     {"inspect", "Describe a weights file, checkpoint or packed dataset", gf::launcher::setup_inspect},
+    {"submit", "Write an sbatch script for a stage and submit it to SLURM", gf::launcher::setup_submit},
+    {"status", "State of a run's SLURM job, its progress and energy so far", gf::launcher::setup_status},
+    {"cancel", "Cancel a run's pending or running SLURM jobs", gf::launcher::setup_cancel},
+    {"cost", "Estimate hours, kWh, CO2e and dollars of a planned run on a GPU model", gf::launcher::setup_cost},
+    {"pretrain", "Pretrain a ViT with Token Reconstruction (resumable, N ranks)", gf::launcher::setup_pretrain},
+    {"pack", "Pack an image folder (+ labels CSV) into HDF5 shards with the published preprocessing", gf::launcher::setup_pack},
+    {"synth", "Write synthetic colour-fundus JPEGs with labelled findings + labels.csv", gf::launcher::setup_synth},
+    {"launch", "Start N ranks of a subcommand (mpirun, or srun inside a SLURM allocation)", gf::launcher::setup_launch},
 };
 
 }  // namespace
@@ -26,6 +35,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const std::exception& e) {
     std::cerr << gf::launcher::rank_prefix() << "error: " << e.what() << std::endl;
+    gf::dist::abort_job_if_distributed(EXIT_FAILURE);  // peers must not wait on this rank
     return EXIT_FAILURE;
   }
   return EXIT_SUCCESS;

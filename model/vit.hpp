@@ -49,6 +49,11 @@ class VisionTransformerImpl : public torch::nn::Module {
   // timm's forward_features: all tokens after the final norm, [B, 5 + N, D].
   torch::Tensor forward_features(const torch::Tensor& images);
   torch::Tensor forward_embedding(const torch::Tensor& images, Pool pool);
+  // One block (0-based) on a full token sequence, and the final norm alone: the pieces of
+  // forward_tokens, for per-block inspection or activation checkpointing.
+  torch::Tensor forward_block(int64_t index, const torch::Tensor& tokens);
+  torch::Tensor final_norm(const torch::Tensor& tokens);
+  int64_t num_blocks() const { return options_.depth; }
 
   const VitOptions& options() const { return options_; }
 
@@ -58,6 +63,7 @@ class VisionTransformerImpl : public torch::nn::Module {
  private:
   VitOptions options_;
   torch::Tensor cls_token_, reg_token_, pos_embed_;
+  std::shared_ptr<torch::nn::Module> patch_embed_;  // holds proj_, for timm's key "patch_embed.proj.*"
   torch::nn::Conv2d proj_{nullptr};
   torch::nn::ModuleList blocks_{nullptr};
   torch::nn::LayerNorm norm_{nullptr};

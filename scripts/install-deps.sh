@@ -10,8 +10,8 @@ pkgs=(
   libhdf5-dev hdf5-tools
   nlohmann-json3-dev libcli11-dev libssl-dev
   googletest libgtest-dev libgmock-dev
-  libopencv-imgcodecs-dev libopencv-imgproc-dev libopencv-core-dev
-  python3 python3-numpy python3-h5py python3-sklearn python3-scipy python3-torch
+  libopencv-imgcodecs-dev libopencv-imgproc-dev libopencv-core-dev libjpeg-dev
+  python3 python3-numpy python3-h5py python3-sklearn python3-scipy python3-torch python3-pil
   chromium
   munge slurmctld slurmd slurm-client slurm-wlm-basic-plugins
 )

@@ -1,0 +1,207 @@
+#include "data/dataset.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <future>
+#include <limits>
+#include <stdexcept>
+#include <thread>
+
+#include "data/image_codec.hpp"
+#include "data/shard_file.hpp"
+
+namespace gf::data {
+
+struct Dataset::Shard {
+  ShardInfo info;
+  std::unique_ptr<ShardReader> reader;
+};
+
+namespace {
+
+// Checks one shard file against the manifest; returns an error sentence or "".
+std::string verify_shard(const std::string& path, const ShardInfo& info, Verify verify) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return path + ": found no file, expected the shard listed in manifest.json";
+  const auto bytes = static_cast<int64_t>(std::filesystem::file_size(path, ec));
+  if (info.bytes >= 0 && bytes != info.bytes) {
+    return path + ": size: found " + std::to_string(bytes) + " bytes, expected " + std::to_string(info.bytes) +
+           " (truncated or modified shard; re-run greenfound pack)";
+  }
+  if (verify == Verify::kChecksums) {
+    const std::string sha = sha256_file(path);
+    if (sha != info.sha256) {
+      return path + ": sha256: found " + sha.substr(0, 12) + ".., expected " + info.sha256.substr(0, 12) +
+             ".. (corrupt or modified shard; re-run greenfound pack)";
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+std::shared_ptr<Dataset> Dataset::open(const std::string& dir, Verify verify) {
+  std::shared_ptr<Dataset> ds(new Dataset());
+  ds->dir_ = dir;
+  ds->manifest_ = read_manifest(dir);
+  const Manifest& m = ds->manifest_;
+
+  // Checksums first, in parallel over shards (sha256 is CPU-bound; the files are independent).
+  std::vector<std::string> paths;
+  for (const auto& s : m.shards) paths.push_back((std::filesystem::path(dir) / s.file).string());
+  const size_t parallel = std::max(1u, std::min(8u, std::thread::hardware_concurrency()));
+  for (size_t begin = 0; begin < paths.size(); begin += parallel) {
+    std::vector<std::future<std::string>> checks;
+    for (size_t s = begin; s < std::min(paths.size(), begin + parallel); ++s) {
+      checks.push_back(std::async(std::launch::async, verify_shard, paths[s], m.shards[s], verify));
+    }
+    for (auto& check : checks) {
+      const std::string error = check.get();
+      if (!error.empty()) throw std::runtime_error(error);
+    }
+  }
+
+  const bool has_split = !m.split.by.empty();
+  for (const auto& column : m.labels) {
+    if (column.type == LabelType::kFloat) {
+      ds->float_labels_[column.name].reserve(static_cast<size_t>(m.count));
+    } else {
+      ds->int_labels_[column.name].reserve(static_cast<size_t>(m.count));
+    }
+  }
+  for (size_t s = 0; s < m.shards.size(); ++s) {
+    auto shard = std::make_unique<Shard>();
+    shard->info = m.shards[s];
+    shard->reader = std::make_unique<ShardReader>(paths[s]);
+    const ShardReader& r = *shard->reader;
+    if (r.count() != shard->info.count) {
+      throw std::runtime_error(paths[s] + ": images: found " + std::to_string(r.count()) + " elements, expected " +
+                               std::to_string(shard->info.count) + " (manifest.json)");
+    }
+    if (r.raw() && (r.raw_height() != m.resolution || r.raw_width() != m.resolution)) {
+      throw std::runtime_error(paths[s] + ": images: found raw " + std::to_string(r.raw_height()) + "x" +
+                               std::to_string(r.raw_width()) + ", expected " + std::to_string(m.resolution) + "x" +
+                               std::to_string(m.resolution));
+    }
+    if (r.raw() != (m.encoding == Encoding::kRaw)) {
+      throw std::runtime_error(paths[s] + ": images: found a " + std::string(r.raw() ? "raw" : "encoded") +
+                               " dataset, expected encoding " + to_string(m.encoding) + " (manifest.json)");
+    }
+    auto append = [&](auto& into, const auto& values, const std::string& name) {
+      if (static_cast<int64_t>(values.size()) != r.count()) {
+        throw std::runtime_error(paths[s] + ": " + name + ": found " + std::to_string(values.size()) + " elements, expected " +
+                                 std::to_string(r.count()));
+      }
+      into.insert(into.end(), values.begin(), values.end());
+    };
+    append(ds->ids_, r.read_strings("ids"), "ids");
+    if (r.has("sources")) {
+      append(ds->sources_, r.read_strings("sources"), "sources");
+    } else {
+      ds->sources_.resize(ds->sources_.size() + static_cast<size_t>(r.count()));
+    }
+    if (has_split) append(ds->split_, r.read_uint8("split"), "split");
+    for (const auto& column : m.labels) {
+      const std::string name = "labels/" + column.name;
+      if (column.type == LabelType::kFloat) {
+        append(ds->float_labels_[column.name], r.read_double(name), name);
+      } else {
+        append(ds->int_labels_[column.name], r.read_int64(name), name);
+      }
+    }
+    ds->shards_.push_back(std::move(shard));
+  }
+  return ds;
+}
+
+Dataset::~Dataset() = default;
+
+std::vector<int64_t> Dataset::split_indices(const std::string& split) const {
+  std::vector<int64_t> out;
+  if (split == "all" || (split == "train" && split_.empty())) {
+    out.resize(static_cast<size_t>(size()));
+    for (int64_t i = 0; i < size(); ++i) out[static_cast<size_t>(i)] = i;
+    return out;
+  }
+  if (split != "train" && split != "test") throw std::runtime_error("split: found '" + split + "', expected train, test or all");
+  if (split_.empty()) {
+    throw std::runtime_error(dir_ + ": split 'test': found a dataset without a split, expected one (pack with --split-by)");
+  }
+  const uint8_t wanted = split == "test" ? 1 : 0;
+  for (size_t i = 0; i < split_.size(); ++i) {
+    if (split_[i] == wanted) out.push_back(static_cast<int64_t>(i));
+  }
+  return out;
+}
+
+const LabelColumn& Dataset::label_column(const std::string& task) const {
+  for (const auto& column : manifest_.labels) {
+    if (column.name == task) return column;
+  }
+  std::string names;
+  for (const auto& column : manifest_.labels) names += (names.empty() ? "" : ", ") + column.name;
+  throw std::runtime_error(dir_ + ": labels: found no column '" + task + "', expected one of: " + names);
+}
+
+const std::vector<int64_t>& Dataset::int_labels(const std::string& task) const {
+  const LabelColumn& column = label_column(task);
+  if (column.type == LabelType::kFloat) {
+    throw std::runtime_error(dir_ + ": labels/" + task + ": found a float column, expected integer classes");
+  }
+  return int_labels_.at(task);
+}
+
+std::vector<double> Dataset::float_labels(const std::string& task) const {
+  const LabelColumn& column = label_column(task);
+  if (column.type == LabelType::kFloat) return float_labels_.at(task);
+  const auto& ints = int_labels_.at(task);
+  std::vector<double> out(ints.size());
+  for (size_t i = 0; i < ints.size(); ++i) {
+    out[i] = ints[i] < 0 ? std::numeric_limits<double>::quiet_NaN() : static_cast<double>(ints[i]);
+  }
+  return out;
+}
+
+const Dataset::Shard& Dataset::shard_of(int64_t i, int64_t* local) const {
+  if (i < 0 || i >= size()) {
+    throw std::runtime_error(dir_ + ": found dataset index " + std::to_string(i) + ", expected 0.." + std::to_string(size() - 1));
+  }
+  const auto it = std::upper_bound(shards_.begin(), shards_.end(), i,
+                                   [](int64_t index, const std::unique_ptr<Shard>& s) { return index < s->info.first_index; });
+  const Shard& shard = **(it - 1);
+  *local = i - shard.info.first_index;
+  return shard;
+}
+
+std::vector<uint8_t> Dataset::read_encoded(int64_t i) const {
+  int64_t local = 0;
+  const Shard& shard = shard_of(i, &local);
+  std::lock_guard<std::mutex> lock(read_mutex_);
+  return shard.reader->read_image(local);
+}
+
+cv::Mat Dataset::decode_bytes(const std::vector<uint8_t>& bytes) const {
+  if (manifest_.encoding == Encoding::kRaw) {
+    const int r = manifest_.resolution;
+    if (bytes.size() != static_cast<size_t>(r) * r * 3) {
+      throw std::runtime_error(dir_ + ": raw image: found " + std::to_string(bytes.size()) + " bytes, expected " +
+                               std::to_string(static_cast<size_t>(r) * r * 3));
+    }
+    return cv::Mat(r, r, CV_8UC3, const_cast<uint8_t*>(bytes.data())).clone();
+  }
+  return decode_image(bytes, dir_ + " image");
+}
+
+cv::Mat Dataset::decode(int64_t i) const {
+  const std::vector<uint8_t> bytes = read_encoded(i);
+  try {
+    return decode_bytes(bytes);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(dir_ + ": image " + std::to_string(i) + " (id " + ids_[static_cast<size_t>(i)] +
+                             "): found bytes that do not decode, expected a " + to_string(manifest_.encoding) +
+                             " image (" + e.what() + ")");
+  }
+}
+
+}  // namespace gf::data

@@ -1,0 +1,249 @@
+#include "data/loader.hpp"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <stdexcept>
+#include <thread>
+
+namespace gf::data {
+
+std::vector<int64_t> epoch_permutation(int64_t n, uint64_t seed, int64_t epoch) {
+  std::vector<int64_t> perm(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) perm[static_cast<size_t>(i)] = i;
+  // SampleRng with index -1: a stream no sample's augmentation uses.
+  SampleRng rng(seed, epoch, -1);
+  for (int64_t i = n - 1; i > 0; --i) std::swap(perm[static_cast<size_t>(i)], perm[static_cast<size_t>(rng.below(i + 1))]);
+  return perm;
+}
+
+// Workers take (batch, position) jobs in order, read under the dataset's lock, decode and
+// transform outside it, and write their sample into the batch tensor; the consumer takes
+// batches in step order once complete. Stale jobs of an abandoned epoch finish into slots
+// nobody reads.
+class Loader::Pipeline {
+ public:
+  Pipeline(const Loader& owner, int workers) : owner_(owner) {
+    // Each worker runs ATen single-threaded: parallelism comes from the workers, and one
+    // OpenMP team per worker would oversubscribe the cores. at::set_num_threads also sets
+    // the process default, which is restored once every worker has taken its setting.
+    const int previous = at::get_num_threads();
+    int started = 0;
+    for (int w = 0; w < workers; ++w) {
+      threads_.emplace_back([this, &started] {
+        at::get_num_threads();  // ATen's lazy per-thread init first, so it does not undo the next line
+        at::set_num_threads(1);
+        {
+          std::lock_guard<std::mutex> lock(mutex_);
+          ++started;
+        }
+        work_ready_.notify_all();
+        work();
+      });
+    }
+    std::unique_lock<std::mutex> lock(mutex_);
+    work_ready_.wait(lock, [&] { return started == workers; });
+    lock.unlock();
+    at::set_num_threads(previous);
+  }
+
+  ~Pipeline() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+      jobs_.clear();
+    }
+    work_ready_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+
+  void start(int64_t epoch, int64_t step, int64_t end_step, int prefetch) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    jobs_.clear();
+    in_flight_.clear();
+    epoch_ = epoch;
+    next_step_ = step;
+    end_step_ = end_step;
+    prefetch_ = std::max(1, prefetch);
+    fill_locked();
+  }
+
+  std::optional<Batch> next() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (in_flight_.empty()) return std::nullopt;
+    std::shared_ptr<Slot> slot = in_flight_.front();
+    batch_done_.wait(lock, [&] { return slot->remaining == 0; });
+    in_flight_.pop_front();
+    fill_locked();
+    lock.unlock();
+    work_ready_.notify_all();
+    if (slot->error) std::rethrow_exception(slot->error);
+    return std::move(slot->batch);
+  }
+
+ private:
+  struct Slot {
+    Batch batch;
+    int64_t remaining = 0;
+    std::exception_ptr error;
+  };
+  struct Job {
+    std::shared_ptr<Slot> slot;
+    int64_t position = 0;
+  };
+
+  // Queues batches until `prefetch_` are in flight. Caller holds mutex_.
+  void fill_locked() {
+    while (static_cast<int>(in_flight_.size()) < prefetch_ && next_step_ < end_step_) {
+      auto slot = std::make_shared<Slot>();
+      slot->batch = owner_.describe_batch(epoch_, next_step_);
+      const int64_t b = static_cast<int64_t>(slot->batch.dataset_indices.size());
+      const int64_t s = owner_.options_.img_size;
+      slot->batch.images = at::empty({b, 3, s, s}, at::TensorOptions().dtype(at::kFloat));
+      slot->remaining = b;
+      for (int64_t p = 0; p < b; ++p) jobs_.push_back(Job{slot, p});
+      in_flight_.push_back(slot);
+      ++next_step_;
+    }
+  }
+
+  void work() {
+    for (;;) {
+      Job job;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        work_ready_.wait(lock, [&] { return stop_ || !jobs_.empty(); });
+        if (stop_) return;
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      std::exception_ptr error;
+      try {
+        const int64_t index = job.slot->batch.dataset_indices[static_cast<size_t>(job.position)];
+        job.slot->batch.images[job.position].copy_(owner_.load_sample(index, job.slot->batch.epoch));
+      } catch (...) {
+        error = std::current_exception();
+      }
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (error && !job.slot->error) job.slot->error = error;
+        --job.slot->remaining;
+      }
+      batch_done_.notify_all();
+    }
+  }
+
+  const Loader& owner_;
+  std::vector<std::thread> threads_;
+  std::mutex mutex_;
+  std::condition_variable work_ready_, batch_done_;
+  std::deque<Job> jobs_;
+  std::deque<std::shared_ptr<Slot>> in_flight_;
+  int64_t epoch_ = 0, next_step_ = 0, end_step_ = 0;
+  int prefetch_ = 2;
+  bool stop_ = false;
+};
+
+Loader::Loader(const LoaderOptions& options) : options_(options) {
+  dataset_ = Dataset::open(options.dataset_dir, options.verify);
+  init();
+}
+
+Loader::Loader(const LoaderOptions& options, std::shared_ptr<const Dataset> dataset)
+    : options_(options), dataset_(std::move(dataset)) {
+  init();
+}
+
+Loader::~Loader() = default;
+
+void Loader::init() {
+  const LoaderOptions& o = options_;
+  if (o.world_size < 1 || o.rank < 0 || o.rank >= o.world_size) {
+    throw std::runtime_error("loader: rank/world_size: found " + std::to_string(o.rank) + "/" + std::to_string(o.world_size) +
+                             ", expected 0 <= rank < world_size");
+  }
+  if (o.global_batch_size < o.world_size) {
+    throw std::runtime_error("loader: global_batch_size: found " + std::to_string(o.global_batch_size) +
+                             ", expected at least one sample per rank (" + std::to_string(o.world_size) + ")");
+  }
+  if (o.img_size <= 0) throw std::runtime_error("loader: img_size: found " + std::to_string(o.img_size) + ", expected > 0");
+  options_.augment.img_size = o.img_size;
+  split_ = dataset_->split_indices(o.split);
+  if (o.mode == LoaderMode::kTrain && split_size() < o.global_batch_size) {
+    throw std::runtime_error(dataset_->dir() + ": split '" + o.split + "': found " + std::to_string(split_size()) +
+                             " samples, expected at least one global batch of " + std::to_string(o.global_batch_size));
+  }
+  int workers = o.workers > 0 ? o.workers : static_cast<int>(std::thread::hardware_concurrency());
+  pipeline_ = std::make_unique<Pipeline>(*this, std::max(1, workers));
+}
+
+int64_t Loader::local_batch_size() const {
+  const int64_t b = options_.global_batch_size, w = options_.world_size, r = options_.rank;
+  if (options_.mode == LoaderMode::kEval) return std::max<int64_t>(1, b / w);
+  return (r + 1) * b / w - r * b / w;
+}
+
+int64_t Loader::steps_per_epoch() const {
+  if (options_.mode == LoaderMode::kTrain) return split_size() / options_.global_batch_size;
+  const int64_t n = split_size(), w = options_.world_size, r = options_.rank;
+  const int64_t slice = (r + 1) * n / w - r * n / w;
+  const int64_t b = local_batch_size();
+  return (slice + b - 1) / b;
+}
+
+Batch Loader::describe_batch(int64_t epoch, int64_t step) const {
+  Batch batch;
+  batch.epoch = epoch;
+  batch.step = step;
+  const int64_t w = options_.world_size, r = options_.rank;
+  if (options_.mode == LoaderMode::kTrain) {
+    const int64_t b = options_.global_batch_size;
+    {
+      std::lock_guard<std::mutex> lock(permutation_mutex_);
+      if (permutation_epoch_ != epoch || permutation_.empty()) {
+        permutation_ = epoch_permutation(split_size(), options_.seed, epoch);
+        permutation_epoch_ = epoch;
+      }
+      for (int64_t p = r * b / w; p < (r + 1) * b / w; ++p) {
+        batch.global_positions.push_back(p);
+        batch.dataset_indices.push_back(split_[static_cast<size_t>(permutation_[static_cast<size_t>(step * b + p)])]);
+      }
+    }
+    batch.global_batch_size = b;
+    return batch;
+  }
+  const int64_t n = split_size();
+  const int64_t begin = r * n / w, end = (r + 1) * n / w, per = local_batch_size();
+  for (int64_t p = begin + step * per; p < std::min(end, begin + (step + 1) * per); ++p) {
+    batch.global_positions.push_back(p);
+    batch.dataset_indices.push_back(split_[static_cast<size_t>(p)]);
+  }
+  batch.global_batch_size = n;
+  return batch;
+}
+
+at::Tensor Loader::load_sample(int64_t index, int64_t epoch) const {
+  const cv::Mat rgb = dataset_->decode(index);
+  if (options_.mode == LoaderMode::kEval) return normalize_to_float(eval_transform(rgb, options_.img_size));
+  SampleRng rng(options_.seed, epoch, index);
+  return normalize_to_float(augment_train(rgb, options_.augment, rng));
+}
+
+std::vector<int64_t> Loader::indices_at(int64_t epoch, int64_t step) const { return describe_batch(epoch, step).dataset_indices; }
+
+void Loader::start(int64_t epoch, int64_t step) {
+  const int64_t steps = steps_per_epoch();
+  if (step < 0 || step > steps) {
+    throw std::runtime_error("loader: start step: found " + std::to_string(step) + ", expected 0.." + std::to_string(steps));
+  }
+  pipeline_->start(epoch, step, steps, options_.prefetch);
+}
+
+std::optional<Batch> Loader::next() { return pipeline_->next(); }
+
+}  // namespace gf::data

@@ -1,0 +1,51 @@
+#pragma once
+// `greenfound embed`: frozen-encoder embeddings of an image folder or a packed dataset,
+// computed by every rank on its own contiguous slice and written by rank 0 as one file in
+// dataset order (eval/embeddings_file.hpp), whatever the number of ranks.
+//
+// Preprocessing: RGB scaled to [0,1], resized to img_size x img_size only when not already
+// that size, with torchvision's Resize(antialias=True) filter on float tensors (ATen's
+// antialiased bilinear: a triangle filter widened by the scale when shrinking, the filter
+// PIL's bilinear resize uses, which the published evaluation ran), then (x - 0.5) / 0.5.
+#include <cstdint>
+#include <string>
+
+#include "dist/communicator.hpp"
+#include "dist/world.hpp"
+#include "eval/embeddings_file.hpp"
+#include "model/vit.hpp"
+#include "model/weights.hpp"
+
+namespace gf::eval {
+
+struct EmbedConfig {
+  std::string images_dir;       // folder form: every .png/.jpg/.jpeg, sorted by file name
+  std::string data_dir;         // packed dataset form
+  std::string split = "all";    // dataset form: "train" | "test" | "all"
+  std::string weights;          // weights file (.safetensors / .pth), or
+  model::StateDict state;       // encoder tensors given directly (a checkpoint's student)
+  std::string arch;             // "" = inferred from the weights' shapes
+  std::string weights_sha256;   // recorded in the file; computed from `weights` when empty
+  bool random_init = false;     // no weights: timm-style random init from `seed` (tests, bench)
+  uint64_t seed = 0;
+  int64_t img_size = 392;
+  model::Pool pool = model::Pool::kMeanAll;
+  std::string out;
+  int64_t batch_size = 32;
+  EmbeddingDtype dtype = EmbeddingDtype::kFloat32;
+  int threads = 0;              // torch intra-op threads per rank; 0 = leave as is
+  std::string energy_dir;       // where the energy tracker writes; "" = next to `out`
+};
+
+struct EmbedSummary {
+  int64_t images = 0;            // embedded by the whole job
+  int64_t dim = 0;
+  double seconds = 0;            // wall time of the embedding loop (slowest rank)
+  double images_per_second = 0;  // images / seconds
+  int64_t bytes_per_embedding = 0;  // dim x element size of the stored dtype
+};
+
+// Collective (communicator null when world.size == 1).
+EmbedSummary run_embed(const EmbedConfig& config, const dist::World& world, dist::Communicator* communicator);
+
+}  // namespace gf::eval

@@ -1,0 +1,255 @@
+#include "eval/results.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <limits>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+
+#include "eval/statistics.hpp"
+
+namespace gf::eval {
+namespace {
+
+using Key = std::pair<std::string, std::optional<int64_t>>;  // (task, class)
+
+nlohmann::json number_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+double number_from(const nlohmann::json& j) {
+  return j.is_null() ? std::numeric_limits<double>::quiet_NaN() : j.get<double>();
+}
+nlohmann::json class_json(const std::optional<int64_t>& cls) {
+  return cls ? nlohmann::json(*cls) : nlohmann::json(nullptr);
+}
+
+std::string fixed(double v, int digits) {
+  if (!std::isfinite(v)) return "n/a";
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(digits) << v;
+  return out.str();
+}
+
+std::string column_name(const std::string& task, const std::optional<int64_t>& cls) {
+  return cls ? task + " [" + std::to_string(*cls) + "]" : task;
+}
+
+// Writes `text` to path via a temporary file, fsync and rename.
+void write_text_atomic(const std::string& path, const std::string& text) {
+  const std::string temporary = path + ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+    if (!out) throw std::runtime_error(temporary + ": cannot create the file");
+    out << text;
+    out.flush();
+    if (!out) throw std::runtime_error(temporary + ": write failed");
+  }
+  const int fd = ::open(temporary.c_str(), O_RDONLY);
+  if (fd < 0 || ::fsync(fd) != 0) {
+    if (fd >= 0) ::close(fd);
+    throw std::runtime_error(temporary + ": fsync failed");
+  }
+  ::close(fd);
+  std::filesystem::rename(temporary, path);
+}
+
+// (task, class) columns in task order, classes ascending, as the records hold them.
+std::vector<Key> result_columns(const ProbeResults& results) {
+  std::vector<Key> columns;
+  for (const auto& task : results.tasks) {
+    std::map<std::optional<int64_t>, bool> classes;
+    for (const auto& r : results.records)
+      if (r.task == task) classes[r.cls] = true;
+    for (const auto& [cls, unused] : classes) columns.emplace_back(task, cls);
+  }
+  return columns;
+}
+
+std::string results_csv(const ProbeResults& results) {
+  std::ostringstream out;
+  out << "model,task,class,auroc,auroc_median,auroc_ci_low,auroc_ci_high,auprc,balanced_accuracy,n_train,n_test\n";
+  auto number = [](double v) {
+    if (!std::isfinite(v)) return std::string();
+    std::ostringstream text;
+    text << std::setprecision(17) << v;
+    return text.str();
+  };
+  for (const auto& r : results.records)
+    out << r.model << ',' << r.task << ',' << (r.cls ? std::to_string(*r.cls) : "") << ',' << number(r.auroc) << ','
+        << number(r.auroc_median) << ',' << number(r.auroc_ci_low) << ',' << number(r.auroc_ci_high) << ','
+        << number(r.auprc) << ',' << number(r.balanced_accuracy) << ',' << r.n_train << ',' << r.n_test << '\n';
+  return out.str();
+}
+
+std::string results_markdown(const ProbeResults& results) {
+  const std::vector<Key> columns = result_columns(results);
+  std::map<std::pair<std::string, Key>, const ProbeRecord*> by_model;
+  for (const auto& r : results.records) by_model[{r.model, {r.task, r.cls}}] = &r;
+  std::map<Key, const Comparison*> comparisons;
+  for (const auto& c : results.comparisons) comparisons[{c.task, c.cls}] = &c;
+
+  std::ostringstream md;
+  md << "# Linear probe results\n\n"
+     << "Median AUROC over the bootstrap resamples of the test set (best per task in bold); "
+     << "last row: Wilcoxon signed-rank p of best vs second best (*** = p < 0.0001).\n\n";
+  md << "| model |";
+  for (const auto& [task, cls] : columns) md << ' ' << column_name(task, cls) << " |";
+  md << "\n|---|";
+  for (size_t i = 0; i < columns.size(); ++i) md << "---|";
+  md << '\n';
+  for (const auto& model : results.models) {
+    md << "| " << model << " |";
+    for (const auto& key : columns) {
+      const auto found = by_model.find({model, key});
+      const auto comparison = comparisons.find(key);
+      if (found == by_model.end()) {
+        md << " - |";
+        continue;
+      }
+      const bool best = comparison != comparisons.end() && comparison->second->best == model;
+      const std::string value = fixed(found->second->auroc_median, 4);
+      md << ' ' << (best ? "**" + value + "**" : value) << " |";
+    }
+    md << '\n';
+  }
+  md << "| p (best vs second) |";
+  for (const auto& key : columns) {
+    const auto comparison = comparisons.find(key);
+    md << ' ' << (comparison == comparisons.end() ? "-" : format_p_value(comparison->second->p_value)) << " |";
+  }
+  md << "\n\n## Wins\n\nA win: best median AUROC with p < alpha against the second best; otherwise a tie "
+     << "for first place for both.\n\n| model | wins | ties |\n|---|---|---|\n";
+  for (const auto& model : results.models) {
+    int wins = 0, ties = 0;
+    for (const auto& c : results.comparisons) {
+      if (c.outcome == "win" && c.best == model) ++wins;
+      if (c.outcome == "tie" && (c.best == model || c.second == model)) ++ties;
+    }
+    md << "| " << model << " | " << wins << " | " << ties << " |\n";
+  }
+  md << "\n## Details\n\n| model | task | class | AUROC | median [95% CI] | AUPRC | balanced accuracy | n train | n test |\n"
+     << "|---|---|---|---|---|---|---|---|---|\n";
+  for (const auto& r : results.records)
+    md << "| " << r.model << " | " << r.task << " | " << (r.cls ? std::to_string(*r.cls) : "") << " | "
+       << fixed(r.auroc, 4) << " | " << fixed(r.auroc_median, 4) << " [" << fixed(r.auroc_ci_low, 4) << ", "
+       << fixed(r.auroc_ci_high, 4) << "] | " << fixed(r.auprc, 4) << " | " << fixed(r.balanced_accuracy, 4)
+       << " | " << r.n_train << " | " << r.n_test << " |\n";
+  if (!results.errors.empty()) {
+    md << "\n## Errors\n\n";
+    for (const auto& e : results.errors)
+      md << "- " << e.task << (e.model.empty() ? "" : " (" + e.model + ")") << ": " << e.message << '\n';
+  }
+  return md.str();
+}
+
+}  // namespace
+
+std::vector<Comparison> compare_models(const std::vector<std::string>& models,
+                                       const std::vector<std::string>& tasks,
+                                       const std::vector<ProbeRecord>& records, double alpha) {
+  std::map<std::string, size_t> model_order;
+  for (size_t i = 0; i < models.size(); ++i) model_order[models[i]] = i;
+  std::map<Key, std::vector<const ProbeRecord*>> groups;
+  for (const auto& r : records) groups[{r.task, r.cls}].push_back(&r);
+  std::vector<Comparison> comparisons;
+  for (const auto& task : tasks)
+    for (auto& [key, group] : groups) {
+      if (key.first != task || group.size() < 2) continue;
+      std::stable_sort(group.begin(), group.end(), [&](const ProbeRecord* a, const ProbeRecord* b) {
+        if (a->auroc_median != b->auroc_median) return a->auroc_median > b->auroc_median;
+        return model_order[a->model] < model_order[b->model];
+      });
+      Comparison c;
+      c.task = key.first;
+      c.cls = key.second;
+      c.best = group[0]->model;
+      c.second = group[1]->model;
+      c.p_value = wilcoxon_signed_rank(group[0]->bootstrap, group[1]->bootstrap).p_value;
+      c.outcome = c.p_value < alpha ? "win" : "tie";
+      comparisons.push_back(c);
+    }
+  return comparisons;
+}
+
+std::string format_p_value(double p) {
+  if (!std::isfinite(p)) return "n/a";
+  if (p < 0.0001) return "***";
+  return "p=" + fixed(p, 4);
+}
+
+nlohmann::json record_to_json(const ProbeRecord& r, bool with_bootstrap) {
+  nlohmann::json j = {{"model", r.model},
+                      {"task", r.task},
+                      {"class", class_json(r.cls)},
+                      {"auroc", number_or_null(r.auroc)},
+                      {"auroc_median", number_or_null(r.auroc_median)},
+                      {"auroc_ci_low", number_or_null(r.auroc_ci_low)},
+                      {"auroc_ci_high", number_or_null(r.auroc_ci_high)},
+                      {"auprc", number_or_null(r.auprc)},
+                      {"balanced_accuracy", number_or_null(r.balanced_accuracy)},
+                      {"n_train", r.n_train},
+                      {"n_test", r.n_test}};
+  if (with_bootstrap) {
+    nlohmann::json values = nlohmann::json::array();
+    for (double v : r.bootstrap) values.push_back(number_or_null(v));
+    j["bootstrap"] = values;
+  }
+  return j;
+}
+
+ProbeRecord record_from_json(const nlohmann::json& j) {
+  ProbeRecord r;
+  r.model = j.at("model").get<std::string>();
+  r.task = j.at("task").get<std::string>();
+  if (!j.at("class").is_null()) r.cls = j.at("class").get<int64_t>();
+  r.auroc = number_from(j.at("auroc"));
+  r.auroc_median = number_from(j.at("auroc_median"));
+  r.auroc_ci_low = number_from(j.at("auroc_ci_low"));
+  r.auroc_ci_high = number_from(j.at("auroc_ci_high"));
+  r.auprc = number_from(j.at("auprc"));
+  r.balanced_accuracy = number_from(j.at("balanced_accuracy"));
+  r.n_train = j.at("n_train").get<int64_t>();
+  r.n_test = j.at("n_test").get<int64_t>();
+  if (j.contains("bootstrap"))
+    for (const auto& v : j["bootstrap"]) r.bootstrap.push_back(number_from(v));
+  return r;
+}
+
+nlohmann::json results_to_json(const ProbeResults& results) {
+  nlohmann::json j = {{"models", results.models},
+                      {"tasks", results.tasks},
+                      {"bootstrap", {{"resamples", results.bootstrap}, {"seed", results.seed}}},
+                      {"alpha", results.alpha}};
+  j["results"] = nlohmann::json::array();
+  for (const auto& r : results.records) j["results"].push_back(record_to_json(r, false));
+  j["comparisons"] = nlohmann::json::array();
+  for (const auto& c : results.comparisons)
+    j["comparisons"].push_back({{"task", c.task},
+                                {"class", class_json(c.cls)},
+                                {"best", c.best},
+                                {"second", c.second},
+                                {"p_value", number_or_null(c.p_value)},
+                                {"outcome", c.outcome}});
+  j["errors"] = nlohmann::json::array();
+  for (const auto& e : results.errors)
+    j["errors"].push_back({{"task", e.task}, {"model", e.model.empty() ? nlohmann::json(nullptr) : nlohmann::json(e.model)},
+                           {"message", e.message}});
+  return j;
+}
+
+void write_results(const std::string& out_dir, const ProbeResults& results) {
+  std::filesystem::create_directories(out_dir);
+  const std::filesystem::path dir(out_dir);
+  write_text_atomic((dir / "results.json").string(), results_to_json(results).dump(2) + "\n");
+  write_text_atomic((dir / "results.csv").string(), results_csv(results));
+  write_text_atomic((dir / "results.md").string(), results_markdown(results));
+}
+
+}  // namespace gf::eval

@@ -1,0 +1,143 @@
+// `greenfound cost`: prices a planned run before it is submitted. Work comes from the run
+// config (architecture, image size, epochs) as analytic FLOPs; hours from an assumed
+// utilisation of the GPU's dense bf16 peak; energy, carbon and money from energy/cost.hpp.
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "energy/cost.hpp"
+#include "energy/energy_options.hpp"
+#include "launcher/commands.hpp"
+#include "launcher/config_file.hpp"
+#include "model/arch_registry.hpp"
+#include "train/run_config.hpp"
+
+namespace gf::launcher {
+namespace {
+
+// The published recipe trained on exactly 75,000 images (shared/reference/retfound-green.md).
+constexpr double kPublishedImages = 75000;
+// Forward passes per training image, in forward-FLOP units: the frozen teacher's forward (1),
+// the student's forward (1) and backward (2: gradients of activations and of weights).
+// The residual projector (two 384x384 matmuls per token) adds < 1% and is left out.
+constexpr double kTrainingForwards = 4.0;
+
+struct CostFlags {
+  std::string config;
+  std::string gpu;
+  int gpus = 1;
+  double hours = 0;
+  double images = 0;
+  double epochs = 0;
+  double dataset_images = kPublishedImages;
+  double mfu = energy::kDefaultMfu;
+  std::string gpu_table;
+  std::vector<std::string> sets;
+};
+
+std::string fixed(double x, int digits) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof(buffer), "%.*f", digits, x);
+  return buffer;
+}
+
+std::string sci(double x) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof(buffer), "%.3g", x);
+  return buffer;
+}
+
+std::string money(double usd) { return "$" + fixed(usd, usd < 10 ? 2 : 0); }
+
+// 9000000 → "9,000,000"
+std::string grouped(double x) {
+  std::string digits = fixed(std::round(x), 0), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+void run_cost(const CostFlags& flags) {
+  const nlohmann::json json = load_config(flags.config, flags.sets);
+  const train::RunConfig config = train::parse_run_config(json, flags.config);
+  const energy::EnergyOptions options = energy::energy_options_from_json(config.energy);
+  auto table = energy::gpu_table_for(options);
+  if (!flags.gpu_table.empty()) energy::apply_gpu_table_file(table, flags.gpu_table);
+  const energy::GpuSpec gpu = energy::require_gpu(table, flags.gpu);
+
+  const model::VitOptions vit = model::arch_options(config.model.arch, config.model.img_size);
+  const double forward = model::forward_flops(vit);
+  const double per_image = kTrainingForwards * forward;
+  const double sustained = gpu.dense_tflops * 1e12 * flags.mfu;  // FLOP/s per GPU
+
+  double images = 0, hours = 0;
+  std::string work;
+  if (flags.hours > 0) {
+    hours = flags.hours;
+    images = hours * 3600.0 * sustained * flags.gpus / per_image;
+    work = fixed(hours, 2) + " h fit " + grouped(images) + " images (" +
+           fixed(images / flags.dataset_images, 1) + " epochs of " + grouped(flags.dataset_images) + ")";
+  } else {
+    const double epochs = flags.epochs > 0 ? flags.epochs : static_cast<double>(config.optim.epochs);
+    images = flags.images > 0 ? flags.images : epochs * flags.dataset_images;
+    hours = energy::hours_for_flops(images * per_image, gpu, flags.gpus, flags.mfu);
+    work = flags.images > 0 ? grouped(images) + " images"
+                            : fixed(epochs, 0) + " epochs x " + grouped(flags.dataset_images) + " images = " +
+                                  grouped(images) + " images";
+    work += " = " + sci(images * per_image) + " FLOPs";
+  }
+  const energy::Estimate estimate = energy::estimate_run({gpu, flags.gpus, hours}, options);
+  const energy::Bill& bill = estimate.bill;
+  const double steps = images / static_cast<double>(config.data.batch_size);
+
+  std::cout << "greenfound cost: " << flags.config << " on " << flags.gpus << " x " << gpu.name << "\n"
+            << "  model      " << config.model.arch << " at " << config.model.img_size << " px: "
+            << fixed(forward / 1e9, 1) << " GFLOP forward per image\n"
+            << "  training   " << fixed(kTrainingForwards, 0) << " x forward per image (teacher forward + student "
+            << "forward and backward) = " << fixed(per_image / 1e9, 1) << " GFLOP\n"
+            << "  work       " << work << ", " << grouped(steps) << " steps of " << config.data.batch_size << "\n"
+            << "  assumed    " << fixed(flags.mfu * 100, 0) << "% of " << gpu.name << " dense bf16 peak "
+            << fixed(gpu.dense_tflops, 0) << " TFLOPS = " << fixed(sustained / 1e12, 0) << " TFLOPS per GPU; "
+            << fixed(gpu.board_power_w, 0) << " W board power (GPU only, host in PUE); "
+            << money(estimate.device_price_per_hour) << "/GPU-h\n"
+            << "             PUE " << fixed(options.pue, 2) << ", " << fixed(options.carbon_g_per_kwh, 0)
+            << " g CO2e/kWh, $" << fixed(options.energy_price_per_kwh, 2) << "/kWh\n"
+            << "  time       " << fixed(hours, 2) << " h wall, " << fixed(bill.device_hours, 2) << " GPU-hours\n"
+            << "  energy     " << fixed(bill.kwh, 2) << " kWh (x PUE " << fixed(options.pue, 2) << " = "
+            << fixed(bill.kwh_x_pue, 2) << " kWh)\n"
+            << "  carbon     " << fixed(bill.co2e_kg, 2) << " kg CO2e\n"
+            << "  cost       " << money(bill.cost) << " = " << money(bill.device_cost) << " GPU time + "
+            << money(bill.energy_cost) << " energy\n"
+            << "  published  RETFound-Green \"less than $100\" (RETFound-MEH $10,000, DERETFound $14,000)\n";
+}
+
+}  // namespace
+
+void setup_cost(CLI::App& sub) {
+  auto flags = std::make_shared<CostFlags>();
+  sub.add_option("--config", flags->config, "Run config (configs/paper.json)")->required();
+  sub.add_option("--gpu", flags->gpu, "GPU model: A100, H100, V100, RTX A6000, RTX 4090, or a --gpu-table row")
+      ->required();
+  sub.add_option("--gpus", flags->gpus, "Number of GPUs")->check(CLI::PositiveNumber);
+  auto* hours = sub.add_option("--hours", flags->hours, "Wall-clock hours of the run")->check(CLI::PositiveNumber);
+  auto* images = sub.add_option("--images", flags->images, "Training images to process")->check(CLI::PositiveNumber);
+  auto* epochs = sub.add_option("--epochs", flags->epochs, "Epochs (default: the config's optim.epochs)")
+                     ->check(CLI::PositiveNumber);
+  hours->excludes(images)->excludes(epochs);
+  images->excludes(epochs);
+  sub.add_option("--dataset-images", flags->dataset_images, "Images per epoch (default: the published 75,000)")
+      ->check(CLI::PositiveNumber);
+  sub.add_option("--mfu", flags->mfu, "Assumed utilisation of the dense bf16 peak (default 0.35)")
+      ->check(CLI::Range(0.01, 1.0));
+  sub.add_option("--gpu-table", flags->gpu_table,
+                 "JSON {\"NAME\": {\"board_power_w\", \"price_per_hour\", \"dense_tflops\"}} overriding or adding GPUs");
+  sub.add_option("--set", flags->sets, "Override a config field: section.key=value (repeatable), e.g. energy.pue=1.2");
+  sub.callback([flags] { run_cost(*flags); });
+}
+
+}  // namespace gf::launcher

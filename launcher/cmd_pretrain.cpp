@@ -1,0 +1,55 @@
+// `greenfound pretrain`: loads the run config (file + --set overrides + flags), validates it
+// (train/run_config.hpp) and calls train::pretrain. A run stopped by SIGUSR1/SIGTERM exits
+// with train::kExitPreempted so SLURM requeues it.
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "launcher/commands.hpp"
+#include "launcher/config_file.hpp"
+#include "train/pretrain.hpp"
+#include "train/run_config.hpp"
+
+namespace gf::launcher {
+namespace {
+
+struct PretrainFlags {
+  std::string config;
+  std::string data;
+  std::string run_dir;
+  std::string resume;
+  int64_t max_steps = 0;
+  std::vector<std::string> sets;
+};
+
+void run_pretrain(const PretrainFlags& flags) {
+  nlohmann::json json = load_config(flags.config, flags.sets);
+  if (!flags.data.empty()) {
+    if (!json.contains("data")) json["data"] = nlohmann::json::object();
+    json["data"]["path"] = flags.data;
+  }
+  const train::RunConfig config = train::parse_run_config(json, flags.config);
+  train::PretrainOptions options;
+  options.run_dir = flags.run_dir.empty() ? "runs/" + std::filesystem::path(flags.config).stem().string() : flags.run_dir;
+  options.resume = flags.resume;
+  options.max_steps = flags.max_steps;
+  const train::PretrainResult result = train::pretrain(config, options);
+  if (result.status == train::PretrainStatus::kPreempted) throw CLI::RuntimeError(train::kExitPreempted);
+}
+
+}  // namespace
+
+void setup_pretrain(CLI::App& sub) {
+  auto flags = std::make_shared<PretrainFlags>();
+  sub.add_option("--config", flags->config, "Run config (configs/paper.json, configs/demo.json)")->required();
+  sub.add_option("--data", flags->data, "Packed dataset folder (overrides data.path)");
+  sub.add_option("--run-dir", flags->run_dir, "Run folder (default runs/<config name>)");
+  sub.add_option("--max-steps", flags->max_steps, "Stop with a checkpoint once this many optimizer steps are done")
+      ->check(CLI::NonNegativeNumber);
+  sub.add_option("--resume", flags->resume, "auto (newest complete checkpoint of the run folder) or a checkpoint folder");
+  sub.add_option("--set", flags->sets, "Override a config field: section.key=value (repeatable)");
+  sub.callback([flags] { run_pretrain(*flags); });
+}
+
+}  // namespace gf::launcher

@@ -1,0 +1,211 @@
+// `greenfound status RUN_DIR`: the SLURM state of the run's jobs (slurm/scheduler.hpp), its
+// progress from metrics.jsonl and the energy used so far from energy.csv.
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "launcher/commands.hpp"
+#include "slurm/scheduler.hpp"
+
+namespace gf::launcher {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::string duration(double seconds) {
+  const long s = std::lround(seconds);
+  char text[32];
+  if (s >= 86400) std::snprintf(text, sizeof text, "%ldd %02ld:%02ld:%02ld", s / 86400, s / 3600 % 24, s / 60 % 60, s % 60);
+  else std::snprintf(text, sizeof text, "%02ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+  return text;
+}
+
+// What metrics.jsonl (one record per optimizer step, train/run_log.hpp) tells about progress.
+struct Progress {
+  json last;                 // the newest complete record (a torn last line is skipped)
+  double step_seconds = NAN; // mean of the last kRecent records' time_s.step
+  double steps_per_epoch = NAN;  // records of the longest finished epoch, when one has finished
+};
+
+Progress read_progress(const fs::path& file) {
+  constexpr size_t kRecent = 20;
+  std::ifstream in(file);
+  Progress p;
+  std::vector<double> recent;
+  std::map<long, long> per_epoch;
+  for (std::string line; std::getline(in, line);) {
+    auto record = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!record.is_object()) continue;
+    if (record.contains("epoch") && record["epoch"].is_number()) per_epoch[record["epoch"].get<long>()]++;
+    if (record.contains("time_s") && record["time_s"].is_object() && record["time_s"].contains("step") &&
+        record["time_s"]["step"].is_number()) {
+      recent.push_back(record["time_s"]["step"].get<double>());
+      if (recent.size() > kRecent) recent.erase(recent.begin());
+    }
+    p.last = std::move(record);
+  }
+  if (!recent.empty()) {
+    double sum = 0;
+    for (double t : recent) sum += t;
+    p.step_seconds = sum / recent.size();
+  }
+  if (per_epoch.size() > 1) {
+    long longest = 0;
+    for (auto it = per_epoch.begin(); std::next(it) != per_epoch.end(); ++it) longest = std::max(longest, it->second);
+    p.steps_per_epoch = static_cast<double>(longest);
+  }
+  return p;
+}
+
+double number(const json& record, const char* key) {
+  return record.contains(key) && record[key].is_number() ? record[key].get<double>() : NAN;
+}
+
+// Total optimizer steps of the run: train.max_steps of the resolved config.json when set,
+// else epochs x steps per epoch once an epoch has finished.
+double total_steps(const Progress& progress, const fs::path& run_dir) {
+  std::ifstream in(run_dir / "config.json");
+  const json config = in ? json::parse(in, nullptr, false) : json();
+  if (!config.is_object()) return NAN;
+  if (config.contains("train") && config["train"].value("max_steps", 0) > 0) return config["train"]["max_steps"].get<double>();
+  if (!std::isnan(progress.steps_per_epoch) && config.contains("optim"))
+    return progress.steps_per_epoch * config["optim"].value("epochs", 0);
+  return NAN;
+}
+
+void print_progress(const fs::path& run_dir) {
+  const Progress progress = read_progress(run_dir / "metrics.jsonl");
+  const json& record = progress.last;
+  if (record.is_null()) {
+    std::cout << "progress: no metrics yet (" << (run_dir / "metrics.jsonl").string() << ")\n";
+    return;
+  }
+  const double step = number(record, "step");
+  std::ostringstream os;
+  os << "progress: step " << (std::isnan(step) ? std::string("?") : std::to_string(static_cast<long>(step)));
+  const double total = total_steps(progress, run_dir);
+  if (!std::isnan(total)) os << "/" << static_cast<long>(total);
+  const double epoch = number(record, "epoch");
+  if (!std::isnan(epoch)) os << ", epoch " << static_cast<long>(epoch);
+  const double loss = number(record, "loss");
+  if (!std::isnan(loss)) os << ", loss " << loss;
+  const double images_per_s = number(record, "images_per_s");
+  if (!std::isnan(images_per_s)) os << ", " << std::lround(images_per_s * 10) / 10.0 << " images/s";
+  if (!std::isnan(total) && !std::isnan(step) && !std::isnan(progress.step_seconds) && total > step)
+    os << ", ETA " << duration((total - step) * progress.step_seconds);
+  std::cout << os.str() << "\n";
+}
+
+// energy.csv (time,rank,host,device,domain,joules,watts,label): joules are cumulative per
+// (rank, host, device, domain) within one run of the stage; a requeued run starts again from
+// zero, so a drop marks a new segment and the previous one's last value is carried over.
+void print_energy(const fs::path& run_dir) {
+  std::ifstream in(run_dir / "energy.csv");
+  if (!in) {
+    std::cout << "energy: no energy.csv yet\n";
+    return;
+  }
+  std::string header;
+  std::getline(in, header);
+  std::vector<std::string> columns;
+  for (std::stringstream ss(header); ss.good();) {
+    std::string c;
+    std::getline(ss, c, ',');
+    columns.push_back(c);
+  }
+  auto column = [&](const std::string& name) {
+    for (size_t i = 0; i < columns.size(); ++i)
+      if (columns[i] == name) return static_cast<int>(i);
+    return -1;
+  };
+  const int c_rank = column("rank"), c_host = column("host"), c_device = column("device"), c_domain = column("domain"),
+            c_joules = column("joules"), c_label = column("label");
+  if (c_joules < 0) {
+    std::cout << "energy: " << (run_dir / "energy.csv").string() << " has no joules column\n";
+    return;
+  }
+  struct Series {
+    double carried = 0, last = 0;
+  };
+  std::map<std::string, Series> series;
+  std::map<std::string, int> labels;
+  for (std::string line; std::getline(in, line);) {
+    std::vector<std::string> f;
+    for (std::stringstream ss(line); ss.good();) {
+      std::string c;
+      std::getline(ss, c, ',');
+      f.push_back(c);
+    }
+    if (static_cast<int>(f.size()) < static_cast<int>(columns.size())) continue;  // a torn last line
+    auto at = [&](int i) { return i >= 0 ? f[i] : std::string(); };
+    char* end = nullptr;
+    const double joules = std::strtod(f[c_joules].c_str(), &end);
+    if (end == f[c_joules].c_str()) continue;
+    Series& s = series[at(c_rank) + "|" + at(c_host) + "|" + at(c_device) + "|" + at(c_domain)];
+    if (joules < s.last) s.carried += s.last;
+    s.last = joules;
+    if (c_label >= 0) labels[f[c_label]]++;
+  }
+  double total = 0;
+  for (const auto& [key, s] : series) total += s.carried + s.last;
+  std::cout << "energy so far: " << std::lround(total) << " J = " << total / 3.6e6 << " kWh";
+  if (!labels.empty()) {
+    std::string names;
+    for (const auto& [label, n] : labels) names += (names.empty() ? "" : ", ") + label;
+    std::cout << " (" << names << ")";
+  }
+  std::cout << "\n";
+}
+
+void print_job(const std::string& job_id, bool latest) {
+  const auto state = slurm::query_job(job_id);
+  std::cout << (latest ? "job " : "  earlier job ") << job_id << ": " << state.state;
+  if (!state.reason.empty() && state.reason != "None") std::cout << " (" << state.reason << ")";
+  if (state.restarts > 0) std::cout << ", requeued " << state.restarts << "x";
+  if (!state.exit_code.empty() && state.state != "RUNNING" && state.state != "PENDING") std::cout << ", exit " << state.exit_code;
+  if (!state.source.empty()) std::cout << "  [" << state.source << "]";
+  std::cout << "\n";
+  if (latest)
+    for (const auto& task : state.tasks) {
+      std::cout << "  task " << task.job_id << ": " << task.state;
+      if (!task.reason.empty() && task.reason != "None") std::cout << " (" << task.reason << ")";
+      std::cout << "\n";
+    }
+}
+
+void run_status(const std::string& run_dir_arg) {
+  const fs::path run_dir = fs::absolute(run_dir_arg).lexically_normal();
+  if (!fs::is_directory(run_dir)) throw std::runtime_error(run_dir.string() + ": not a run folder (no such directory)");
+  std::cout << "run: " << run_dir.string() << "\n";
+  const auto ids = slurm::recorded_job_ids(run_dir.string());
+  if (ids.empty()) {
+    std::cout << "job: none recorded (" << (run_dir / "slurm" / "job_ids").string() << ")\n";
+  } else if (!slurm::on_path("squeue") && !slurm::on_path("scontrol") && !slurm::on_path("sacct")) {
+    std::cout << "job " << ids.back() << ": state unknown (no squeue, scontrol or sacct on PATH)\n";
+  } else {
+    print_job(ids.back(), true);
+    for (size_t i = ids.size() - 1; i-- > 0;) print_job(ids[i], false);
+  }
+  print_progress(run_dir);
+  print_energy(run_dir);
+}
+
+}  // namespace
+
+void setup_status(CLI::App& sub) {
+  auto run_dir = std::make_shared<std::string>();
+  sub.add_option("run_dir", *run_dir, "Run folder")->required();
+  sub.callback([run_dir] { run_status(*run_dir); });
+}
+
+}  // namespace gf::launcher

@@ -1,0 +1,187 @@
+#include "slurm/job_spec.hpp"
+
+#include <cstdlib>
+#include <fstream>
+#include <regex>
+#include <stdexcept>
+
+namespace gf::slurm {
+namespace {
+
+using nlohmann::json;
+
+[[noreturn]] void type_error(const std::string& origin, const std::string& key, const json& value, const char* expected) {
+  throw std::runtime_error(origin + ": " + key + ": found " + value.dump() + ", expected " + expected);
+}
+
+int get_int(const std::string& origin, const std::string& key, const json& value) {
+  if (!value.is_number_integer()) type_error(origin, key, value, "an integer");
+  return value.get<int>();
+}
+
+std::string get_string(const std::string& origin, const std::string& key, const json& value) {
+  if (!value.is_string()) type_error(origin, key, value, "a string");
+  return value.get<std::string>();
+}
+
+std::vector<std::string> get_strings(const std::string& origin, const std::string& key, const json& value) {
+  if (!value.is_array()) type_error(origin, key, value, "a list of strings");
+  std::vector<std::string> out;
+  for (const auto& item : value) {
+    if (!item.is_string()) type_error(origin, key, value, "a list of strings");
+    out.push_back(item.get<std::string>());
+  }
+  return out;
+}
+
+[[noreturn]] void invalid(const std::string& field, const std::string& found, const std::string& expected) {
+  throw std::runtime_error("slurm job: " + field + ": found " + found + ", expected " + expected);
+}
+
+}  // namespace
+
+nlohmann::json load_site(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error(path + ": cannot open site file");
+  json site;
+  try {
+    site = json::parse(in);
+  } catch (const json::parse_error& e) {
+    throw std::runtime_error(path + ": not valid JSON (" + e.what() + ")");
+  }
+  if (!site.is_object()) throw std::runtime_error(path + ": found " + std::string(site.type_name()) + ", expected a JSON object");
+  return site;
+}
+
+nlohmann::json resolve_site(const std::string& explicit_path) {
+  if (!explicit_path.empty()) return load_site(explicit_path);
+  const char* env = std::getenv("GREENFOUND_SITE");
+  if (env && *env) return load_site(env);
+  return json::object();
+}
+
+void apply_json(JobSpec& spec, const nlohmann::json& layer, const std::string& origin) {
+  if (!layer.is_object()) throw std::runtime_error(origin + ": found " + layer.dump() + ", expected a JSON object");
+  for (const auto& [key, value] : layer.items()) {
+    if (key == "job_name") spec.job_name = get_string(origin, key, value);
+    else if (key == "nodes") spec.nodes = get_int(origin, key, value);
+    else if (key == "ntasks_per_node") spec.ntasks_per_node = get_int(origin, key, value);
+    else if (key == "gpus_per_node") spec.gpus_per_node = get_int(origin, key, value);
+    else if (key == "gpu_type") spec.gpu_type = get_string(origin, key, value);
+    else if (key == "cpus_per_task") spec.cpus_per_task = get_int(origin, key, value);
+    else if (key == "time") spec.time = get_string(origin, key, value);
+    else if (key == "partition") spec.partition = get_string(origin, key, value);
+    else if (key == "account") spec.account = get_string(origin, key, value);
+    else if (key == "qos") spec.qos = get_string(origin, key, value);
+    else if (key == "mem") spec.mem = get_string(origin, key, value);
+    else if (key == "array") spec.array = get_string(origin, key, value);
+    else if (key == "array_throttle") spec.array_throttle = get_int(origin, key, value);
+    else if (key == "signal") spec.signal = get_string(origin, key, value);
+    else if (key == "signal_seconds") spec.signal_seconds = get_int(origin, key, value);
+    else if (key == "requeue") {
+      if (!value.is_boolean()) type_error(origin, key, value, "true or false");
+      spec.requeue = value.get<bool>();
+    } else if (key == "launcher") {
+      const std::string name = get_string(origin, key, value);
+      if (name == "srun") spec.launcher = RankLauncher::kSrun;
+      else if (name == "mpirun") spec.launcher = RankLauncher::kMpirun;
+      else type_error(origin, key, value, "\"srun\" or \"mpirun\"");
+    } else if (key == "modules") spec.modules = get_strings(origin, key, value);
+    else if (key == "extra_sbatch") spec.extra_sbatch = get_strings(origin, key, value);
+    else if (key == "environment") {
+      if (!value.is_object()) type_error(origin, key, value, "an object of NAME: \"value\"");
+      for (const auto& [name, v] : value.items()) {
+        if (v.is_string()) spec.environment[name] = v.get<std::string>();
+        else if (v.is_number() || v.is_boolean()) spec.environment[name] = v.dump();
+        else type_error(origin, key + "." + name, v, "a string or number");
+      }
+    } else if (key == "output") spec.output = get_string(origin, key, value);
+    else if (key == "error") spec.error = get_string(origin, key, value);
+    else
+      throw std::runtime_error(origin + ": unknown key '" + key +
+                               "', expected one of job_name nodes ntasks_per_node gpus_per_node gpu_type cpus_per_task time "
+                               "partition account qos mem array array_throttle signal signal_seconds requeue launcher modules "
+                               "extra_sbatch environment output error");
+  }
+}
+
+long parse_time_limit(const std::string& text) {
+  // sbatch's forms: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S.
+  static const std::regex kForm(R"(^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$)");
+  std::smatch m;
+  if (!std::regex_match(text, m, kForm))
+    throw std::runtime_error("slurm job: time: found \"" + text + "\", expected HH:MM:SS, MM:SS, MM or D-HH[:MM[:SS]]");
+  auto num = [&](int i) { return m[i].matched ? std::stol(m[i].str()) : 0L; };
+  if (m[1].matched) return ((num(1) * 24 + num(2)) * 60 + num(3)) * 60 + num(4);
+  if (m[4].matched) return (num(2) * 60 + num(3)) * 60 + num(4);  // H:M:S
+  if (m[3].matched) return num(2) * 60 + num(3);                   // M:S
+  return num(2) * 60;                                              // M
+}
+
+void validate(const JobSpec& spec) {
+  static const std::regex kWord(R"(^[A-Za-z0-9_.+-]+$)");
+  static const std::regex kEnvName(R"(^[A-Za-z_][A-Za-z0-9_]*$)");
+  static const std::regex kArray(R"(^\d+(-\d+(:\d+)?)?(,\d+(-\d+(:\d+)?)?)*(%\d+)?$)");
+  static const std::regex kSignal(R"(^(SIG)?(USR1|USR2|TERM|INT|HUP|QUIT|ALRM|CONT|URG|\d+)$)");
+
+  if (!std::regex_match(spec.job_name, kWord)) invalid("job_name", "\"" + spec.job_name + "\"", "letters, digits, _ . + -");
+  if (spec.nodes < 1) invalid("nodes", std::to_string(spec.nodes), "at least 1");
+  if (spec.ntasks_per_node < 1) invalid("ntasks_per_node", std::to_string(spec.ntasks_per_node), "at least 1");
+  if (spec.cpus_per_task < 1) invalid("cpus_per_task", std::to_string(spec.cpus_per_task), "at least 1");
+  if (spec.gpus_per_node < 0) invalid("gpus_per_node", std::to_string(spec.gpus_per_node), "0 (CPU-only) or more");
+  if (spec.gpus_per_node > 0 && spec.ntasks_per_node > spec.gpus_per_node)
+    invalid("ntasks_per_node", std::to_string(spec.ntasks_per_node) + " ranks per node with gpus_per_node " + std::to_string(spec.gpus_per_node),
+            "at most one rank per GPU");
+  if (spec.gpus_per_node == 0 && !spec.gpu_type.empty())
+    invalid("gpu_type", "\"" + spec.gpu_type + "\" with gpus_per_node 0", "gpus_per_node > 0 when a GPU type is given");
+  if (!spec.gpu_type.empty() && !std::regex_match(spec.gpu_type, kWord))
+    invalid("gpu_type", "\"" + spec.gpu_type + "\"", "a GRES type name such as a100");
+  auto check_name = [](const char* field, const std::string& value) {
+    static const std::regex kName(R"(^[A-Za-z0-9_.,+-]+$)");
+    if (!value.empty() && !std::regex_match(value, kName)) invalid(field, "\"" + value + "\"", "a name without spaces or quotes");
+  };
+  check_name("partition", spec.partition);
+  check_name("account", spec.account);
+  check_name("qos", spec.qos);
+  check_name("mem", spec.mem);
+
+  const long limit = parse_time_limit(spec.time);
+  if (limit <= 0) invalid("time", "\"" + spec.time + "\"", "a time limit above zero");
+  if (!std::regex_match(spec.signal, kSignal)) invalid("signal", "\"" + spec.signal + "\"", "a signal name such as USR1");
+  if (spec.signal_seconds < 0 || spec.signal_seconds > 65535)
+    invalid("signal_seconds", std::to_string(spec.signal_seconds), "0 to 65535 (sbatch --signal)");
+  if (spec.signal_seconds >= limit)
+    invalid("signal_seconds", std::to_string(spec.signal_seconds) + " with time " + spec.time,
+            "fewer seconds than the time limit (" + std::to_string(limit) + " s)");
+  if (spec.requeue_exit_code < 1 || spec.requeue_exit_code > 125)
+    invalid("requeue_exit_code", std::to_string(spec.requeue_exit_code), "1 to 125 (126+ mean exec failure or a signal)");
+
+  if (!spec.array.empty() && !spec.array_tasks.empty())
+    invalid("array", "both a spec \"" + spec.array + "\" and per-task arguments", "one of them");
+  if (!spec.array.empty() && !std::regex_match(spec.array, kArray))
+    invalid("array", "\"" + spec.array + "\"", "a SLURM array spec such as 0-9, 1,3,5 or 0-15%4");
+  if (spec.array_throttle < 0) invalid("array_throttle", std::to_string(spec.array_throttle), "0 (no limit) or more");
+
+  for (const auto& line : spec.extra_sbatch)
+    if (line.rfind("--", 0) != 0 || line.find('\n') != std::string::npos)
+      invalid("extra_sbatch", "\"" + line + "\"", "one sbatch option per entry, starting with -- (e.g. \"--qos=high\")");
+  for (const auto& module : spec.modules)
+    if (module.empty() || module.find_first_of(" \t\n'\"") != std::string::npos)
+      invalid("modules", "\"" + module + "\"", "a module name such as openmpi/4.1");
+  for (const auto& [name, value] : spec.environment) {
+    if (!std::regex_match(name, kEnvName)) invalid("environment", "\"" + name + "\"", "a variable name ([A-Za-z_][A-Za-z0-9_]*)");
+    if (name == "OMP_NUM_THREADS") invalid("environment", "OMP_NUM_THREADS", "cpus_per_task to set it (it is exported from there)");
+  }
+  // #SBATCH lines are not shell words: paths there cannot be quoted, so they may not need it.
+  auto check_path = [](const char* field, const std::string& path, bool required) {
+    if (path.empty() && !required) return;
+    if (path.empty() || path[0] != '/' || path.find_first_of(" \t\n'\"\\$`") != std::string::npos)
+      invalid(field, "\"" + path + "\"", "an absolute path without spaces, quotes or $");
+  };
+  check_path("run_dir", spec.run_dir, true);
+  check_path("work_dir", spec.work_dir, false);
+  check_path("output", spec.output, false);
+  check_path("error", spec.error, false);
+}
+
+}  // namespace gf::slurm

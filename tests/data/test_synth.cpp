@@ -1,0 +1,374 @@
+// Synthetic fundus generator: determinism (seed, thread count), the labels.csv contract, class
+// balance, decoding by OpenCV and by an independent decoder (PIL), and that pixels carry the
+// labels (red-lesion counts grow with the DR grade, inadequate images are less sharp, sites
+// differ in colour). One 200-image set is drawn once for the whole suite.
+#include <gtest/gtest.h>
+#include <unistd.h>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "data/synth.hpp"
+
+namespace fs = std::filesystem;
+using gf::data::SynthLabels;
+using gf::data::SynthOptions;
+
+namespace {
+
+constexpr int kSetSize = 200;
+
+fs::path scratch(const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() / ("gf_test_synth_" + std::to_string(::getpid())) / name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+std::string read_bytes(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+std::vector<std::string> split(const std::string& line, char sep) {
+  std::vector<std::string> out;
+  std::stringstream ss(line);
+  std::string field;
+  while (std::getline(ss, field, sep)) out.push_back(field);
+  return out;
+}
+
+struct Csv {
+  std::vector<std::string> header;
+  std::vector<std::map<std::string, std::string>> rows;
+};
+
+Csv read_csv(const fs::path& path) {
+  std::ifstream in(path);
+  Csv csv;
+  std::string line;
+  std::getline(in, line);
+  csv.header = split(line, ',');
+  while (std::getline(in, line)) {
+    const std::vector<std::string> fields = split(line, ',');
+    std::map<std::string, std::string> row;
+    for (std::size_t i = 0; i < fields.size() && i < csv.header.size(); ++i) row[csv.header[i]] = fields[i];
+    csv.rows.push_back(row);
+  }
+  return csv;
+}
+
+// The fundus field, shrunk away from its rim (where the field stop makes strong edges).
+cv::Mat field_interior(const cv::Mat& bgr) {
+  cv::Mat grey, mask;
+  cv::cvtColor(bgr, grey, cv::COLOR_BGR2GRAY);
+  cv::threshold(grey, mask, 12, 255, cv::THRESH_BINARY);
+  cv::erode(mask, mask, cv::getStructuringElement(cv::MORPH_ELLIPSE, cv::Size(41, 41)));
+  return mask;
+}
+
+// Small dark-red blobs in the green channel (microaneurysms, dot/blot haemorrhages), not vessels:
+// closing with a line element fills dark details shorter than the line in its direction; the
+// minimum over orientations keeps vessels (long in one of them) and fills round spots only.
+int count_red_spots(const cv::Mat& bgr) {
+  cv::Mat green;
+  cv::extractChannel(bgr, green, 1);
+  cv::Mat vessels_only;
+  constexpr int kLine = 21;
+  for (int k = 0; k < 12; ++k) {
+    cv::Mat line = cv::Mat::zeros(kLine, kLine, CV_8U);
+    const double a = CV_PI * k / 12;
+    const cv::Point d(cvRound(std::cos(a) * kLine / 2), cvRound(std::sin(a) * kLine / 2));
+    cv::line(line, cv::Point(kLine / 2, kLine / 2) - d, cv::Point(kLine / 2, kLine / 2) + d, cv::Scalar(1));
+    cv::Mat closed;
+    cv::morphologyEx(green, closed, cv::MORPH_CLOSE, line);
+    vessels_only = k == 0 ? closed : cv::min(vessels_only, closed);
+  }
+  cv::Mat spots = vessels_only - green;
+  cv::threshold(spots, spots, 12, 255, cv::THRESH_BINARY);
+  spots &= field_interior(bgr);
+  cv::Mat labels, stats, centroids;
+  const int n = cv::connectedComponentsWithStats(spots, labels, stats, centroids, 8);
+  int count = 0;
+  for (int i = 1; i < n; ++i) count += stats.at<int>(i, cv::CC_STAT_AREA) >= 3;
+  return count;
+}
+
+// Sharpness after a 2x reduction, so sensor noise does not dominate the Laplacian.
+double laplacian_variance(const cv::Mat& bgr) {
+  cv::Mat grey, half, lap;
+  cv::cvtColor(bgr, grey, cv::COLOR_BGR2GRAY);
+  cv::resize(grey, half, cv::Size(), 0.5, 0.5, cv::INTER_AREA);
+  cv::Laplacian(half, lap, CV_32F, 3);
+  cv::Mat mask;
+  cv::resize(field_interior(bgr), mask, half.size(), 0, 0, cv::INTER_NEAREST);
+  cv::Scalar mean, stddev;
+  cv::meanStdDev(lap, mean, stddev, mask);
+  return stddev[0] * stddev[0];
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+class SynthSet : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new fs::path(scratch("set"));
+    SynthOptions o;
+    o.count = kSetSize;
+    o.seed = 11;
+    o.sites = 3;
+    o.threads = 2;
+    gf::data::write_synth_dataset(o, dir_->string());
+    csv_ = new Csv(read_csv(*dir_ / "labels.csv"));
+  }
+  static void TearDownTestSuite() {
+    fs::remove_all(dir_->parent_path());
+    delete dir_;
+    delete csv_;
+  }
+  static cv::Mat image(const std::map<std::string, std::string>& row) {
+    return cv::imread((*dir_ / (row.at("image_id") + ".jpg")).string(), cv::IMREAD_COLOR);
+  }
+  static fs::path* dir_;
+  static Csv* csv_;
+};
+
+fs::path* SynthSet::dir_ = nullptr;
+Csv* SynthSet::csv_ = nullptr;
+
+}  // namespace
+
+TEST(Synth, SameSeedGivesIdenticalBytesWhateverTheThreadCount) {
+  SynthOptions o;
+  o.count = 8;
+  o.seed = 5;
+  o.sites = 4;
+  o.threads = 1;
+  const fs::path a = scratch("one_thread"), b = scratch("three_threads");
+  gf::data::write_synth_dataset(o, a.string());
+  o.threads = 3;
+  gf::data::write_synth_dataset(o, b.string());
+  int files = 0;
+  for (const auto& entry : fs::directory_iterator(a)) {
+    const fs::path name = entry.path().filename();
+    ASSERT_TRUE(fs::exists(b / name)) << name;
+    EXPECT_EQ(read_bytes(a / name), read_bytes(b / name)) << name;
+    ++files;
+  }
+  EXPECT_EQ(files, 9);  // 8 JPEGs + labels.csv, no temporary left behind
+  fs::remove_all(a.parent_path());
+}
+
+TEST(Synth, DifferentSeedGivesDifferentImages) {
+  SynthOptions one, two;
+  one.seed = 1;
+  two.seed = 2;
+  for (int i = 0; i < 4; ++i) {
+    const cv::Mat a = gf::data::synth_sample(one, i).image;
+    EXPECT_EQ(cv::norm(a, gf::data::synth_sample(one, i).image, cv::NORM_INF), 0.0) << "index " << i;
+    const cv::Mat b = gf::data::synth_sample(two, i).image;
+    EXPECT_TRUE(a.size() != b.size() || cv::norm(a, b, cv::NORM_L1) > 0) << "index " << i;
+  }
+}
+
+TEST(Synth, RejectsBadOptions) {
+  SynthOptions o;
+  o.sites = 27;
+  EXPECT_THROW(gf::data::synth_sample(o, 0), std::runtime_error);
+  o.sites = 2;
+  o.frame_size = {10, 10};
+  EXPECT_THROW(gf::data::synth_sample(o, 0), std::runtime_error);
+}
+
+TEST(Synth, FrameSizeOverridesEverySite) {
+  SynthOptions o;
+  o.sites = 6;
+  o.frame_size = {320, 240};
+  for (int i = 0; i < 12; i += 3) EXPECT_EQ(gf::data::synth_sample(o, i).image.size(), cv::Size(320, 240));
+}
+
+TEST_F(SynthSet, LabelColumnsAndRows) {
+  const std::vector<std::string> expected(std::begin(gf::data::kSynthLabelColumns), std::end(gf::data::kSynthLabelColumns));
+  EXPECT_EQ(csv_->header, expected);
+  ASSERT_EQ(csv_->rows.size(), static_cast<std::size_t>(kSetSize));
+  std::set<std::string> ids, sites;
+  for (std::size_t i = 0; i < csv_->rows.size(); ++i) {
+    const auto& r = csv_->rows[i];
+    EXPECT_EQ(r.size(), expected.size());
+    EXPECT_TRUE(ids.insert(r.at("image_id")).second) << "duplicate " << r.at("image_id");
+    EXPECT_TRUE(fs::exists(*dir_ / (r.at("image_id") + ".jpg")));
+    EXPECT_EQ(r.at("image_id"), r.at("patient_id") + "_" + r.at("eye"));
+    EXPECT_EQ(r.at("eye"), i % 2 == 0 ? "L" : "R");
+    if (i % 2 == 1) {
+      const auto& fellow = csv_->rows[i - 1];
+      EXPECT_EQ(r.at("patient_id"), fellow.at("patient_id"));
+      EXPECT_EQ(r.at("site"), fellow.at("site"));
+      EXPECT_EQ(r.at("diabetes"), fellow.at("diabetes"));
+    }
+    sites.insert(r.at("site"));
+    const int grade = std::stoi(r.at("dr_grade"));
+    EXPECT_GE(grade, 0);
+    EXPECT_LE(grade, 4);
+    const double cdr = std::stod(r.at("cdr"));
+    EXPECT_EQ(r.at("glaucoma"), cdr > gf::data::kGlaucomaCdr ? "1" : "0") << r.at("image_id");
+    EXPECT_TRUE(r.at("quality") == "Adequate" || r.at("quality") == "Inadequate");
+    EXPECT_TRUE(r.at("diabetes") == "yes" || r.at("diabetes") == "no");
+    if (r.at("diabetes") == "no") EXPECT_EQ(grade, 0);
+  }
+  EXPECT_EQ(sites, (std::set<std::string>{"A", "B", "C"}));
+}
+
+TEST_F(SynthSet, EveryTaskHasEveryClass) {
+  std::map<std::string, std::map<std::string, int>> counts;
+  for (const auto& r : csv_->rows) {
+    for (const char* task : {"dr_grade", "macular_edema", "amd", "glaucoma", "quality", "diabetes"}) ++counts[task][r.at(task)];
+  }
+  EXPECT_EQ(counts["dr_grade"].size(), 5u);
+  for (const auto& [task, classes] : counts) {
+    if (task != "dr_grade") EXPECT_EQ(classes.size(), 2u) << task;
+    for (const auto& [value, n] : classes) {
+      std::cout << task << "=" << value << ": " << n << "\n";
+      EXPECT_GE(n, task == "dr_grade" ? 8 : 20) << task << "=" << value;  // >= 10% of 200 for binary tasks
+    }
+  }
+}
+
+TEST_F(SynthSet, FellowEyesShareDisease) {
+  int close_grades = 0, same_glaucoma = 0, pairs = 0;
+  for (std::size_t i = 1; i < csv_->rows.size(); i += 2) {
+    const auto &l = csv_->rows[i - 1], &r = csv_->rows[i];
+    close_grades += std::abs(std::stoi(l.at("dr_grade")) - std::stoi(r.at("dr_grade"))) <= 1;
+    same_glaucoma += std::abs(std::stod(l.at("cdr")) - std::stod(r.at("cdr"))) < 0.2;
+    ++pairs;
+  }
+  EXPECT_GE(close_grades, pairs * 9 / 10);
+  EXPECT_GE(same_glaucoma, pairs * 9 / 10);
+}
+
+TEST_F(SynthSet, ImagesDecodeAsNonSquareFramesWithBlackBorders) {
+  for (const auto& r : csv_->rows) {
+    const cv::Mat img = image(r);
+    ASSERT_FALSE(img.empty()) << r.at("image_id");
+    EXPECT_GT(img.cols, img.rows) << r.at("image_id");
+    // Left and right borders of the frame are black (the packer crops them).
+    const cv::Scalar left = cv::mean(img(cv::Rect(0, 0, 8, img.rows)));
+    const cv::Scalar right = cv::mean(img(cv::Rect(img.cols - 8, 0, 8, img.rows)));
+    EXPECT_LT(left[0] + left[1] + left[2], 6.0) << r.at("image_id");
+    EXPECT_LT(right[0] + right[1] + right[2], 6.0) << r.at("image_id");
+    if (r.at("quality") != "Adequate") continue;
+    // Orange-red: the field's red channel dominates.
+    const cv::Scalar field = cv::mean(img, field_interior(img));
+    EXPECT_GT(field[2], field[1]) << r.at("image_id");
+    EXPECT_GT(field[1], field[0]) << r.at("image_id");
+  }
+}
+
+TEST_F(SynthSet, ImagesDecodeWithPythonPil) {
+  const char* python = std::getenv("GF_PYTHON3");
+  const std::string py = python != nullptr && *python != '\0' ? python : "/usr/bin/python3";
+  if (std::system((py + " -c 'import PIL' 2>/dev/null").c_str()) != 0) GTEST_SKIP() << py << " has no PIL: skipped";
+  const fs::path script = dir_->parent_path() / "decode.py";
+  const fs::path listing = dir_->parent_path() / "sizes.txt";
+  std::ofstream(script) << "import sys, glob, os\n"
+                           "from PIL import Image\n"
+                           "out = open(sys.argv[2], 'w')\n"
+                           "for path in sorted(glob.glob(os.path.join(sys.argv[1], '*.jpg'))):\n"
+                           "    im = Image.open(path); im.load()\n"
+                           "    assert im.mode == 'RGB', (path, im.mode)\n"
+                           "    out.write('%s %d %d\\n' % (os.path.basename(path)[:-4], im.width, im.height))\n";
+  ASSERT_EQ(std::system((py + " " + script.string() + " " + dir_->string() + " " + listing.string()).c_str()), 0);
+  std::ifstream in(listing);
+  std::string id;
+  int w = 0, h = 0, decoded = 0;
+  std::map<std::string, cv::Size> sizes;
+  while (in >> id >> w >> h) sizes[id] = {w, h};
+  for (const auto& r : csv_->rows) {
+    ASSERT_TRUE(sizes.count(r.at("image_id"))) << r.at("image_id");
+    EXPECT_EQ(sizes[r.at("image_id")], image(r).size()) << r.at("image_id");
+    ++decoded;
+  }
+  EXPECT_EQ(decoded, kSetSize);
+}
+
+TEST_F(SynthSet, RedSpotsGrowWithDrGrade) {
+  std::map<int, std::vector<double>> spots;
+  for (const auto& r : csv_->rows) {
+    if (r.at("quality") != "Adequate") continue;
+    spots[std::stoi(r.at("dr_grade"))].push_back(count_red_spots(image(r)));
+  }
+  std::vector<double> means;
+  for (int grade = 0; grade <= 4; ++grade) {
+    double sum = 0;
+    for (double n : spots[grade]) sum += n;
+    means.push_back(spots[grade].empty() ? 0.0 : sum / spots[grade].size());
+    std::cout << "dr_grade " << grade << ": " << spots[grade].size() << " images, mean red spots " << means.back() << "\n";
+  }
+  EXPECT_LT(means[0], means[1]);
+  EXPECT_LT(means[1], means[2]);
+  EXPECT_LT(means[2], means[3]);
+  EXPECT_LT(means[0] * 3 + 5, means[4]);
+}
+
+TEST_F(SynthSet, InadequateImagesAreLessSharp) {
+  std::vector<double> adequate, inadequate;
+  for (const auto& r : csv_->rows) (r.at("quality") == "Adequate" ? adequate : inadequate).push_back(laplacian_variance(image(r)));
+  std::cout << "median Laplacian variance: adequate " << median(adequate) << ", inadequate " << median(inadequate) << "\n";
+  EXPECT_LT(median(inadequate), 0.6 * median(adequate));
+}
+
+TEST_F(SynthSet, SitesDifferInColour) {
+  std::map<std::string, std::vector<double>> blue_over_red;
+  for (const auto& r : csv_->rows) {
+    if (r.at("quality") != "Adequate") continue;
+    const cv::Mat img = image(r);
+    const cv::Scalar m = cv::mean(img, field_interior(img));
+    blue_over_red[r.at("site")].push_back(m[0] / m[2]);
+  }
+  EXPECT_GT(median(blue_over_red["B"]), 1.15 * median(blue_over_red["A"]));
+  EXPECT_LT(median(blue_over_red["C"]), median(blue_over_red["A"]));
+}
+
+TEST(SynthCli, WritesImagesLabelsAndPreview) {
+  const char* bin = std::getenv("GF_BIN");
+  ASSERT_NE(bin, nullptr) << "GF_BIN is not set";
+  const fs::path out = scratch("cli");
+  const std::string cmd = std::string(bin) + " synth --out " + out.string() +
+                          " --n 6 --seed 3 --sites 2 --size 320x240 --preview --quiet > " + (out / "stdout.txt").string();
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  const Csv csv = read_csv(out / "labels.csv");
+  ASSERT_EQ(csv.rows.size(), 6u);
+  for (const auto& r : csv.rows) {
+    const cv::Mat img = cv::imread((out / (r.at("image_id") + ".jpg")).string());
+    ASSERT_FALSE(img.empty());
+    EXPECT_EQ(img.size(), cv::Size(320, 240));
+  }
+  const cv::Mat preview = cv::imread((out / "preview.png").string());
+  ASSERT_FALSE(preview.empty());
+  EXPECT_GT(preview.cols, 1000);
+  // The library and the CLI draw the same pixels.
+  SynthOptions o;
+  o.count = 6;
+  o.seed = 3;
+  o.sites = 2;
+  o.frame_size = {320, 240};
+  const std::string first = (out / (csv.rows[0].at("image_id") + ".jpg")).string();
+  std::vector<uchar> jpeg;
+  cv::imencode(".jpg", gf::data::synth_sample(o, 0).image, jpeg, {cv::IMWRITE_JPEG_QUALITY, o.jpeg_quality});
+  EXPECT_EQ(read_bytes(first), std::string(jpeg.begin(), jpeg.end()));
+
+  EXPECT_NE(std::system((std::string(bin) + " synth --out " + out.string() + " --n 2 --size 600by500 2>/dev/null").c_str()), 0);
+  fs::remove_all(out.parent_path());
+}

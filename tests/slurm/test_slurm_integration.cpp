@@ -1,0 +1,250 @@
+// Against the real local SLURM cluster of scripts/slurm-local.sh (one node, 2 CPUs):
+// `greenfound submit` a 2-rank demo-sized pretrain and watch it complete; preempt one with
+// `scancel --signal=USR1 --full`, let it requeue and resume, and compare its final weights
+// with an uninterrupted run. Skipped, visibly, only where slurmctld cannot run at all.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include "slurm/scheduler.hpp"
+#include "train/checkpoint.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+struct Output {
+  int rc = -1;
+  std::string text;
+};
+
+// Runs a shell command, stdout and stderr together.
+Output sh(const std::string& command) {
+  Output out;
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) return out;
+  std::array<char, 4096> buf{};
+  size_t n = 0;
+  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) out.text.append(buf.data(), n);
+  const int status = ::pclose(pipe);
+  out.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return out;
+}
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+bool controller_up() { return sh("scontrol ping").text.find("is UP") != std::string::npos; }
+
+// "" when the cluster answers (started here if it was down), else why it cannot run.
+std::string cluster_unavailable() {
+  if (controller_up()) return "";
+  if (!fs::exists("/usr/sbin/slurmctld") || !fs::exists("/usr/sbin/slurmd")) return "slurmctld/slurmd are not installed";
+  if (::geteuid() != 0) return "the local cluster needs root to start (uid " + std::to_string(::geteuid()) + ")";
+  const Output start = sh("bash " + env("GF_SOURCE_DIR") + "/scripts/slurm-local.sh start");
+  if (start.rc != 0 || !controller_up()) return "scripts/slurm-local.sh start failed: " + start.text;
+  return "";
+}
+
+// Waits until `done` holds for the job's state, polling every 0.5 s; returns the last state.
+gf::slurm::JobState wait_for(const std::string& job, const std::function<bool(const gf::slurm::JobState&)>& done,
+                             double seconds) {
+  const auto deadline = Clock::now() + std::chrono::duration<double>(seconds);
+  gf::slurm::JobState state;
+  while (true) {
+    state = gf::slurm::query_job(job);
+    if (done(state) || Clock::now() > deadline) return state;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+}
+
+bool finished(const gf::slurm::JobState& s) {
+  for (const char* final_state : {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL",
+                                  "DEADLINE", "PREEMPTED"})
+    if (s.state == final_state) return true;
+  return false;
+}
+
+// The last step recorded in a run's metrics.jsonl (0 when none).
+long last_step(const fs::path& run_dir) {
+  std::ifstream in(run_dir / "metrics.jsonl");
+  long step = 0;
+  for (std::string line; std::getline(in, line);) {
+    const auto record = nlohmann::json::parse(line, nullptr, false);
+    if (record.is_object() && record.contains("step")) step = record["step"].get<long>();
+  }
+  return step;
+}
+
+class SlurmIntegration : public ::testing::Test {
+ protected:
+  static constexpr long kSteps = 6;  // optimizer steps of every run here
+
+  void SetUp() override {
+    const std::string why = cluster_unavailable();
+    if (!why.empty()) GTEST_SKIP() << "SKIPPED: slurmctld cannot run here (" << why << ")";
+    bin_ = env("GF_BIN");
+    ASSERT_TRUE(fs::exists(bin_)) << "GF_BIN=" << bin_;
+    root_ = fs::temp_directory_path() /
+            ("gf_slurm_it_" + std::to_string(::getpid()) + "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+    make_dataset_and_config();
+  }
+
+  void TearDown() override {
+    if (!root_.empty() && !HasFailure()) fs::remove_all(root_);
+  }
+
+  // A handful of synthetic fundus images, packed small, and the demo config shrunk to a
+  // few seconds per run.
+  void make_dataset_and_config() {
+    const Output synth = sh(bin_ + " synth --out " + (root_ / "images").string() + " --n 16 --seed 3");
+    ASSERT_EQ(synth.rc, 0) << synth.text;
+    const Output pack = sh(bin_ + " pack --images " + (root_ / "images").string() + " --out " + (root_ / "dataset").string() +
+                           " --resolution 64 --threads 1");
+    ASSERT_EQ(pack.rc, 0) << pack.text;
+    std::ifstream demo(env("GF_SOURCE_DIR") + "/configs/demo.json");
+    ASSERT_TRUE(demo) << "configs/demo.json is missing";
+    nlohmann::json config = nlohmann::json::parse(demo);
+    config["data"]["path"] = (root_ / "dataset").string();
+    config["data"]["batch_size"] = 4;
+    config["data"]["workers"] = 1;
+    config["train"]["log_every"] = 1;
+    config["train"]["threads"] = 1;
+    config["train"]["checkpoint_every_steps"] = 0;
+    config["slurm"] = {{"ntasks_per_node", 2}, {"cpus_per_task", 1}, {"time", "00:10:00"}, {"signal_seconds", 60}};
+    std::ofstream(root_ / "config.json") << config.dump(2);
+  }
+
+  // `greenfound submit ... -- pretrain --max-steps kSteps`; returns the job id it printed.
+  std::string submit(const fs::path& run_dir) {
+    const Output out = sh("cd " + root_.string() + " && " + bin_ + " submit --config " + (root_ / "config.json").string() +
+                          " --run-dir " + run_dir.string() + " -- pretrain --max-steps " + std::to_string(kSteps));
+    EXPECT_EQ(out.rc, 0) << out.text;
+    const auto ids = gf::slurm::recorded_job_ids(run_dir.string());
+    EXPECT_FALSE(ids.empty()) << out.text;
+    if (ids.empty()) return "";
+    EXPECT_NE(out.text.find("submitted job " + ids.back()), std::string::npos) << out.text;
+    return ids.back();
+  }
+
+  std::string job_log(const fs::path& run_dir, const std::string& job) {
+    return read_file(run_dir / "slurm" / (job + ".out"));
+  }
+
+  std::string bin_;
+  fs::path root_;
+};
+
+TEST_F(SlurmIntegration, SubmittedPretrainCompletes) {
+  const fs::path run = root_ / "run";
+  const std::string job = submit(run);
+  ASSERT_FALSE(job.empty());
+  EXPECT_TRUE(fs::exists(run / "slurm" / "job.sbatch"));
+
+  const auto state = wait_for(job, finished, 150);
+  ASSERT_EQ(state.state, "COMPLETED") << "job " << job << " log:\n" << job_log(run, job);
+  EXPECT_EQ(state.exit_code, "0:0");
+
+  const auto checkpoints = gf::train::list_checkpoints(run.string());
+  ASSERT_FALSE(checkpoints.empty());
+  EXPECT_EQ(gf::train::load_checkpoint_weights(checkpoints.back()).step, kSteps);
+  EXPECT_TRUE(fs::exists(run / "energy.csv"));
+  EXPECT_TRUE(fs::exists(run / "energy.json"));
+  // Both ranks ran inside the job: the 2-rank world is in the job's log or train.log.
+  EXPECT_EQ(last_step(run), kSteps);
+
+  const Output status = sh(bin_ + " status " + run.string());
+  EXPECT_EQ(status.rc, 0) << status.text;
+  EXPECT_NE(status.text.find("job " + job + ": COMPLETED"), std::string::npos) << status.text;
+  EXPECT_NE(status.text.find("progress: step " + std::to_string(kSteps) + "/" + std::to_string(kSteps)), std::string::npos)
+      << status.text;
+  EXPECT_NE(status.text.find("energy so far: "), std::string::npos) << status.text;
+
+  const Output cancel = sh(bin_ + " cancel " + run.string());
+  EXPECT_EQ(cancel.rc, 0) << cancel.text;
+  EXPECT_NE(cancel.text.find("nothing to cancel"), std::string::npos) << cancel.text;
+}
+
+TEST_F(SlurmIntegration, PreemptedJobRequeuesAndResumesExactly) {
+  // The uninterrupted reference first (the node fits one 2-rank job at a time).
+  const fs::path reference = root_ / "reference";
+  const std::string ref_job = submit(reference);
+  ASSERT_FALSE(ref_job.empty());
+
+  const fs::path run = root_ / "preempted";
+  const std::string job = submit(run);
+  ASSERT_FALSE(job.empty());
+  const auto ref_state = wait_for(ref_job, finished, 150);
+  ASSERT_EQ(ref_state.state, "COMPLETED") << job_log(reference, ref_job);
+
+  // Mid-run: after the first step and well before the last.
+  const auto deadline = Clock::now() + std::chrono::seconds(120);
+  while (last_step(run) < 1 && Clock::now() < deadline && !finished(gf::slurm::query_job(job)))
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_GE(last_step(run), 1) << job_log(run, job);
+  ASSERT_LT(last_step(run), kSteps) << "the run finished before it could be preempted";
+  const Output signal = sh("scancel --signal=USR1 --full " + job);
+  ASSERT_EQ(signal.rc, 0) << signal.text;
+
+  // The ranks checkpoint and exit with the requeue code; the batch shell requeues the job,
+  // which SLURM holds back ~2 minutes (BeginTime): release it at once.
+  const auto requeued = wait_for(job, [](const gf::slurm::JobState& s) { return s.restarts >= 1 || s.state == "COMPLETED"; }, 60);
+  ASSERT_GE(requeued.restarts, 1) << "state " << requeued.state << ", log:\n" << job_log(run, job);
+  const long stopped_at = last_step(run);
+  EXPECT_LT(stopped_at, kSteps);
+  const Output release = sh("scontrol update jobid=" + job + " StartTime=now");
+  EXPECT_EQ(release.rc, 0) << release.text;
+
+  const auto state = wait_for(job, finished, 150);
+  const std::string log = job_log(run, job);
+  ASSERT_EQ(state.state, "COMPLETED") << log;
+  EXPECT_EQ(state.restarts, 1);
+  EXPECT_NE(log.find("requeueing job " + job), std::string::npos) << log;
+  EXPECT_NE(log.find("restart 1"), std::string::npos) << log;
+  EXPECT_EQ(last_step(run), kSteps);
+
+  // Same final weights as the uninterrupted run.
+  const auto a = gf::train::load_checkpoint_weights(gf::train::latest_checkpoint(reference.string()));
+  const auto b = gf::train::load_checkpoint_weights(gf::train::latest_checkpoint(run.string()));
+  EXPECT_EQ(a.step, kSteps);
+  EXPECT_EQ(b.step, kSteps);
+  ASSERT_EQ(a.student.size(), b.student.size());
+  for (size_t i = 0; i < a.student.size(); ++i) {
+    const auto& [name, tensor] = a.student[i];
+    ASSERT_EQ(name, b.student[i].first);
+    EXPECT_TRUE(at::equal(tensor, b.student[i].second))
+        << name << ": max abs diff " << (tensor - b.student[i].second).abs().max().item<double>();
+  }
+
+  const Output status = sh(bin_ + " status " + run.string());
+  EXPECT_NE(status.text.find("job " + job + ": COMPLETED"), std::string::npos) << status.text;
+  EXPECT_NE(status.text.find("requeued 1x"), std::string::npos) << status.text;
+}
+
+}  // namespace

@@ -1,0 +1,59 @@
+#pragma once
+// Training checkpoints: one folder per checkpoint, run_dir/checkpoints/step-NNNNNNNN/ with
+//   model.safetensors      the wrapper's state in published names (student in timm names,
+//                          projector.*, ls_projector.gamma, corruption_token)
+//   optimizer.safetensors  AdamW moments `exp_avg.<name>` / `exp_avg_sq.<name>`, and the
+//                          generator states `rng.<generator>` (uint8)
+//   state.json             step, epoch, sampler position, AdamW step count, resolved
+//                          config, its identity fields and hash, every file with its size
+// written into a `.tmp` folder, every file fsynced, then renamed into place: a folder
+// without the suffix whose state.json names every file with its size is complete.
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/param_groups.hpp"
+#include "model/vit.hpp"
+
+namespace gf::train {
+
+struct TrainingState {
+  int64_t step = 0;            // optimizer steps done
+  int64_t epoch = 0;           // epoch of the next step
+  int64_t epoch_step = 0;      // optimizer steps done within `epoch`
+  int64_t samples_seen = 0;    // global samples consumed within `epoch` (the sampler position)
+  int64_t adam_step = 0;       // AdamW's step count (every parameter shares it)
+  double last_loss = 0;
+  nlohmann::json config = nlohmann::json::object();    // resolved RunConfig
+  nlohmann::json identity = nlohmann::json::object();  // identity_fields of it
+  std::string config_hash;
+};
+
+struct Checkpoint {
+  TrainingState state;
+  model::NamedTensors model;      // wrapper state, published names
+  model::NamedTensors optimizer;  // exp_avg.<name>, exp_avg_sq.<name>
+  model::NamedTensors rng;        // <generator> -> its state bytes (uint8)
+};
+
+// Writes run_dir/checkpoints/step-<step>/ atomically and returns its path; then removes the
+// oldest complete checkpoints beyond `keep_last`.
+std::string save_checkpoint(const std::string& run_dir, const Checkpoint& checkpoint, int64_t keep_last);
+// Reads a checkpoint folder, checking the files state.json lists (presence and sizes).
+Checkpoint load_checkpoint(const std::string& path);
+// Complete checkpoints of run_dir, oldest first.
+std::vector<std::string> list_checkpoints(const std::string& run_dir);
+// The newest complete checkpoint, "" when there is none.
+std::string latest_checkpoint(const std::string& run_dir);
+
+// The student encoder of a checkpoint (what `greenfound export --checkpoint` writes).
+struct CheckpointWeights {
+  model::VitOptions vit;
+  model::NamedTensors student;  // timm names only: no projector, ls_projector or corruption token
+  int64_t step = 0;
+};
+CheckpointWeights load_checkpoint_weights(const std::string& path);
+
+}  // namespace gf::train

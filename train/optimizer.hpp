@@ -1,0 +1,44 @@
+#pragma once
+// The published optimizer: AdamW over the weight-decay groups of model/param_groups.hpp,
+// the per-epoch learning rate set on every group, gradient-norm clipping over every
+// gradient of the wrapper, and the AdamW state by parameter name (for checkpoints).
+#include <torch/optim/adamw.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/param_groups.hpp"
+#include "train/run_config.hpp"
+
+namespace gf::train {
+
+class Optimizer {
+ public:
+  // Group 0 decays (optim.weight_decay), group 1 does not; the groups come from
+  // `optimized` with the published token rule unless optim.decay_tokens is false.
+  Optimizer(const model::NamedTensors& optimized, const OptimConfig& config);
+
+  void set_lr(double lr);
+  double lr() const;
+  void step() { adamw_->step(); }
+  const model::ParamGroups& groups() const { return groups_; }
+
+  // exp_avg.<name> and exp_avg_sq.<name> of every parameter with state (CPU copies), and
+  // AdamW's step count (shared by all parameters: they are all stepped every time).
+  model::NamedTensors state() const;
+  int64_t step_count() const;
+  // Restores what state() returned; a parameter missing from `state` is an error.
+  void load_state(const model::NamedTensors& state, int64_t step_count, const std::string& source);
+
+ private:
+  model::ParamGroups groups_;
+  model::NamedTensors all_;  // decay then no-decay, the order of the AdamW groups
+  std::unique_ptr<torch::optim::AdamW> adamw_;
+};
+
+// torch.nn.utils.clip_grad_norm_(parameters, max_norm): scales every defined gradient by
+// min(1, max_norm / (total_norm + 1e-6)) and returns the total L2 norm before clipping.
+double clip_grad_norm(const std::vector<torch::Tensor>& parameters, double max_norm);
+
+}  // namespace gf::train

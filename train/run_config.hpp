@@ -1,0 +1,92 @@
+#pragma once
+// The run configuration of `greenfound pretrain`: plain structs whose defaults are the
+// published recipe (../shared/reference/retfound-green.md), filled from JSON and validated
+// in one function, serialized back as the run folder's config.json.
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/token_reconstruction.hpp"
+
+namespace gf::train {
+
+struct ModelConfig {
+  std::string arch = "vit_small_patch14_reg4";  // model/arch_registry names
+  int64_t img_size = 392;
+  std::string init;        // weights file (safetensors or .pth, timm or Meta layout); "" = random init
+  uint64_t init_seed = 0;  // random init seed when `init` is ""
+};
+
+struct OptimConfig {
+  double lr = 5e-5;
+  double beta1 = 0.9;
+  double beta2 = 0.99;
+  double eps = 1e-8;
+  double weight_decay = 1e-4;
+  bool decay_tokens = true;       // published: cls/register tokens and pos_embed are decayed
+  double clip_grad_norm = 0.1;    // over every gradient of the wrapper, corruption token included
+  int64_t epochs = 120;
+  int64_t cosine_epochs = 100;    // timm t_initial; epochs beyond it run at min_lr
+  int64_t warmup_epochs = 10;
+  double warmup_lr = 5e-9;
+  double min_lr = 5e-9;
+};
+
+struct DataConfig {
+  std::string path;               // packed dataset folder (manifest.json + shards)
+  std::string split = "train";
+  int64_t batch_size = 128;       // GLOBAL batch: split over ranks and accumulation steps
+  int64_t workers = 30;           // decode/augment threads per rank
+  int64_t prefetch = 2;           // batches ready ahead, per worker
+  uint64_t seed = 0;              // shuffling, augmentation and corruption draws
+  bool augment = true;            // the published training augmentations
+};
+
+struct TrainLoopConfig {
+  int64_t grad_accum = 1;               // micro-batches per optimizer step
+  std::string precision = "auto";       // auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
+  int64_t checkpoint_every_steps = 0;   // 0 = off
+  int64_t checkpoint_every_epochs = 5;  // 0 = off
+  int64_t keep_last = 3;                // checkpoints kept (>= 1)
+  int64_t log_every = 10;               // optimizer steps between metrics lines
+  int64_t threads = 0;                  // torch intra-op threads per rank; 0 = cores / local ranks
+  int64_t max_steps = 0;                // stop (with a checkpoint) after this many steps; 0 = no limit
+  std::string device = "auto";          // auto | cpu | cuda
+};
+
+struct DistConfig {
+  std::string backend = "auto";  // auto | mpi | nccl
+  double bucket_mb = 25;
+  double timeout_s = 600;
+};
+
+struct RunConfig {
+  std::string description;
+  ModelConfig model;
+  model::TokenReconstructionOptions objective;
+  OptimConfig optim;
+  DataConfig data;
+  TrainLoopConfig train;
+  DistConfig dist;
+  nlohmann::json energy = nlohmann::json::object();  // the energy tracker's options, passed through
+  nlohmann::json slurm = nlohmann::json::object();   // used by `greenfound submit`
+};
+
+// Fills a RunConfig from `json` (absent fields keep their defaults) and validates it. Errors
+// name the field, the value found and what was expected; unknown keys are errors too.
+// `source` prefixes every message (the config file's path).
+RunConfig parse_run_config(const nlohmann::json& json, const std::string& source = "config");
+// Every field, as parse_run_config reads it back.
+nlohmann::json to_json(const RunConfig& config);
+
+// The fields a checkpoint must agree on to be resumed (model, objective, optimizer
+// schedule, global batch, seed), as dotted paths with their values.
+nlohmann::json identity_fields(const RunConfig& config);
+// sha256 (hex) of identity_fields(config).dump().
+std::string config_hash(const RunConfig& config);
+// The dotted names of identity fields that differ ("model.img_size: 392 vs 224"), empty when equal.
+std::vector<std::string> identity_differences(const nlohmann::json& stored, const nlohmann::json& current);
+
+}  // namespace gf::train
