@@ -449,7 +449,7 @@ PackResult pack(const PackOptions& o) {
 
   Progress progress({"pack", "images", o.show_progress ? ProgressStyle::kAuto : ProgressStyle::kSilent}, end - begin);
   int64_t processed = 0;
-  process_in_order(plan, begin, end, o, pre, threads, [&](int64_t i, Processed r) {
+  auto consume = [&](int64_t i, Processed r) {
     const PlanEntry& entry = plan.entries[static_cast<size_t>(i)];
     progress.advance();
     ++processed;
@@ -471,7 +471,15 @@ PackResult pack(const PackOptions& o) {
       current.fallback += r.fallback ? 1 : 0;
     }
     if (current.info.count == o.shard_size) finish_shard(i + 1);
-  });
+  };
+  try {
+    process_in_order(plan, begin, end, o, pre, threads, consume);
+  } catch (...) {
+    writer.reset();  // a shard never left under its temporary name
+    std::error_code ec;
+    if (!tmp_path.empty()) fs::remove(tmp_path, ec);
+    throw;
+  }
   if (writer && current.info.count > 0) {
     finish_shard(end);
   } else if (writer) {

@@ -25,6 +25,14 @@ void check(herr_t rc, const std::string& path, const std::string& what) {
   if (rc < 0) throw h5_error(path, what + " failed");
 }
 
+// Creation properties without object timestamps, so packing the same inputs twice gives
+// byte-identical shards (and identical sha256s in the manifest).
+Hid creation_plist(hid_t cls) {
+  Hid plist(H5Pcreate(cls), H5Pclose);
+  H5Pset_obj_track_times(plist.get(), false);
+  return plist;
+}
+
 Hid utf8_string_type() {
   Hid type(H5Tcopy(H5T_C_S1), H5Tclose);
   H5Tset_size(type.get(), H5T_VARIABLE);
@@ -64,7 +72,8 @@ void write_strings(hid_t parent, const char* name, const std::vector<std::string
   Hid type = utf8_string_type();
   const hsize_t n = values.size();
   Hid space(H5Screate_simple(1, &n, nullptr), H5Sclose);
-  Hid dataset = checked(H5Dcreate2(parent, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+  Hid dcpl = creation_plist(H5P_DATASET_CREATE);
+  Hid dataset = checked(H5Dcreate2(parent, name, type.get(), space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
                         H5Dclose, path, std::string("creating dataset ") + name);
   std::vector<const char*> pointers;
   for (const auto& v : values) pointers.push_back(v.c_str());
@@ -75,7 +84,8 @@ void write_strings(hid_t parent, const char* name, const std::vector<std::string
 void write_numeric(hid_t parent, const char* name, hid_t file_type, hid_t mem_type, const void* data, hsize_t n,
                    const std::string& path) {
   Hid space(H5Screate_simple(1, &n, nullptr), H5Sclose);
-  Hid dataset = checked(H5Dcreate2(parent, name, file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+  Hid dcpl = creation_plist(H5P_DATASET_CREATE);
+  Hid dataset = checked(H5Dcreate2(parent, name, file_type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
                         H5Dclose, path, std::string("creating dataset ") + name);
   if (n > 0) check(H5Dwrite(dataset.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), path,
                    std::string("writing dataset ") + name);
@@ -102,7 +112,7 @@ void Hid::reset() {
 
 ShardWriter::ShardWriter(const std::string& path, ShardLayout layout) : path_(path), layout_(std::move(layout)) {
   file_ = checked(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose, path, "creating the file");
-  Hid plist(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  Hid plist = creation_plist(H5P_DATASET_CREATE);
   if (layout_.encoding == Encoding::kRaw) {
     const hsize_t r = static_cast<hsize_t>(layout_.resolution);
     const hsize_t dims[4] = {0, r, r, 3}, max_dims[4] = {H5S_UNLIMITED, r, r, 3}, chunk[4] = {1, r, r, 3};
@@ -187,7 +197,8 @@ void ShardWriter::close() {
   write_strings(root, "sources", sources_, path_);
   if (layout_.has_split) write_numeric(root, "split", H5T_STD_U8LE, H5T_NATIVE_UINT8, split_.data(), n, path_);
   if (!layout_.labels.empty()) {
-    Hid group = checked(H5Gcreate2(root, "labels", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose, path_,
+    Hid gcpl = creation_plist(H5P_GROUP_CREATE);
+    Hid group = checked(H5Gcreate2(root, "labels", H5P_DEFAULT, gcpl.get(), H5P_DEFAULT), H5Gclose, path_,
                         "creating group labels");
     for (size_t c = 0; c < layout_.labels.size(); ++c) {
       const LabelColumn& column = layout_.labels[c];

@@ -4,6 +4,9 @@
 // drawn alone, in any order, on any thread.
 #include "data/synth.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -11,10 +14,13 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -186,6 +192,22 @@ std::string labels_csv(const std::vector<SynthLabels>& labels) {
   return out;
 }
 
+void write_unsynced(const std::string& path, const std::vector<uchar>& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  out.close();
+  if (!out) throw std::runtime_error(path + ": write failed (disk full or no permission?)");
+}
+
+void sync_filesystem_of(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) throw std::runtime_error(dir + ": cannot open the folder to sync it (" + std::strerror(errno) + ")");
+  const int rc = ::syncfs(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) throw std::runtime_error(dir + ": syncfs failed (" + std::strerror(err) + ")");
+}
+
 // Runs body(i) for i in [0, count) on `threads` threads; the first exception stops the
 // others and is rethrown.
 template <class Body>
@@ -248,11 +270,16 @@ SynthResult write_synth_dataset(const SynthOptions& options, const std::string& 
     std::vector<uchar> jpeg;
     if (!cv::imencode(".jpg", sample.image, jpeg, jpeg_params))
       throw std::runtime_error(out_dir + ": " + sample.labels.image_id + ".jpg: JPEG encoding failed");
-    write_file_atomic((std::filesystem::path(out_dir) / (sample.labels.image_id + ".jpg")).string(),
-                      std::string(jpeg.begin(), jpeg.end()));
+    write_unsynced((std::filesystem::path(out_dir) / (sample.labels.image_id + ".jpg.tmp")).string(), jpeg);
     result.labels[static_cast<std::size_t>(i)] = std::move(sample.labels);
     if (progress != nullptr) progress->advance();
   });
+  // One flush for the whole set: an fsync per image would cost more than drawing it.
+  sync_filesystem_of(out_dir);
+  for (const SynthLabels& l : result.labels) {
+    const std::filesystem::path jpg = std::filesystem::path(out_dir) / (l.image_id + ".jpg");
+    std::filesystem::rename(jpg.string() + ".tmp", jpg);
+  }
   write_file_atomic((std::filesystem::path(out_dir) / "labels.csv").string(), labels_csv(result.labels));
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;

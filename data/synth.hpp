@@ -55,8 +55,9 @@ struct SynthResult {
   double seconds = 0.0;             // wall time of drawing, encoding and writing
 };
 
-// Writes <out_dir>/<image_id>.jpg for every index and <out_dir>/labels.csv (each file via a
-// temporary name, fsync, rename; labels.csv last), creating out_dir. Workers advance
+// Writes <out_dir>/<image_id>.jpg for every index and <out_dir>/labels.csv, creating out_dir.
+// Images are written under temporary names, flushed together (syncfs) and renamed;
+// labels.csv comes last (temporary name, fsync, rename), so its presence marks a complete set. Workers advance
 // `progress` (data/progress.hpp) once per image when it is given.
 SynthResult write_synth_dataset(const SynthOptions& options, const std::string& out_dir,
                                 Progress* progress = nullptr);

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -239,36 +240,31 @@ void append_emissions_row(const std::string& path, const std::string& row) {
 }
 
 void print_summary(const EnergySummary& s, const EnergyOptions& options, std::ostream& out) {
-  const auto flags = out.flags();
-  const auto precision = out.precision();
-  out << std::fixed;
+  const auto g = [](double x) {
+    char buffer[32];
+    std::snprintf(buffer, sizeof(buffer), "%.4g", x);
+    return std::string(buffer);
+  };
   out << "energy: " << s.nodes.size() << (s.nodes.size() == 1 ? " node, " : " nodes, ") << s.gpus << " GPUs, "
-      << std::setprecision(1) << s.duration_s << " s\n";
+      << g(s.duration_s) << " s\n";
   for (int d = 0; d < kNumDomains; ++d)
-    out << "  " << std::left << std::setw(10) << domain_name(static_cast<Domain>(d)) << std::right << std::setw(14)
-        << std::setprecision(1) << s.domains[d].joules << " J  " << label_name(s.domains[d].label) << "\n";
-  out << "  " << std::left << std::setw(10) << "total" << std::right << std::setw(14) << s.joules << " J  = "
-      << std::setprecision(4) << s.kwh << " kWh, x PUE " << std::setprecision(2) << options.pue << " = "
-      << std::setprecision(4) << s.kwh_x_pue << " kWh\n";
-  out << "  carbon    " << std::setprecision(4) << s.co2e_kg << " kg CO2e at " << std::setprecision(0)
-      << options.carbon_g_per_kwh << " g/kWh\n";
-  out << "  cost      $" << std::setprecision(4) << s.cost << " = energy $" << s.energy_cost << " at $"
-      << std::setprecision(3) << options.energy_price_per_kwh << "/kWh + " << std::setprecision(4) << s.device_hours
-      << " device-h x $" << std::setprecision(2) << s.device_price_per_hour << "/h\n";
+    out << "  " << std::left << std::setw(10) << domain_name(static_cast<Domain>(d)) << std::right << std::setw(12)
+        << g(s.domains[d].joules) << " J  " << label_name(s.domains[d].label) << "\n";
+  out << "  " << std::left << std::setw(10) << "total" << std::right << std::setw(12) << g(s.joules) << " J  = "
+      << g(s.kwh) << " kWh, x PUE " << g(options.pue) << " = " << g(s.kwh_x_pue) << " kWh\n"
+      << "  carbon    " << g(s.co2e_kg) << " kg CO2e at " << g(options.carbon_g_per_kwh) << " g/kWh\n"
+      << "  cost      $" << g(s.cost) << " = energy $" << g(s.energy_cost) << " at $" << g(options.energy_price_per_kwh)
+      << "/kWh + " << g(s.device_hours) << " device-h x $" << g(s.device_price_per_hour) << "/h\n";
   if (s.images > 0)
-    out << "  per image " << std::setprecision(3) << s.joules_per_image << " J, $" << std::scientific
-        << std::setprecision(3) << s.cost_per_image << " (" << std::fixed << std::setprecision(0) << s.images
-        << " images, " << std::scientific << std::setprecision(3) << s.flops << " FLOPs)\n"
-        << std::fixed;
+    out << "  per image " << g(s.joules_per_image) << " J, $" << g(s.cost_per_image) << " (" << g(s.images)
+        << " images, " << g(s.flops) << " FLOPs)\n";
   out << "  phases   ";
   for (int p = 0; p < kNumPhases; ++p)
     if (s.phase_joules[p] > 0)
-      out << " " << phase_name(static_cast<Phase>(p)) << " " << std::setprecision(1)
-          << (s.joules > 0 ? 100.0 * s.phase_joules[p] / s.joules : 0.0) << "%";
+      out << " " << phase_name(static_cast<Phase>(p)) << " " << g(s.joules > 0 ? 100.0 * s.phase_joules[p] / s.joules : 0.0)
+          << "%";
   out << "\n";
   for (const auto& note : s.notes) out << "  note: " << note << "\n";
-  out.flags(flags);
-  out.precision(precision);
 }
 
 }  // namespace gf::energy

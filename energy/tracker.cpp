@@ -274,8 +274,8 @@ void EnergyTracker::start() {
   std::filesystem::create_directories(s.run_dir);
   if (s.world.rank == 0 && !std::filesystem::exists(csv)) write_file_atomic(csv, kCsvHeader);
 
-  // Baseline readings; a GPU another rank of the same host already counts (two ranks on
-  // one GPU) is dropped here so the job counts every device once.
+  // A GPU another rank of the same host already counts (two ranks on one GPU) is dropped
+  // here so the job counts every device once.
   const auto readings = s.read_all();
   nlohmann::json ids = nlohmann::json::array();
   for (const auto& r : readings) ids.push_back(r.domain == Domain::kGpu ? r.id : "");
@@ -285,11 +285,14 @@ void EnergyTracker::start() {
     if (everyone[r]["host"] == s.world.host)
       for (const auto& id : everyone[r]["ids"])
         if (!id.get<std::string>().empty()) taken.insert(id.get<std::string>());
-  for (const auto& r : readings) {
+  // The baseline is read after the gather, so waiting for other ranks is not counted.
+  const auto baseline = s.read_all();
+  for (size_t i = 0; i < readings.size(); ++i) {
+    const auto& r = readings[i];
     const bool duplicate = r.domain == Domain::kGpu && taken.count(r.id) > 0;
     s.counted.push_back(duplicate ? 0 : 1);
-    s.baseline.push_back(r.joules);
-    s.last.push_back(r.joules);
+    s.baseline.push_back(baseline[i].joules);
+    s.last.push_back(baseline[i].joules);
     if (duplicate) continue;
     auto& domain = s.domains[static_cast<int>(r.domain)];
     domain.label = combine_labels(domain.label, r.label);

@@ -80,29 +80,29 @@ class Objective {
   double n_, lambda_;
 };
 
-double inner(const at::Tensor& a, const at::Tensor& b) { return (a * b).sum().item<double>(); }
+double sum_of_products(const at::Tensor& a, const at::Tensor& b) { return (a * b).sum().item<double>(); }
 
 // Preconditioned conjugate gradients for H p = -g, stopped at |r| <= eta |g| (truncated Newton).
 at::Tensor newton_direction(const Objective& objective, const at::Tensor& g) {
-  const double g_norm = std::sqrt(inner(g, g));
+  const double g_norm = std::sqrt(sum_of_products(g, g));
   const double eta = std::min(0.5, std::sqrt(g_norm));
   const at::Tensor preconditioner = objective.hessian_diagonal();
   at::Tensor p = at::zeros_like(g);
   at::Tensor r = -g;
   at::Tensor z = r / preconditioner;
   at::Tensor d = z.clone();
-  double rz = inner(r, z);
+  double rz = sum_of_products(r, z);
   const int64_t max_iterations = 2 * g.numel() + 50;
   for (int64_t i = 0; i < max_iterations; ++i) {
-    if (std::sqrt(inner(r, r)) <= eta * g_norm) break;
+    if (std::sqrt(sum_of_products(r, r)) <= eta * g_norm) break;
     const at::Tensor hd = objective.hessian_vector(d);
-    const double curvature = inner(d, hd);
+    const double curvature = sum_of_products(d, hd);
     if (curvature <= 0) break;  // numerically flat direction: keep what we have
     const double step = rz / curvature;
     p += step * d;
     r -= step * hd;
     z = r / preconditioner;
-    const double rz_next = inner(r, z);
+    const double rz_next = sum_of_products(r, z);
     d = z + (rz_next / rz) * d;
     rz = rz_next;
   }
@@ -140,7 +140,7 @@ void LogisticRegression::fit(const at::Tensor& x, const at::Tensor& y, int64_t n
     final_gradient_ = g.abs().max().item<double>();
     if (final_gradient_ <= options_.gradient_tol) break;
     const at::Tensor p = newton_direction(objective, g);
-    const double slope = inner(g, p);
+    const double slope = sum_of_products(g, p);
     double t = 1.0, f_next = f;
     bool accepted = false;
     for (int halving = 0; halving < 60; ++halving, t *= 0.5) {

@@ -130,12 +130,13 @@ EmbeddingSources::EmbeddingSources(std::vector<std::string> models,
 const std::string& EmbeddingSources::path(const std::string& model, const std::string& source,
                                           const std::string& task) const {
   const auto& files = files_.at(model);
-  if (source.empty()) {
+  const auto found = files.find(source);
+  // No source named: the file given as MODEL=FILE, or the model's only file.
+  if (source.empty() && found == files.end()) {
     if (files.size() == 1) return files.begin()->second;
     throw UnitError("model " + model + " has " + std::to_string(files.size()) +
-                    " embeddings files, expected the task to name a source in train/test");
+                    " embeddings files and none without a source, expected the task to name a source in train/test");
   }
-  const auto found = files.find(source);
   if (found == files.end())
     throw UnitError("model " + model + " has no embeddings file for source \"" + source +
                     "\", expected --embeddings " + model + ":" + source + "=FILE");

@@ -12,6 +12,7 @@ namespace {
 
 const gf::launcher::Command kCommands[] = {
     {"inspect", "Describe a weights file, checkpoint or packed dataset", gf::launcher::setup_inspect},
+    {"export", "Write encoder weights as timm-loadable .safetensors", gf::launcher::setup_export},
     {"submit", "Write an sbatch script for a stage and submit it to SLURM", gf::launcher::setup_submit},
     {"status", "State of a run's SLURM job, its progress and energy so far", gf::launcher::setup_status},
     {"cancel", "Cancel a run's pending or running SLURM jobs", gf::launcher::setup_cancel},

@@ -21,18 +21,18 @@ die() { echo "slurm-local: error: $*" >&2; exit 1; }
 # late, so `kill -0` is not enough) and its comm is the expected name.
 pid_alive() {  # pidfile comm
   local pid
-  pid=$(tr -dc '0-9' <"$1" 2>/dev/null) || return 1  # the daemon may remove it meanwhile
+  pid=$(tr -dc '0-9' 2>/dev/null <"$1") || return 1  # the daemon may remove it meanwhile
   [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || return 1
   [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] || return 1
   # Field 3 of /proc/PID/stat is the state; the comm field before it may contain spaces.
   [ "$(sed -E 's/^.*\) ([A-Za-z]).*$/\1/' "/proc/$pid/stat")" != "Z" ]
 }
 
-pid_of() { tr -dc '0-9' <"$1" 2>/dev/null; }
+pid_of() { tr -dc '0-9' 2>/dev/null <"$1"; }
 
-wait_until() {  # seconds description command...
-  local limit=$1 what=$2
-  shift 2
+wait_until() {  # seconds command...
+  local limit=$1
+  shift
   local deadline=$((SECONDS + limit))
   until "$@"; do
     [ $SECONDS -lt $deadline ] || return 1
@@ -47,9 +47,9 @@ stop_pidfile() {  # pidfile comm
   pid=$(pid_of "$1")
   log "stopping $2 (pid $pid)"
   kill -TERM "$pid" 2>/dev/null || true
-  if ! wait_until 10 "$2 exit" eval "! pid_alive '$1' '$2'"; then
+  if ! wait_until 10 eval "! pid_alive '$1' '$2'"; then
     kill -KILL "$pid" 2>/dev/null || true
-    wait_until 5 "$2 exit" eval "! pid_alive '$1' '$2'" || die "$2 (pid $pid) does not exit"
+    wait_until 5 eval "! pid_alive '$1' '$2'" || die "$2 (pid $pid) does not exit"
   fi
 }
 
@@ -89,7 +89,7 @@ start_munge() {
   log "starting munged"
   runuser -u munge -- /usr/sbin/munged --num-threads=2
   touch "$LOCAL_DIR/run/munged.ours"  # `stop` ends munged only when this script started it
-  wait_until 10 "munge" munge_works || die "munged does not answer (see /var/log/munge/munged.log)"
+  wait_until 10 munge_works || die "munged does not answer (see /var/log/munge/munged.log)"
 }
 
 render_conf() {
@@ -211,7 +211,7 @@ start() {
     log "starting slurmctld"
     /usr/sbin/slurmctld -i
   fi
-  wait_until 30 "slurmctld" ctl_up || die "slurmctld does not answer scontrol ping (see $LOCAL_DIR/log/slurmctld.log)"
+  wait_until 30 ctl_up || die "slurmctld does not answer scontrol ping (see $LOCAL_DIR/log/slurmctld.log)"
 
   if pid_alive "$LOCAL_DIR/run/slurmd.pid" slurmd; then
     SLURMD_STARTED_AT=$(($(date +%s) - $(ps -o etimes= -p "$(pid_of "$LOCAL_DIR/run/slurmd.pid")" | tr -d ' ') - 1))
@@ -245,7 +245,7 @@ stop() {
     if [ -n "$jobs" ]; then
       log "cancelling jobs: $(echo $jobs)"
       xargs -r scancel <<<"$jobs" || true
-      wait_until 20 "jobs to end" eval '[ -z "$(squeue -h -o %A 2>/dev/null)" ]' || log "jobs still listed after 20 s"
+      wait_until 20 eval '[ -z "$(squeue -h -o %A 2>/dev/null)" ]' || log "jobs still listed after 20 s"
     fi
   fi
   stop_pidfile "$LOCAL_DIR/run/slurmd.pid" slurmd

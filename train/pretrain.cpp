@@ -170,7 +170,10 @@ PretrainResult pretrain(const RunConfig& config_in, const PretrainOptions& optio
   if (checkpoint) {
     optimizer.load_state(checkpoint->optimizer, checkpoint->state.adam_step, resume_path);
     for (const auto& [name, state] : checkpoint->rng)
-      if (name == kCpuGenerator) at::detail::getDefaultCPUGenerator().set_state(state);
+      if (name == kCpuGenerator) {
+        at::Generator generator = at::detail::getDefaultCPUGenerator();  // shares the global one
+        generator.set_state(state);
+      }
   }
   std::vector<torch::Tensor> parameters = wrapper->parameters();  // every gradient: clip and all-reduce
   dist::GradientReducer reducer(*comm, parameters,

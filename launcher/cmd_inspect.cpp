@@ -1,0 +1,30 @@
+// `greenfound inspect PATH`: describes what PATH holds. Each kind of input is one branch that
+// recognises it and calls its library's summary; the first that recognises PATH prints.
+#include <iostream>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "launcher/commands.hpp"
+#include "model/weights_tools.hpp"
+
+namespace gf::launcher {
+namespace {
+
+void run_inspect(const std::string& path) {
+  if (model::looks_like_weights_file(path)) {
+    model::print_weights_summary(path, std::cout);
+    return;
+  }
+  throw std::runtime_error(path + ": not a recognised input, expected a weights file (.safetensors, or a torch.save .pth)");
+}
+
+}  // namespace
+
+void setup_inspect(CLI::App& sub) {
+  auto path = std::make_shared<std::string>();
+  sub.add_option("path", *path, "Weights file (.safetensors or torch.save .pth)")->required();
+  sub.callback([path] { run_inspect(*path); });
+}
+
+}  // namespace gf::launcher

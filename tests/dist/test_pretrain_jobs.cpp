@@ -1,0 +1,195 @@
+// Distributed pretraining end to end, through the real CLI on a tiny synthetic dataset:
+// `greenfound launch -n 2 -- pretrain` with global batch B must give one rank's weights and
+// per-step losses (also with accumulation), and a rank killed mid-run must end the job with
+// the dead rank named, leave the newest checkpoint intact, and `--resume auto` continue.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "model/weights.hpp"
+#include "tests/dist/run_job.hpp"
+#include "train/checkpoint.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using gf::test::JobResult;
+using gf::test::run_job;
+
+std::string bin() {
+  const char* b = std::getenv("GF_BIN");
+  return b ? b : "greenfound";
+}
+
+class PretrainJobs : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    root_ = fs::temp_directory_path() / ("gf_dist_pretrain_" + std::to_string(getpid()));
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+    const std::string images = (root_ / "images").string();
+    JobResult synth = run_job(bin() + " synth --out " + images + " --n 16 --size 64x64 --seed 1 --threads 1 --quiet");
+    ASSERT_EQ(synth.exit_code, 0) << synth.output;
+    JobResult pack = run_job(bin() + " pack --images " + images + " --out " + dataset() +
+                             " --resolution 32 --encoding png --threads 1 --quiet");
+    ASSERT_EQ(pack.exit_code, 0) << pack.output;
+  }
+  static void TearDownTestSuite() { fs::remove_all(root_); }
+
+  static std::string dataset() { return (root_ / "dataset").string(); }
+  static std::string path(const std::string& name) { return (root_ / name).string(); }
+
+  // vit_tiny at 28 px, 16 images, global batch 4: 4 steps per epoch. A large learning rate
+  // without warmup so that a few steps move the weights far from their start.
+  static std::string write_config(const std::string& name, int accum, int epochs, int checkpoint_every_steps) {
+    nlohmann::json config = {
+        {"model", {{"arch", "vit_tiny_patch14_reg4"}, {"img_size", 28}, {"init_seed", 3}}},
+        {"optim", {{"lr", 1e-3}, {"epochs", epochs}, {"cosine_epochs", epochs}, {"warmup_epochs", 0}}},
+        {"data", {{"path", dataset()}, {"split", "all"}, {"batch_size", 4}, {"workers", 1}, {"prefetch", 1}, {"seed", 5}}},
+        {"train", {{"grad_accum", accum}, {"threads", 1}, {"device", "cpu"}, {"log_every", 1},
+                   {"checkpoint_every_epochs", 0}, {"checkpoint_every_steps", checkpoint_every_steps}, {"keep_last", 2}}},
+        {"dist", {{"backend", "mpi"}, {"bucket_mb", 0.25}, {"timeout_s", 20}}},
+    };
+    const std::string file = path(name + ".json");
+    std::ofstream(file) << config.dump(2);
+    return file;
+  }
+
+  static std::string pretrain(const std::string& config, const std::string& run_dir, const std::string& extra) {
+    return "pretrain --config " + config + " --run-dir " + run_dir + " " + extra;
+  }
+
+  static fs::path root_;
+};
+fs::path PretrainJobs::root_;
+
+std::map<int64_t, double> losses(const std::string& run_dir) {
+  std::map<int64_t, double> out;
+  std::ifstream in(run_dir + "/metrics.jsonl");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    const auto record = nlohmann::json::parse(line);
+    out[record.at("step").get<int64_t>()] = record.at("loss").get<double>();
+  }
+  return out;
+}
+
+// Largest |a - b| over the model tensors of the two runs' newest checkpoints.
+double weight_difference(const std::string& run_a, const std::string& run_b) {
+  const auto a = gf::model::read_safetensors(gf::train::latest_checkpoint(run_a) + "/model.safetensors").tensors;
+  const auto b = gf::model::read_safetensors(gf::train::latest_checkpoint(run_b) + "/model.safetensors").tensors;
+  EXPECT_EQ(a.size(), b.size());
+  double worst = 0;
+  for (const auto& [name, tensor] : a) {
+    const at::Tensor other = gf::model::find_tensor(b, name);
+    EXPECT_TRUE(other.defined()) << name;
+    if (other.defined()) worst = std::max(worst, (tensor.to(at::kDouble) - other.to(at::kDouble)).abs().max().item<double>());
+  }
+  return worst;
+}
+
+void expect_same_run(const std::string& one_rank, const std::string& two_ranks, int64_t steps) {
+  const auto l1 = losses(one_rank), l2 = losses(two_ranks);
+  ASSERT_EQ(l1.size(), static_cast<size_t>(steps));
+  ASSERT_EQ(l2.size(), static_cast<size_t>(steps));
+  for (const auto& [step, loss] : l1) EXPECT_NEAR(l2.at(step), loss, 1e-5 * std::max(1.0, std::abs(loss))) << "step " << step;
+  // The weights must have moved, or agreeing would prove nothing.
+  EXPECT_GT(weight_difference(one_rank, one_rank + "-start"), 1e-4);
+  EXPECT_LE(weight_difference(one_rank, two_ranks), 1e-5);
+}
+
+void run_ok(const std::string& command) {
+  JobResult job = run_job(command);
+  ASSERT_EQ(job.exit_code, 0) << command << "\n" << job.output;
+}
+
+TEST_F(PretrainJobs, TwoRanksMatchOneRankWithTheSameGlobalBatch) {
+  for (int accum : {1, 2}) {
+    SCOPED_TRACE("grad_accum " + std::to_string(accum));
+    const std::string config = write_config("equal_" + std::to_string(accum), accum, 2, 0);
+    const std::string one = path("one_" + std::to_string(accum)), two = path("two_" + std::to_string(accum));
+    run_ok(bin() + " " + pretrain(config, one + "-start", "--max-steps 1 --set optim.lr=0"));
+    run_ok(bin() + " " + pretrain(config, one, "--max-steps 5"));
+    run_ok(bin() + " launch -n 2 --threads 1 -- " + pretrain(config, two, "--max-steps 5"));
+    expect_same_run(one, two, 5);
+  }
+}
+
+// The pid of the rank `rank` of the job training into `run_dir` (Open MPI's variables in its environment).
+pid_t find_rank(const std::string& run_dir, int rank) {
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream cmd(entry.path() / "cmdline"), env(entry.path() / "environ");
+    std::stringstream c, e;
+    c << cmd.rdbuf();
+    e << env.rdbuf();
+    std::string cmdline = c.str(), environ = e.str();
+    for (auto& ch : cmdline) if (ch == '\0') ch = ' ';
+    if (cmdline.find(run_dir) == std::string::npos || cmdline.find("pretrain") == std::string::npos) continue;
+    if (environ.find(std::string("OMPI_COMM_WORLD_RANK=") + std::to_string(rank) + '\0') != std::string::npos) {
+      return static_cast<pid_t>(std::stol(name));
+    }
+  }
+  return -1;
+}
+
+TEST_F(PretrainJobs, KilledRankEndsTheJobAndResumeContinues) {
+  const std::string config = write_config("kill", 1, 1000, 1);
+  const std::string run_dir = path("killed");
+  gf::test::BackgroundJob job(bin() + " launch -n 2 --threads 1 -- " + pretrain(config, run_dir, ""), path("killed.log"));
+  // Let it write a few checkpoints, then kill rank 1 while it trains.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (gf::train::list_checkpoints(run_dir).size() < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_GE(gf::train::list_checkpoints(run_dir).size(), 2u) << "the run wrote no checkpoints";
+  const pid_t victim = find_rank(run_dir, 1);
+  ASSERT_GT(victim, 0) << "rank 1 not found";
+  ASSERT_EQ(kill(victim, SIGKILL), 0);
+
+  JobResult result;
+  ASSERT_TRUE(job.wait(60, result)) << "the job did not end after rank 1 died";
+  EXPECT_NE(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("rank 1"), std::string::npos) << "the dead rank is not named:\n" << result.output;
+
+  const std::string newest = gf::train::latest_checkpoint(run_dir);
+  ASSERT_FALSE(newest.empty());
+  gf::train::Checkpoint checkpoint;
+  ASSERT_NO_THROW(checkpoint = gf::train::load_checkpoint(newest)) << newest;
+  const int64_t step = checkpoint.state.step;
+  run_ok(bin() + " launch -n 2 --threads 1 -- " +
+         pretrain(config, run_dir, "--resume auto --max-steps " + std::to_string(step + 2)));
+  EXPECT_EQ(gf::train::load_checkpoint(gf::train::latest_checkpoint(run_dir)).state.step, step + 2);
+}
+
+// SIGUSR1 (SLURM's preemption warning) sent to `launch` reaches every rank: they agree to
+// stop, write a checkpoint and exit with pretrain's requeue status, which launch returns.
+TEST_F(PretrainJobs, LaunchForwardsThePreemptionSignal) {
+  const std::string config = write_config("signal", 1, 1000, 0);
+  const std::string run_dir = path("signalled");
+  gf::test::BackgroundJob job("exec " + bin() + " launch -n 2 --threads 1 -- " + pretrain(config, run_dir, ""),
+                              path("signalled.log"));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (losses(run_dir).size() < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_GE(losses(run_dir).size(), 2u) << "the run did not start training";
+  ASSERT_EQ(kill(job.pid(), SIGUSR1), 0);
+  JobResult result;
+  ASSERT_TRUE(job.wait(60, result)) << "the job did not stop on SIGUSR1";
+  EXPECT_EQ(result.exit_code, 75) << result.output;  // train::kExitPreempted
+  EXPECT_FALSE(gf::train::latest_checkpoint(run_dir).empty()) << result.output;
+}
+
+}  // namespace

@@ -1,0 +1,193 @@
+// The training loop on a tiny packed synthetic set: exact resume after a crash, preemption by
+// signal, NaN stop, refusal of a mismatching config, and the demo config's falling loss.
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "data/pack.hpp"
+#include "data/synth.hpp"
+#include "model/weights.hpp"
+#include "train/checkpoint.hpp"
+#include "train/pretrain.hpp"
+#include "train/run_config.hpp"
+
+namespace gf::train {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+class PretrainTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    root_ = (fs::temp_directory_path() / ("gf_pretrain_" + std::to_string(::getpid()))).string();
+    fs::remove_all(root_);
+    data::SynthOptions synth;
+    synth.count = 32;
+    synth.frame_size = {160, 160};
+    synth.threads = 1;
+    data::write_synth_dataset(synth, root_ + "/images");
+    data::PackOptions pack;
+    pack.images_dir = root_ + "/images";
+    pack.out_dir = root_ + "/dataset";
+    pack.resolution = 128;
+    pack.threads = 1;
+    pack.show_progress = false;
+    data::pack(pack);
+  }
+  static void TearDownTestSuite() { fs::remove_all(root_); }
+
+  // vit_tiny (96 wide) at 56 px: 4 optimizer steps per epoch of 32 images.
+  static RunConfig tiny_config() {
+    json config = {{"model", {{"arch", "vit_tiny_patch14_reg4"}, {"img_size", 56}, {"init_seed", 1}}},
+                   {"optim", {{"lr", 1e-3}, {"epochs", 3}, {"warmup_epochs", 1}, {"cosine_epochs", 2}}},
+                   {"data", {{"path", root_ + "/dataset"}, {"batch_size", 8}, {"workers", 1}, {"prefetch", 1}}},
+                   {"train", {{"threads", 1}, {"log_every", 1}, {"checkpoint_every_epochs", 0}, {"device", "cpu"}}}};
+    return parse_run_config(config, "tiny");
+  }
+
+  static std::string run_dir(const std::string& name) {
+    const std::string dir = root_ + "/runs/" + name;
+    fs::remove_all(dir);
+    return dir;
+  }
+
+  static std::vector<json> metrics(const std::string& dir) {
+    std::vector<json> records;
+    std::ifstream in(dir + "/metrics.jsonl");
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty()) records.push_back(json::parse(line));
+    return records;
+  }
+
+  static void expect_same_tensors(const std::string& a, const std::string& b) {
+    const auto first = model::read_safetensors(a).tensors;
+    const auto second = model::read_safetensors(b).tensors;
+    ASSERT_EQ(first.size(), second.size()) << a;
+    for (size_t i = 0; i < first.size(); ++i) {
+      EXPECT_EQ(first[i].first, second[i].first);
+      EXPECT_TRUE(first[i].second.equal(second[i].second)) << a << ": " << first[i].first;
+    }
+  }
+
+  static std::string root_;
+};
+
+std::string PretrainTest::root_;
+
+TEST_F(PretrainTest, ResumeAfterCrashIsBitwiseExact) {
+  const RunConfig config = tiny_config();
+  const std::string straight = run_dir("straight");
+  PretrainOptions options{straight, "", 6};
+  const PretrainResult uninterrupted = pretrain(config, options);
+  EXPECT_EQ(uninterrupted.status, PretrainStatus::kMaxSteps);
+  EXPECT_EQ(uninterrupted.step, 6);
+
+  // A checkpoint every step, and a crash right after step 3 was logged (before its checkpoint).
+  RunConfig every_step = config;
+  every_step.train.checkpoint_every_steps = 1;
+  const std::string crashed = run_dir("crashed");
+  PretrainOptions crashing{crashed, "", 6};
+  crashing.on_step = [](int64_t step) {
+    if (step == 3) throw std::runtime_error("simulated crash");
+  };
+  EXPECT_THROW(pretrain(every_step, crashing), std::runtime_error);
+  EXPECT_EQ(fs::path(latest_checkpoint(crashed)).filename(), "step-00000002");
+  EXPECT_EQ(metrics(crashed).size(), 3u);
+
+  const PretrainResult resumed = pretrain(every_step, PretrainOptions{crashed, "auto", 6});
+  EXPECT_EQ(resumed.status, PretrainStatus::kMaxSteps);
+  EXPECT_EQ(resumed.step, 6);
+  EXPECT_EQ(resumed.epoch, 1);  // 4 steps per epoch: step 6 is inside the second epoch
+
+  const auto a = metrics(straight), b = metrics(crashed);
+  ASSERT_EQ(a.size(), 6u);
+  ASSERT_EQ(b.size(), 6u);
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(b[i].at("step"), a[i].at("step"));
+    EXPECT_EQ(b[i].at("loss").get<double>(), a[i].at("loss").get<double>()) << "step " << i + 1;
+    EXPECT_EQ(b[i].at("lr").get<double>(), a[i].at("lr").get<double>());
+  }
+  const std::string final_a = latest_checkpoint(straight), final_b = latest_checkpoint(crashed);
+  expect_same_tensors(final_a + "/model.safetensors", final_b + "/model.safetensors");
+  expect_same_tensors(final_a + "/optimizer.safetensors", final_b + "/optimizer.safetensors");
+  // keep_last (3) applied to the per-step checkpoints.
+  EXPECT_EQ(list_checkpoints(crashed).size(), 3u);
+}
+
+TEST_F(PretrainTest, StopSignalCheckpointsAndReportsPreemption) {
+  const std::string dir = run_dir("preempted");
+  PretrainOptions options{dir, "auto", 0};
+  options.on_step = [](int64_t step) {
+    if (step == 2) std::raise(SIGUSR1);
+  };
+  const PretrainResult result = pretrain(tiny_config(), options);
+  EXPECT_EQ(result.status, PretrainStatus::kPreempted);
+  EXPECT_EQ(result.step, 2);
+  EXPECT_EQ(fs::path(result.checkpoint).filename(), "step-00000002");
+  EXPECT_EQ(kExitPreempted, 75);
+  // The requeued job continues from there.
+  const PretrainResult next = pretrain(tiny_config(), PretrainOptions{dir, "auto", 3});
+  EXPECT_EQ(next.status, PretrainStatus::kMaxSteps);
+  EXPECT_EQ(metrics(dir).size(), 3u);
+}
+
+TEST_F(PretrainTest, NonFiniteLossStopsNamingTheStep) {
+  RunConfig config = tiny_config();
+  config.optim.lr = 1e38;
+  config.optim.warmup_epochs = 0;
+  config.train.checkpoint_every_steps = 1;
+  const std::string dir = run_dir("nan");
+  try {
+    pretrain(config, PretrainOptions{dir, "", 0});
+    FAIL() << "a diverging run did not stop";
+  } catch (const std::runtime_error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("pretrain: step 2 (epoch 0): loss is"), std::string::npos) << message;
+    EXPECT_NE(message.find("step-00000001"), std::string::npos) << message;
+  }
+  EXPECT_EQ(fs::path(latest_checkpoint(dir)).filename(), "step-00000001");
+}
+
+TEST_F(PretrainTest, RefusesACheckpointOfAnotherConfig) {
+  const std::string dir = run_dir("mismatch");
+  pretrain(tiny_config(), PretrainOptions{dir, "", 1});
+  RunConfig other = tiny_config();
+  other.model.img_size = 112;
+  other.optim.lr = 5e-4;
+  try {
+    pretrain(other, PretrainOptions{dir, "auto", 2});
+    FAIL() << "a mismatching config resumed";
+  } catch (const std::runtime_error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("config differs from the checkpoint's"), std::string::npos) << message;
+    EXPECT_NE(message.find("model.img_size: 56 vs 112"), std::string::npos) << message;
+    EXPECT_NE(message.find("optim.lr: 0.001 vs 0.0005"), std::string::npos) << message;
+  }
+  // A fresh run into a folder with checkpoints must say what it wants.
+  EXPECT_THROW(pretrain(tiny_config(), PretrainOptions{dir, "", 2}), std::runtime_error);
+}
+
+TEST_F(PretrainTest, DemoConfigLossFalls) {
+  const char* source = std::getenv("GF_SOURCE_DIR");
+  ASSERT_NE(source, nullptr);
+  std::ifstream in(std::string(source) + "/configs/demo.json");
+  json config = json::parse(in);
+  config["data"]["path"] = root_ + "/dataset";
+  config["model"]["img_size"] = 56;  // the demo recipe on this test's small images
+  const std::string dir = run_dir("demo");
+  pretrain(parse_run_config(config, "configs/demo.json"), PretrainOptions{dir, "", 16});
+  const auto records = metrics(dir);
+  ASSERT_EQ(records.size(), 16u);
+  const double first = records.front().at("loss").get<double>();
+  double last = 0;
+  for (size_t i = records.size() - 4; i < records.size(); ++i) last += records[i].at("loss").get<double>() / 4;
+  EXPECT_LT(last, 0.8 * first) << "first " << first << ", mean of the last 4 " << last;
+  for (const char* file : {"config.json", "train.log", "energy.csv"}) EXPECT_TRUE(fs::exists(dir + "/" + file)) << file;
+}
+
+}  // namespace
+}  // namespace gf::train

@@ -1,0 +1,124 @@
+// RunConfig: published defaults, one-sentence validation errors naming field, value and
+// expectation, the JSON round trip, and the identity fields a resume must agree on.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <string>
+
+#include "train/run_config.hpp"
+
+namespace gf::train {
+namespace {
+
+using nlohmann::json;
+
+// The message parse_run_config throws for `config`, "" when it parses.
+std::string error_of(const json& config) {
+  try {
+    parse_run_config(config, "test.json");
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(RunConfig, DefaultsArePublishedRecipe) {
+  const RunConfig c = parse_run_config(json::object());
+  EXPECT_EQ(c.model.arch, "vit_small_patch14_reg4");
+  EXPECT_EQ(c.model.img_size, 392);
+  EXPECT_DOUBLE_EQ(c.objective.max_corruption_ratio, 1.0 / 3.0);
+  EXPECT_DOUBLE_EQ(c.objective.pixel_noise_scale, 0.2);
+  EXPECT_DOUBLE_EQ(c.objective.projector_norm_eps, 1e-5);
+  EXPECT_DOUBLE_EQ(c.objective.projector_layer_scale_init, 1e-5);
+  EXPECT_TRUE(c.objective.last_sample_clean);
+  EXPECT_FALSE(c.objective.train_corruption_token);
+  EXPECT_DOUBLE_EQ(c.optim.lr, 5e-5);
+  EXPECT_DOUBLE_EQ(c.optim.beta1, 0.9);
+  EXPECT_DOUBLE_EQ(c.optim.beta2, 0.99);
+  EXPECT_DOUBLE_EQ(c.optim.weight_decay, 1e-4);
+  EXPECT_TRUE(c.optim.decay_tokens);
+  EXPECT_DOUBLE_EQ(c.optim.clip_grad_norm, 0.1);
+  EXPECT_EQ(c.optim.epochs, 120);
+  EXPECT_EQ(c.optim.cosine_epochs, 100);
+  EXPECT_EQ(c.optim.warmup_epochs, 10);
+  EXPECT_DOUBLE_EQ(c.optim.warmup_lr, 5e-9);
+  EXPECT_DOUBLE_EQ(c.optim.min_lr, 5e-9);
+  EXPECT_EQ(c.data.batch_size, 128);
+  EXPECT_DOUBLE_EQ(c.dist.bucket_mb, 25);
+}
+
+TEST(RunConfig, PaperConfigIsThePublishedRun) {
+  const char* source = std::getenv("GF_SOURCE_DIR");
+  ASSERT_NE(source, nullptr);
+  std::ifstream in(std::string(source) + "/configs/paper.json");
+  ASSERT_TRUE(in);
+  const RunConfig paper = parse_run_config(json::parse(in), "configs/paper.json");
+  // Every identity field equals the published default, except the init weights file.
+  auto expected = identity_fields(parse_run_config(json::object()));
+  auto actual = identity_fields(paper);
+  EXPECT_FALSE(actual.at("model.init").get<std::string>().empty());
+  expected.erase("model.init");
+  actual.erase("model.init");
+  EXPECT_EQ(actual, expected);
+}
+
+TEST(RunConfig, RoundTripsThroughJson) {
+  json config = {{"model", {{"arch", "vit_tiny_patch14_reg4"}, {"img_size", 112}, {"init_seed", 3}}},
+                 {"optim", {{"lr", 1e-3}, {"decay_tokens", false}}},
+                 {"data", {{"path", "/data/x"}, {"batch_size", 16}}},
+                 {"train", {{"grad_accum", 2}, {"precision", "fp32"}}},
+                 {"energy", {{"pue", 1.2}}},
+                 {"slurm", {{"partition", "gpu"}}}};
+  const RunConfig parsed = parse_run_config(config);
+  const json written = to_json(parsed);
+  EXPECT_EQ(to_json(parse_run_config(written)), written);
+  EXPECT_EQ(written.at("energy").at("pue"), 1.2);
+  EXPECT_EQ(written.at("slurm").at("partition"), "gpu");
+  EXPECT_EQ(written.at("train").at("grad_accum"), 2);
+}
+
+TEST(RunConfig, ErrorsNameFieldValueAndExpectation) {
+  EXPECT_EQ(error_of({{"optim", {{"lr", -1}}}}), "test.json: optim.lr: found -1, expected a number > 0");
+  EXPECT_EQ(error_of({{"optim", {{"lr", "fast"}}}}), "test.json: optim.lr: found \"fast\", expected a number");
+  EXPECT_EQ(error_of({{"model", {{"img_size", 100}}}}),
+            "test.json: model.img_size: found 100, expected a positive multiple of the patch size 14");
+  EXPECT_EQ(error_of({{"data", {{"batch_size", 10}}}, {"train", {{"grad_accum", 4}}}}),
+            "test.json: data.batch_size: found 10, expected a multiple of train.grad_accum (4)");
+  EXPECT_EQ(error_of({{"train", {{"precision", "fp16"}}}}),
+            "test.json: train.precision: found \"fp16\", expected auto, bf16 or fp32");
+  EXPECT_EQ(error_of({{"dist", {{"backend", "gloo"}}}}),
+            "test.json: dist.backend: found \"gloo\", expected auto, mpi or nccl");
+  EXPECT_EQ(error_of({{"objective", {{"max_corruption_ratio", 1.5}}}}),
+            "test.json: objective.max_corruption_ratio: found 1.5, expected a ratio in [0, 1]");
+  EXPECT_EQ(error_of({{"train", {{"grad_accum", 1.5}}}}),
+            "test.json: train.grad_accum: found 1.5, expected an integer");
+  EXPECT_EQ(error_of({{"data", {{"bach_size", 8}}}}), "test.json: data.bach_size: unknown field (misspelt?)");
+  EXPECT_EQ(error_of({{"optimizer", json::object()}}), "test.json: optimizer: unknown field (misspelt?)");
+  EXPECT_EQ(error_of({{"model", 3}}), "test.json: model: found 3, expected a JSON object");
+  EXPECT_EQ(error_of({{"model", {{"init_seed", -1}}}}),
+            "test.json: model.init_seed: found -1, expected a non-negative integer");
+}
+
+TEST(RunConfig, IdentityNamesTheFieldsThatDiffer) {
+  RunConfig a = parse_run_config(json::object());
+  RunConfig b = a;
+  EXPECT_EQ(config_hash(a), config_hash(b));
+  // Operational fields may change between a run and its resumption.
+  b.train.log_every = 1;
+  b.data.workers = 2;
+  b.data.path = "/elsewhere";
+  b.dist.backend = "mpi";
+  EXPECT_EQ(config_hash(a), config_hash(b));
+  EXPECT_TRUE(identity_differences(identity_fields(a), identity_fields(b)).empty());
+
+  b.model.img_size = 224;
+  b.model.arch = "vit_base_patch14_reg4";
+  EXPECT_NE(config_hash(a), config_hash(b));
+  const auto differences = identity_differences(identity_fields(a), identity_fields(b));
+  ASSERT_EQ(differences.size(), 2u);
+  EXPECT_EQ(differences[0], "model.arch: \"vit_small_patch14_reg4\" vs \"vit_base_patch14_reg4\"");
+  EXPECT_EQ(differences[1], "model.img_size: 392 vs 224");
+}
+
+}  // namespace
+}  // namespace gf::train
