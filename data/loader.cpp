@@ -63,14 +63,17 @@ class Loader::Pipeline {
   }
 
   void start(int64_t epoch, int64_t step, int64_t end_step, int prefetch) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    jobs_.clear();
-    in_flight_.clear();
-    epoch_ = epoch;
-    next_step_ = step;
-    end_step_ = end_step;
-    prefetch_ = std::max(1, prefetch);
-    fill_locked();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      jobs_.clear();
+      in_flight_.clear();
+      epoch_ = epoch;
+      next_step_ = step;
+      end_step_ = end_step;
+      prefetch_ = std::max(1, prefetch);
+      fill_locked();
+    }
+    work_ready_.notify_all();
   }
 
   std::optional<Batch> next() {

@@ -12,6 +12,7 @@
 
 #include "dist/communicator.hpp"
 #include "dist/world.hpp"
+#include "energy/energy_options.hpp"
 #include "eval/embeddings_file.hpp"
 #include "model/vit.hpp"
 #include "model/weights.hpp"
@@ -34,7 +35,12 @@ struct EmbedConfig {
   int64_t batch_size = 32;
   EmbeddingDtype dtype = EmbeddingDtype::kFloat32;
   int threads = 0;              // torch intra-op threads per rank; 0 = leave as is
-  std::string energy_dir;       // where the energy tracker writes; "" = next to `out`
+  int workers = 0;              // dataset form: decode threads per rank; 0 = hardware threads
+  std::string device = "auto";  // "cpu", "cuda" (GPU local_rank), "auto" = cuda when available
+  bool track_energy = true;     // energy.csv / energy.json in energy_dir, summary printed by rank 0
+  std::string energy_dir;       // "" = the folder of `out`
+  energy::EnergyOptions energy;
+  bool verbose = true;          // progress and the summary lines on stdout/stderr
 };
 
 struct EmbedSummary {

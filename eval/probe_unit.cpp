@@ -22,11 +22,6 @@ struct UnitError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-struct Side {
-  at::Tensor x;                 // [n, D] double
-  std::vector<double> target;
-};
-
 std::string values_text(const std::set<double>& values) {
   std::ostringstream out;
   out << '{';
@@ -66,19 +61,31 @@ std::vector<int64_t> match_rows(const EmbeddingTable& table, const std::string& 
   return matched;
 }
 
-Side load_side(const TaskSpec& task, const SplitRef& ref, const std::string& model, EmbeddingSources& sources) {
+// The rows one side of a task uses and their targets, from the reference (first) model's
+// file: task-level problems (column, filter, split) surface here, the same for every model.
+TaskRows task_rows(const TaskSpec& task, const SplitRef& ref, EmbeddingSources& sources) {
+  const std::string& reference_path = sources.path(sources.models().front(), ref.source, task.name);
+  return select_rows(task, sources.table(reference_path), ref.split);
+}
+
+// The model's embeddings of those rows (matched by id), as double [n, D].
+at::Tensor model_rows(const TaskSpec& task, const SplitRef& ref, const std::vector<int64_t>& reference_rows,
+                      const std::string& model, EmbeddingSources& sources) {
   const std::string& reference_model = sources.models().front();
   const std::string& reference_path = sources.path(reference_model, ref.source, task.name);
   const std::string& path = sources.path(model, ref.source, task.name);
   const EmbeddingTable& reference = sources.table(reference_path);
-  const EmbeddingTable& table = sources.table(path);
-  TaskRows selected = select_rows(task, reference, ref.split);
-  const std::vector<int64_t> rows = match_rows(table, path, reference, reference_path, selected.rows, model,
+  const EmbeddingTable* loaded = nullptr;
+  try {
+    loaded = &sources.table(path);
+  } catch (const std::runtime_error& e) {
+    throw UnitError("model " + model + ": " + e.what());
+  }
+  const EmbeddingTable& table = *loaded;
+  const std::vector<int64_t> rows = match_rows(table, path, reference, reference_path, reference_rows, model,
                                                reference_model);
-  Side side;
-  side.target = std::move(selected.target);
-  side.x = at::empty({static_cast<int64_t>(rows.size()), table.dim}, at::kFloat);
-  float* out = side.x.data_ptr<float>();
+  at::Tensor x = at::empty({static_cast<int64_t>(rows.size()), table.dim}, at::kFloat);
+  float* out = x.data_ptr<float>();
   for (size_t i = 0; i < rows.size(); ++i) {
     const float* row = table.row(rows[i]);
     for (int64_t d = 0; d < table.dim; ++d) {
@@ -88,12 +95,11 @@ Side load_side(const TaskSpec& task, const SplitRef& ref, const std::string& mod
       out[i * table.dim + d] = row[d];
     }
   }
-  side.x = side.x.to(at::kDouble);
-  return side;
+  return x.to(at::kDouble);
 }
 
 // Class values of the training targets, checked against the task's kind.
-std::vector<double> training_classes(const TaskSpec& task, const Side& train, const Side& test, TaskKind& kind) {
+std::vector<double> training_classes(const TaskSpec& task, const TaskRows& train, const TaskRows& test, TaskKind& kind) {
   const std::set<double> values(train.target.begin(), train.target.end());
   if (values.empty()) throw UnitError("the training set is empty (split, filter and missing labels leave no rows)");
   if (test.target.empty()) throw UnitError("the test set is empty (split, filter and missing labels leave no rows)");
@@ -160,10 +166,12 @@ UnitResult probe_unit(const TaskSpec& task, const std::string& model, EmbeddingS
   const auto started = std::chrono::steady_clock::now();
   UnitResult result;
   try {
-    const Side train = load_side(task, task.train, model, sources);
-    const Side test = load_side(task, task.test, model, sources);
+    const TaskRows train = task_rows(task, task.train, sources);
+    const TaskRows test = task_rows(task, task.test, sources);
     TaskKind kind = TaskKind::kAuto;
     const std::vector<double> classes = training_classes(task, train, test, kind);
+    const at::Tensor x_train = model_rows(task, task.train, train.rows, model, sources);
+    const at::Tensor x_test = model_rows(task, task.test, test.rows, model, sources);
     const auto class_index = [&](double v) {
       const auto it = std::lower_bound(classes.begin(), classes.end(), v);
       return it != classes.end() && *it == v ? static_cast<int64_t>(it - classes.begin()) : int64_t{-1};
@@ -173,10 +181,10 @@ UnitResult probe_unit(const TaskSpec& task, const std::string& model, EmbeddingS
     const at::Tensor y = at::tensor(train_index, at::kLong);
 
     StandardScaler scaler;
-    scaler.fit(train.x);
+    scaler.fit(x_train);
     LogisticRegression probe(logistic);
-    probe.fit(scaler.transform(train.x), y, static_cast<int64_t>(classes.size()));
-    const at::Tensor proba = probe.predict_proba(scaler.transform(test.x)).contiguous();
+    probe.fit(scaler.transform(x_train), y, static_cast<int64_t>(classes.size()));
+    const at::Tensor proba = probe.predict_proba(scaler.transform(x_test)).contiguous();
 
     const int64_t n_test = static_cast<int64_t>(test.target.size());
     const at::Tensor predicted = proba.argmax(1).contiguous();

@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "data/dataset.hpp"
 #include "launcher/commands.hpp"
 #include "model/weights_tools.hpp"
 
@@ -12,6 +13,10 @@ namespace gf::launcher {
 namespace {
 
 void run_inspect(const std::string& path) {
+  if (data::is_dataset_dir(path)) {  // a packed dataset: counts, labels, splits, verified checksums
+    data::print_dataset_summary(path, std::cout);
+    return;
+  }
   if (model::looks_like_weights_file(path)) {
     model::print_weights_summary(path, std::cout);
     return;

@@ -23,5 +23,7 @@ void setup_pretrain(CLI::App& sub);
 void setup_pack(CLI::App& sub);
 void setup_synth(CLI::App& sub);
 void setup_launch(CLI::App& sub);
+void setup_embed(CLI::App& sub);
+void setup_probe(CLI::App& sub);
 
 }  // namespace gf::launcher

@@ -21,6 +21,8 @@ const gf::launcher::Command kCommands[] = {
     {"pack", "Pack an image folder (+ labels CSV) into HDF5 shards with the published preprocessing", gf::launcher::setup_pack},
     {"synth", "Write synthetic colour-fundus JPEGs with labelled findings + labels.csv", gf::launcher::setup_synth},
     {"launch", "Start N ranks of a subcommand (mpirun, or srun inside a SLURM allocation)", gf::launcher::setup_launch},
+    {"embed", "Embed an image folder or packed dataset with a frozen encoder into one HDF5 (N ranks)", gf::launcher::setup_embed},
+    {"probe", "Linear probes of models' embeddings: bootstrap AUROC, Wilcoxon wins, results tables (N ranks)", gf::launcher::setup_probe},
 };
 
 }  // namespace

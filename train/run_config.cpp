@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <cmath>
 #include <iomanip>
 #include <set>
 #include <sstream>
@@ -54,7 +55,8 @@ class Section {
   }
   void read(const char* key, uint64_t& out) {
     if (const json* v = find(key)) {
-      if (!v->is_number_unsigned()) fail(name(key), *v, "a non-negative integer");
+      if (!v->is_number_integer() || (!v->is_number_unsigned() && v->get<int64_t>() < 0))
+        fail(name(key), *v, "a non-negative integer");
       out = v->get<uint64_t>();
     }
   }
@@ -96,10 +98,21 @@ class Checker {
   explicit Checker(std::string source) : source_(std::move(source)) {}
   template <typename T>
   void require(bool ok, const std::string& field, const T& value, const std::string& expected) const {
-    if (!ok) throw std::runtime_error(source_ + ": " + field + ": found " + json(value).dump() + ", expected " + expected);
+    if (!ok) throw std::runtime_error(source_ + ": " + field + ": found " + shown(value) + ", expected " + expected);
   }
 
  private:
+  // As the user wrote it: 2, not 2.0.
+  static std::string shown(double value) {
+    if (std::isfinite(value) && value == std::floor(value) && std::fabs(value) < 1e15)
+      return std::to_string(static_cast<int64_t>(value));
+    return json(value).dump();
+  }
+  template <typename T>
+  static std::string shown(const T& value) {
+    return json(value).dump();
+  }
+
   std::string source_;
 };
 

@@ -213,7 +213,9 @@ TEST_F(LoaderTest, AugmentationBranchesFollowTheRecipe) {
   for (int64_t index = 0; index < 60; ++index) {
     SampleRng a(1, 0, index), b(1, 0, index);
     plain_hits += at::equal(augment_train(rgb, none, a), plain) ? 1 : 0;
-    flipped_hits += at::equal(augment_train(rgb, flip, b), plain.flip({2})) ? 1 : 0;
+    // Flip then resize vs resize then flip: equal up to float rounding of the filter weights.
+    const at::Tensor diff = augment_train(rgb, flip, b).to(at::kInt) - plain.flip({2}).to(at::kInt);
+    flipped_hits += diff.abs().max().item<int>() <= 1 ? 1 : 0;
   }
   // One of three RandomChoice branches is Resize((S, S)): about 20 of 60 draws.
   EXPECT_GT(plain_hits, 8);

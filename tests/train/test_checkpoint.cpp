@@ -105,7 +105,7 @@ TEST_F(CheckpointTest, ExportViewHoldsTheEncoderOnly) {
   // Exactly what a plain encoder loads.
   model::VisionTransformer encoder(weights.vit);
   model::load_state_dict(*encoder, weights.student, "checkpoint");
-  EXPECT_EQ(weights.student.size() + 6, saved.model.size());  // 4 projector, gamma, token
+  EXPECT_EQ(weights.student.size() + 8, saved.model.size());  // 6 projector tensors, gamma, token
 }
 
 }  // namespace

@@ -1,0 +1,269 @@
+#include "eval/embed.hpp"
+
+#include <ATen/Parallel.h>
+#include <c10/core/InferenceMode.h>
+#include <torch/cuda.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <set>
+#include <stdexcept>
+
+#include "data/augment.hpp"
+#include "data/dataset.hpp"
+#include "data/image_codec.hpp"
+#include "data/loader.hpp"
+#include "data/progress.hpp"
+#include "energy/tracker.hpp"
+#include "model/arch_registry.hpp"
+
+namespace gf::eval {
+namespace {
+
+struct ImageFile {
+  std::string path, id;
+};
+
+// Every PNG/JPEG of a folder (not recursive), sorted by file name; ids are the names without
+// extension and must be unique.
+std::vector<ImageFile> list_images(const std::string& dir) {
+  if (!std::filesystem::is_directory(dir)) throw std::runtime_error("--images: " + dir + ": not a folder");
+  std::vector<ImageFile> files;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    std::string ext = entry.path().extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (ext == ".png" || ext == ".jpg" || ext == ".jpeg")
+      files.push_back({entry.path().string(), entry.path().stem().string()});
+  }
+  std::sort(files.begin(), files.end(), [](const ImageFile& a, const ImageFile& b) {
+    return std::filesystem::path(a.path).filename() < std::filesystem::path(b.path).filename();
+  });
+  if (files.empty()) throw std::runtime_error("--images: " + dir + ": found no .png/.jpg/.jpeg files, expected images");
+  std::set<std::string> ids;
+  for (const auto& f : files)
+    if (!ids.insert(f.id).second)
+      throw std::runtime_error("--images: " + dir + ": two files are named \"" + f.id + "\" (ids are file names without extension), expected unique names");
+  return files;
+}
+
+// One image of the folder form: RGB, resized only when not already size x size, normalised.
+at::Tensor folder_image(const ImageFile& file, int64_t size) {
+  const cv::Mat rgb = data::read_image_file(file.path);
+  const at::Tensor chw = rgb.rows == size && rgb.cols == size ? data::mat_to_chw(rgb)
+                                                              : data::eval_transform(rgb, static_cast<int>(size));
+  return data::normalize_to_float(chw);
+}
+
+// The encoder the config names, weights loaded, in eval mode on `device`.
+model::VisionTransformer build_encoder(const EmbedConfig& config, std::string& sha256) {
+  model::VitOptions options;
+  model::StateDict state;
+  if (config.random_init) {
+    if (config.arch.empty()) throw std::runtime_error("embed: random init: expected --arch");
+    options = model::arch_options(config.arch, config.img_size);
+  } else {
+    state = config.weights.empty() ? config.state : model::read_weights(config.weights);
+    if (state.empty()) throw std::runtime_error("embed: expected --weights or --checkpoint");
+    if (config.arch.empty()) {
+      options = model::infer_vit_options(state);
+      if (options.arch.empty())
+        throw std::runtime_error("embed: " + (config.weights.empty() ? std::string("checkpoint") : config.weights) +
+                                 ": no registered architecture has this width, expected --arch");
+      options.img_size = config.img_size;
+    } else {
+      options = model::arch_options(config.arch, config.img_size);
+    }
+  }
+  model::VisionTransformer encoder(options);
+  if (config.random_init) {
+    encoder->init_weights(config.seed);
+  } else {
+    model::load_state_dict(*encoder, model::adapt_to_model(state, options),
+                           config.weights.empty() ? "checkpoint" : config.weights);
+  }
+  sha256 = config.weights_sha256;
+  if (sha256.empty() && !config.weights.empty()) sha256 = model::sha256_file(config.weights);
+  encoder->eval();
+  return encoder;
+}
+
+at::Device pick_device(const std::string& name, const dist::World& world) {
+  const bool cuda = name == "cuda" || (name == "auto" && torch::cuda::is_available());
+  if (name != "cpu" && name != "cuda" && name != "auto")
+    throw std::runtime_error("--device: found \"" + name + "\", expected cpu, cuda or auto");
+  if (!cuda) return at::Device(at::kCPU);
+  if (!torch::cuda::is_available()) throw std::runtime_error("--device cuda: no CUDA device is available");
+  return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(world.local_rank % torch::cuda::device_count()));
+}
+
+// Row positions and embeddings of every rank, gathered in rank order.
+std::pair<at::Tensor, at::Tensor> gather_rows(const at::Tensor& positions, const at::Tensor& embeddings,
+                                              dist::Communicator* communicator) {
+  if (!communicator || communicator->size() == 1) return {positions, embeddings};
+  return {communicator->all_gatherv(positions), communicator->all_gatherv(embeddings)};
+}
+
+double max_over_ranks(double value, dist::Communicator* communicator) {
+  if (!communicator || communicator->size() == 1) return value;
+  return communicator->all_gather(at::tensor({value}, at::kDouble)).max().item<double>();
+}
+
+}  // namespace
+
+EmbedSummary run_embed(const EmbedConfig& config, const dist::World& world, dist::Communicator* communicator) {
+  if (world.size > 1 && !communicator)
+    throw std::runtime_error("embed: " + std::to_string(world.size) + " ranks need a communicator");
+  if (config.images_dir.empty() == config.data_dir.empty())
+    throw std::runtime_error("embed: expected exactly one of --images DIR or --data DATASET");
+  if (config.out.empty()) throw std::runtime_error("embed: --out: expected an output .h5 path");
+  if (config.batch_size < 1) throw std::runtime_error("embed: --batch-size: found " + std::to_string(config.batch_size) +
+                                                      ", expected at least 1");
+  if (config.threads > 0) at::set_num_threads(config.threads);
+  const at::Device device = pick_device(config.device, world);
+
+  std::string sha256;
+  model::VisionTransformer encoder = build_encoder(config, sha256);
+  encoder->to(device);
+  const model::VitOptions& vit = encoder->options();
+
+  // The rows in output order, and this rank's contiguous slice of them.
+  EmbeddingTable table;
+  std::vector<ImageFile> files;
+  std::unique_ptr<data::Loader> loader;
+  int64_t total = 0;
+  if (!config.images_dir.empty()) {
+    files = list_images(config.images_dir);
+    total = static_cast<int64_t>(files.size());
+    for (const auto& f : files) table.ids.push_back(f.id);
+  } else {
+    data::LoaderOptions options;
+    options.dataset_dir = config.data_dir;
+    options.split = config.split;
+    options.mode = data::LoaderMode::kEval;
+    options.global_batch_size = config.batch_size * world.size;
+    options.rank = world.rank;
+    options.world_size = world.size;
+    options.img_size = static_cast<int>(config.img_size);
+    options.workers = config.workers;
+    options.verify = world.is_root() ? data::Verify::kChecksums : data::Verify::kSizes;
+    loader = std::make_unique<data::Loader>(options);
+    const data::Dataset& dataset = loader->dataset();
+    const std::vector<int64_t> indices = dataset.split_indices(config.split);
+    total = static_cast<int64_t>(indices.size());
+    std::vector<uint8_t> is_test(static_cast<size_t>(dataset.size()), 0);
+    if (dataset.has_split())
+      for (int64_t i : dataset.split_indices("test")) is_test[i] = 1;
+    for (int64_t i : indices) {
+      table.ids.push_back(dataset.ids()[i]);
+      if (dataset.has_split()) table.split.push_back(is_test[i] ? "test" : "train");
+    }
+    for (const auto& column : dataset.label_columns()) {
+      LabelColumn out;
+      out.integer = column.type != data::LabelType::kFloat;
+      const std::vector<double> values = dataset.float_labels(column.name);
+      for (int64_t i : indices) out.values.push_back(values[i]);
+      table.labels.emplace(column.name, std::move(out));
+    }
+  }
+  const int64_t begin = total * world.rank / world.size, end = total * (world.rank + 1) / world.size;
+
+  std::unique_ptr<energy::EnergyTracker> tracker;
+  if (config.track_energy) {
+    std::string dir = config.energy_dir;
+    if (dir.empty()) dir = std::filesystem::absolute(config.out).parent_path().string();
+    std::filesystem::create_directories(dir);
+    tracker = std::make_unique<energy::EnergyTracker>(config.energy, world, communicator, dir);
+    tracker->start();
+  }
+  const auto phase = [&](energy::Phase p) {
+    if (tracker) tracker->set_phase(p);
+  };
+
+  data::ProgressOptions progress_options;
+  progress_options.label = world.size > 1 ? "embed (rank 0 of " + std::to_string(world.size) + ")" : "embed";
+  progress_options.style = world.is_root() && config.verbose ? data::ProgressStyle::kAuto : data::ProgressStyle::kSilent;
+  data::Progress progress(progress_options, end - begin);
+
+  std::vector<at::Tensor> outputs;
+  std::vector<int64_t> positions;
+  const auto started = std::chrono::steady_clock::now();
+  {
+    c10::InferenceMode inference;
+    const auto embed_batch = [&](const at::Tensor& images) {
+      phase(energy::Phase::kEval);
+      outputs.push_back(encoder->forward_embedding(images.to(device), config.pool).to(at::kCPU, at::kFloat));
+      phase(energy::Phase::kData);
+      progress.advance(images.size(0));
+    };
+    phase(energy::Phase::kData);
+    if (loader) {
+      loader->start(0);
+      while (auto batch = loader->next()) {
+        positions.insert(positions.end(), batch->global_positions.begin(), batch->global_positions.end());
+        embed_batch(batch->images);
+      }
+    } else {
+      for (int64_t i = begin; i < end; i += config.batch_size) {
+        std::vector<at::Tensor> images;
+        for (int64_t j = i; j < std::min(end, i + config.batch_size); ++j) {
+          images.push_back(folder_image(files[j], config.img_size));
+          positions.push_back(j);
+        }
+        embed_batch(at::stack(images));
+      }
+    }
+  }
+  progress.finish();
+  const double seconds =
+      max_over_ranks(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), communicator);
+
+  const at::Tensor local = outputs.empty() ? at::empty({0, vit.embed_dim}, at::kFloat) : at::cat(outputs).contiguous();
+  if (local.size(0) != end - begin)
+    throw std::runtime_error("embed: rank " + std::to_string(world.rank) + " embedded " + std::to_string(local.size(0)) +
+                             " images, expected its slice of " + std::to_string(end - begin));
+  const auto [all_positions, all_rows] = gather_rows(at::tensor(positions, at::kLong), local, communicator);
+
+  EmbedSummary summary;
+  summary.images = total;
+  summary.dim = vit.embed_dim;
+  summary.seconds = seconds;
+  summary.images_per_second = seconds > 0 ? static_cast<double>(total) / seconds : 0;
+  summary.bytes_per_embedding = vit.embed_dim * (config.dtype == EmbeddingDtype::kFloat16 ? 2 : 4);
+  if (world.is_root()) {
+    if (all_positions.size(0) != total)
+      throw std::runtime_error("embed: gathered " + std::to_string(all_positions.size(0)) + " embeddings, expected " +
+                               std::to_string(total));
+    table.dim = vit.embed_dim;
+    table.values.assign(static_cast<size_t>(total * table.dim), 0.0f);
+    const auto position = all_positions.accessor<int64_t, 1>();
+    const float* rows = all_rows.contiguous().data_ptr<float>();
+    for (int64_t r = 0; r < total; ++r)
+      std::copy_n(rows + r * table.dim, table.dim, table.values.data() + position[r] * table.dim);
+    table.arch = vit.arch;
+    table.img_size = vit.img_size;
+    table.pool = model::pool_name(config.pool);
+    table.weights_sha256 = sha256;
+    phase(energy::Phase::kCheckpoint);
+    write_embeddings(config.out, table, config.dtype);
+    if (config.verbose)
+      std::cout << "embed: wrote " << config.out << ": " << total << " embeddings of " << vit.arch << " at "
+                << vit.img_size << " px (" << model::pool_name(config.pool) << "), " << std::fixed
+                << std::setprecision(1) << summary.images_per_second << " images/s on " << world.size << " rank(s), "
+                << summary.bytes_per_embedding << " bytes per embedding (" << table.dim << " x "
+                << (config.dtype == EmbeddingDtype::kFloat16 ? "float16" : "float32") << ")" << std::endl;
+  }
+  if (tracker) {
+    tracker->finish(static_cast<double>(total), model::forward_flops(vit) * static_cast<double>(total));
+    if (world.is_root() && config.verbose) tracker->print_summary(std::cout);
+  }
+  return summary;
+}
+
+}  // namespace gf::eval
