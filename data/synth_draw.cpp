@@ -146,12 +146,12 @@ cv::Rect draw_disc(cv::Mat& albedo, const Geometry& g, const EyeFindings& eye, c
     extent = uniform(rng, 1.12f, 1.3f);
     cv::ellipse(albedo, cv::RotatedRect(at, disc_axes * (2.0f * extent), tilt), bgr(atrophy), cv::FILLED, cv::LINE_AA);
   }
-  const cv::Vec3f rim = mix(cv::Vec3f(92, 160, 245), cv::Vec3f(85, 138, 235), uniform(rng, 0.0f, 1.0f));
+  const cv::Vec3f rim = mix(cv::Vec3f(80, 145, 238), cv::Vec3f(72, 125, 225), uniform(rng, 0.0f, 1.0f));
   cv::ellipse(albedo, cv::RotatedRect(g.disc, disc_axes * 2.0f, tilt), bgr(rim), cv::FILLED, cv::LINE_AA);
   const float cup_ry = static_cast<float>(eye.cdr) * g.disc_ry;
   const float cup_rx = std::min(cup_ry * uniform(rng, 0.8f, 0.98f), 0.92f * g.disc_rx);
   const cv::Point2f cup_at = g.disc - g.nasal * ((1.0f - static_cast<float>(eye.cdr)) * 0.3f * g.disc_rx);
-  const cv::Vec3f cup(165, 220, 252);
+  const cv::Vec3f cup(155, 212, 248);
   // Two steps so the cup's slope shades into the rim.
   cv::ellipse(albedo, cv::RotatedRect(cup_at, cv::Size2f(cup_rx, cup_ry) * 2.3f, tilt), bgr(mix(rim, cup, 0.5f)),
               cv::FILLED, cv::LINE_AA);
@@ -208,7 +208,7 @@ void add_sensor_noise(cv::Mat& image, float sigma, cv::RNG& rng) {
 
 void draw_fovea(cv::Mat& albedo, const Geometry& g, const EyeFindings& eye, cv::RNG& rng) {
   if (eye.amd || rng.uniform(0.0f, 1.0f) < 0.3f) return;  // the reflex fades with age and disease
-  const cv::Vec3f reflex = mix(g.background * 0.7f, cv::Vec3f(190, 225, 240), 0.4f);
+  const cv::Vec3f reflex = mix(g.background * 0.7f, cv::Vec3f(180, 215, 235), 0.3f);
   cv::circle(albedo, fixed(g.fovea), fixed(1.6f * g.unit), bgr(reflex), cv::FILLED, cv::LINE_AA, kShift);
 }
 

@@ -50,7 +50,7 @@ std::string sci(double x) {
   return buffer;
 }
 
-std::string money(double usd) { return "$" + fixed(usd, usd < 10 ? 2 : 0); }
+std::string money(double usd) { return "$" + fixed(usd, 2); }
 
 // 9000000 → "9,000,000"
 std::string grouped(double x) {

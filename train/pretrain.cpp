@@ -212,6 +212,7 @@ PretrainResult pretrain(const RunConfig& config_in, const PretrainOptions& optio
   const int64_t start_step = state.step;
   PretrainResult result;
   result.last_loss = state.last_loss;
+  if (checkpoint && root) result.checkpoint = resume_path;
 
   // The position to continue from: a finished epoch continues at the next one's start.
   auto position = [&]() {
@@ -221,7 +222,10 @@ PretrainResult pretrain(const RunConfig& config_in, const PretrainOptions& optio
     at.adam_step = optimizer.step_count();
     return at;
   };
+  int64_t saved_step = checkpoint ? checkpoint->state.step : -1;
   auto save = [&]() {
+    if (state.step == saved_step) return;  // e.g. max_steps right after a periodic checkpoint
+    saved_step = state.step;
     energy::PhaseScope phase(tracker, energy::Phase::kCheckpoint);
     if (root) {
       Checkpoint out;
@@ -263,6 +267,12 @@ PretrainResult pretrain(const RunConfig& config_in, const PretrainOptions& optio
     progress.advance(state.epoch_step * global_batch);
 
     while (state.epoch_step < steps_per_epoch) {
+      if (config.train.max_steps > 0 && state.step >= config.train.max_steps) {
+        progress.finish();
+        save();
+        log.event("reached max_steps " + std::to_string(config.train.max_steps));
+        return finish(PretrainStatus::kMaxSteps);
+      }
       comm->set_step(state.step);
       for (auto& parameter : parameters) parameter.mutable_grad().reset();
       double t_data = 0, t_teacher = 0, t_student = 0;
@@ -360,14 +370,10 @@ PretrainResult pretrain(const RunConfig& config_in, const PretrainOptions& optio
       const bool last = state.epoch + 1 == config.optim.epochs && state.epoch_step == steps_per_epoch;
       if (last) break;
       if (stop) {
+        progress.finish();
         log.event("stop signal at step " + std::to_string(state.step) + ": checkpointing for requeue");
         save();
         return finish(PretrainStatus::kPreempted);
-      }
-      if (config.train.max_steps > 0 && state.step >= config.train.max_steps) {
-        save();
-        log.event("reached max_steps " + std::to_string(config.train.max_steps));
-        return finish(PretrainStatus::kMaxSteps);
       }
       if (config.train.checkpoint_every_steps > 0 && state.step % config.train.checkpoint_every_steps == 0) save();
     }

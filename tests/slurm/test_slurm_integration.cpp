@@ -123,14 +123,16 @@ class SlurmIntegration : public ::testing::Test {
   // A handful of synthetic fundus images, packed small, and the demo config shrunk to a
   // few seconds per run.
   void make_dataset_and_config() {
-    const Output synth = sh(bin_ + " synth --out " + (root_ / "images").string() + " --n 16 --seed 3");
+    const Output synth =
+        sh(bin_ + " synth --out " + (root_ / "images").string() + " --n 16 --seed 3 --size 160x120 --threads 1 --quiet");
     ASSERT_EQ(synth.rc, 0) << synth.text;
     const Output pack = sh(bin_ + " pack --images " + (root_ / "images").string() + " --out " + (root_ / "dataset").string() +
-                           " --resolution 64 --threads 1");
+                           " --resolution 64 --threads 1 --quiet");
     ASSERT_EQ(pack.rc, 0) << pack.text;
     std::ifstream demo(env("GF_SOURCE_DIR") + "/configs/demo.json");
     ASSERT_TRUE(demo) << "configs/demo.json is missing";
     nlohmann::json config = nlohmann::json::parse(demo);
+    config["model"]["img_size"] = 56;
     config["data"]["path"] = (root_ / "dataset").string();
     config["data"]["batch_size"] = 4;
     config["data"]["workers"] = 1;

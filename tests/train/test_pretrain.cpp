@@ -124,20 +124,24 @@ TEST_F(PretrainTest, StopSignalCheckpointsAndReportsPreemption) {
   options.on_step = [](int64_t step) {
     if (step == 2) std::raise(SIGUSR1);
   };
+  // The flag raised after step 2 is agreed over ranks in step 3's all-reduce: stop after step 3.
   const PretrainResult result = pretrain(tiny_config(), options);
   EXPECT_EQ(result.status, PretrainStatus::kPreempted);
-  EXPECT_EQ(result.step, 2);
-  EXPECT_EQ(fs::path(result.checkpoint).filename(), "step-00000002");
+  EXPECT_EQ(result.step, 3);
+  EXPECT_EQ(fs::path(result.checkpoint).filename(), "step-00000003");
   EXPECT_EQ(kExitPreempted, 75);
-  // The requeued job continues from there.
-  const PretrainResult next = pretrain(tiny_config(), PretrainOptions{dir, "auto", 3});
+  // The requeued job continues from there; max_steps counts the steps done in total.
+  const PretrainResult next = pretrain(tiny_config(), PretrainOptions{dir, "auto", 5});
   EXPECT_EQ(next.status, PretrainStatus::kMaxSteps);
-  EXPECT_EQ(metrics(dir).size(), 3u);
+  EXPECT_EQ(next.step, 5);
+  EXPECT_EQ(metrics(dir).size(), 5u);
+  // Asking for fewer steps than are done trains nothing.
+  EXPECT_EQ(pretrain(tiny_config(), PretrainOptions{dir, "auto", 4}).step, 5);
 }
 
 TEST_F(PretrainTest, NonFiniteLossStopsNamingTheStep) {
   RunConfig config = tiny_config();
-  config.optim.lr = 1e38;
+  config.optim.lr = 1e30;
   config.optim.warmup_epochs = 0;
   config.train.checkpoint_every_steps = 1;
   const std::string dir = run_dir("nan");
