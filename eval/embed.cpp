@@ -195,10 +195,14 @@ EmbedSummary run_embed(const EmbedConfig& config, const dist::World& world, dist
   std::vector<int64_t> positions;
   const auto started = std::chrono::steady_clock::now();
   {
-    c10::InferenceMode inference;
+    // Inference mode only around the forward: the loader's worker threads fill batch tensors
+    // that next() allocates, and they may not write to inference tensors.
     const auto embed_batch = [&](const at::Tensor& images) {
       phase(energy::Phase::kEval);
-      outputs.push_back(encoder->forward_embedding(images.to(device), config.pool).to(at::kCPU, at::kFloat));
+      {
+        c10::InferenceMode inference;
+        outputs.push_back(encoder->forward_embedding(images.to(device), config.pool).to(at::kCPU, at::kFloat));
+      }
       phase(energy::Phase::kData);
       progress.advance(images.size(0));
     };

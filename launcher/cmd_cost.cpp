@@ -75,16 +75,21 @@ void run_cost(const CostFlags& flags) {
   const double per_image = kTrainingForwards * forward;
   const double sustained = gpu.dense_tflops * 1e12 * flags.mfu;  // FLOP/s per GPU
 
-  double images = 0, hours = 0;
+  // Optimizer steps: a last partial batch per epoch is a step too (the published loader
+  // keeps it: 586 steps per epoch of 75,000 at batch 128).
+  const double batch = static_cast<double>(config.data.batch_size);
+  double images = 0, hours = 0, steps = 0;
   std::string work;
   if (flags.hours > 0) {
     hours = flags.hours;
     images = hours * 3600.0 * sustained * flags.gpus / per_image;
+    steps = std::ceil(images / batch);
     work = fixed(hours, 2) + " h fit " + grouped(images) + " images (" +
            fixed(images / flags.dataset_images, 1) + " epochs of " + grouped(flags.dataset_images) + ")";
   } else {
     const double epochs = flags.epochs > 0 ? flags.epochs : static_cast<double>(config.optim.epochs);
     images = flags.images > 0 ? flags.images : epochs * flags.dataset_images;
+    steps = flags.images > 0 ? std::ceil(images / batch) : epochs * std::ceil(flags.dataset_images / batch);
     hours = energy::hours_for_flops(images * per_image, gpu, flags.gpus, flags.mfu);
     work = flags.images > 0 ? grouped(images) + " images"
                             : fixed(epochs, 0) + " epochs x " + grouped(flags.dataset_images) + " images = " +
@@ -93,7 +98,6 @@ void run_cost(const CostFlags& flags) {
   }
   const energy::Estimate estimate = energy::estimate_run({gpu, flags.gpus, hours}, options);
   const energy::Bill& bill = estimate.bill;
-  const double steps = images / static_cast<double>(config.data.batch_size);
 
   std::cout << "greenfound cost: " << flags.config << " on " << flags.gpus << " x " << gpu.name << "\n"
             << "  model      " << config.model.arch << " at " << config.model.img_size << " px: "

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -71,19 +72,23 @@ double number(const json& record, const char* key) {
   return record.contains(key) && record[key].is_number() ? record[key].get<double>() : NAN;
 }
 
-// Total optimizer steps of the run: train.max_steps of the resolved config.json when set,
-// else epochs x steps per epoch once an epoch has finished.
-double total_steps(const Progress& progress, const fs::path& run_dir) {
+// The run's resolved config.json (written by pretrain), an empty object when absent.
+json read_run_config(const fs::path& run_dir) {
   std::ifstream in(run_dir / "config.json");
   const json config = in ? json::parse(in, nullptr, false) : json();
-  if (!config.is_object()) return NAN;
+  return config.is_object() ? config : json::object();
+}
+
+// Total optimizer steps of the run: train.max_steps of the resolved config when set, else
+// epochs x steps per epoch once an epoch has finished.
+double total_steps(const Progress& progress, const json& config) {
   if (config.contains("train") && config["train"].value("max_steps", 0) > 0) return config["train"]["max_steps"].get<double>();
   if (!std::isnan(progress.steps_per_epoch) && config.contains("optim"))
     return progress.steps_per_epoch * config["optim"].value("epochs", 0);
   return NAN;
 }
 
-void print_progress(const fs::path& run_dir) {
+void print_progress(const fs::path& run_dir, const json& config) {
   const Progress progress = read_progress(run_dir / "metrics.jsonl");
   const json& record = progress.last;
   if (record.is_null()) {
@@ -93,10 +98,13 @@ void print_progress(const fs::path& run_dir) {
   const double step = number(record, "step");
   std::ostringstream os;
   os << "progress: step " << (std::isnan(step) ? std::string("?") : std::to_string(static_cast<long>(step)));
-  const double total = total_steps(progress, run_dir);
+  const double total = total_steps(progress, config);
   if (!std::isnan(total)) os << "/" << static_cast<long>(total);
   const double epoch = number(record, "epoch");
-  if (!std::isnan(epoch)) os << ", epoch " << static_cast<long>(epoch);
+  if (!std::isnan(epoch)) {  // 0-based in the records, shown as the progress bar counts
+    os << ", epoch " << static_cast<long>(epoch) + 1;
+    if (config.contains("optim") && config["optim"].contains("epochs")) os << "/" << config["optim"]["epochs"].dump();
+  }
   const double loss = number(record, "loss");
   if (!std::isnan(loss)) os << ", loss " << loss;
   const double images_per_s = number(record, "images_per_s");
@@ -107,9 +115,15 @@ void print_progress(const fs::path& run_dir) {
 }
 
 // energy.csv (time,rank,host,device,domain,joules,watts,label): joules are cumulative per
-// (rank, host, device, domain) within one run of the stage; a requeued run starts again from
-// zero, so a drop marks a new segment and the previous one's last value is carried over.
-void print_energy(const fs::path& run_dir) {
+// (rank, host, device, domain) within one run of the stage, and every run of it (a requeued
+// job, a resumed run) starts a new count. The file marks no such start, but within a run the
+// sampler writes every 1/sample_hz s: a drop in joules or a silence of several intervals
+// starts a new segment, and the previous segment's last value is carried over.
+void print_energy(const fs::path& run_dir, const json& config) {
+  double sample_hz = 1.0;
+  if (config.contains("energy") && config["energy"].is_object() && config["energy"].value("sample_hz", 0.0) > 0)
+    sample_hz = config["energy"]["sample_hz"].get<double>();
+  const double restart_gap_s = std::max(5.0, 5.0 / sample_hz);
   std::ifstream in(run_dir / "energy.csv");
   if (!in) {
     std::cout << "energy: no energy.csv yet\n";
@@ -129,13 +143,13 @@ void print_energy(const fs::path& run_dir) {
     return -1;
   };
   const int c_rank = column("rank"), c_host = column("host"), c_device = column("device"), c_domain = column("domain"),
-            c_joules = column("joules"), c_label = column("label");
+            c_joules = column("joules"), c_label = column("label"), c_time = column("time");
   if (c_joules < 0) {
     std::cout << "energy: " << (run_dir / "energy.csv").string() << " has no joules column\n";
     return;
   }
   struct Series {
-    double carried = 0, last = 0;
+    double carried = 0, last = 0, last_time = NAN;
   };
   std::map<std::string, Series> series;
   std::map<std::string, int> labels;
@@ -151,14 +165,18 @@ void print_energy(const fs::path& run_dir) {
     char* end = nullptr;
     const double joules = std::strtod(f[c_joules].c_str(), &end);
     if (end == f[c_joules].c_str()) continue;
+    const double time = c_time >= 0 ? std::strtod(f[c_time].c_str(), nullptr) : NAN;
     Series& s = series[at(c_rank) + "|" + at(c_host) + "|" + at(c_device) + "|" + at(c_domain)];
-    if (joules < s.last) s.carried += s.last;
+    if (joules < s.last || time - s.last_time > restart_gap_s) s.carried += s.last;
     s.last = joules;
+    s.last_time = time;
     if (c_label >= 0) labels[f[c_label]]++;
   }
   double total = 0;
   for (const auto& [key, s] : series) total += s.carried + s.last;
-  std::cout << "energy so far: " << std::lround(total) << " J = " << total / 3.6e6 << " kWh";
+  std::ostringstream kwh;
+  kwh << std::setprecision(3) << total / 3.6e6;
+  std::cout << "energy so far: " << std::lround(total) << " J = " << kwh.str() << " kWh";
   if (!labels.empty()) {
     std::string names;
     for (const auto& [label, n] : labels) names += (names.empty() ? "" : ", ") + label;
@@ -196,8 +214,9 @@ void run_status(const std::string& run_dir_arg) {
     print_job(ids.back(), true);
     for (size_t i = ids.size() - 1; i-- > 0;) print_job(ids[i], false);
   }
-  print_progress(run_dir);
-  print_energy(run_dir);
+  const json config = read_run_config(run_dir);
+  print_progress(run_dir, config);
+  print_energy(run_dir, config);
 }
 
 }  // namespace

@@ -37,7 +37,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const std::exception& e) {
-    std::cerr << gf::launcher::rank_prefix() << "error: " << e.what() << std::endl;
+    // One write per line, so the lines of ranks failing together do not interleave.
+    std::cerr << gf::launcher::rank_prefix() + "error: " + e.what() + "\n" << std::flush;
     gf::dist::abort_job_if_distributed(EXIT_FAILURE);  // peers must not wait on this rank
     return EXIT_FAILURE;
   }

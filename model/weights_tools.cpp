@@ -73,7 +73,7 @@ void print_key_lines(const StateDict& state, std::ostream& out) {
       name = "blocks.{" + std::to_string(lo) + ".." + std::to_string(hi) + "}." + line.name;
       count = "x" + std::to_string(line.blocks.size()) + (line.same_shape ? "" : " (shapes differ between blocks)");
     }
-    out << "  " << padded(name, 34) << padded(line.shape, 20) << count << "\n";
+    out << "  " << padded(name, 34) << (count.empty() ? line.shape : padded(line.shape, 20) + count) << "\n";
   }
 }
 
@@ -161,7 +161,7 @@ void print_weights_summary(const std::string& path, std::ostream& out) {
   out << padded("parameters", 12) << grouped(encoder_values) << " in encoder keys";
   if (other_values > 0) out << ", " << grouped(other_values) << " in other keys";
   out << " (" << dtype_list << ")\n";
-  out << padded("keys", 12) << encoder.size() << " encoder\n";
+  out << padded("keys", 12) << encoder.size() << " in the encoder\n";
   print_key_lines(encoder, out);
   if (!others.empty()) {
     out << padded("other keys", 12) << others.size() << " (not part of the encoder; export drops them with --allow-extra-keys)\n";

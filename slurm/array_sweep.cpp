@@ -80,7 +80,7 @@ std::vector<SweepTask> load_sweep(const std::string& path, const std::string& ru
     SweepTask t;
     t.model = model;
     t.dataset = dataset;
-    t.output = run_dir + "/embeddings/" + model + "/" + dataset + ".h5";
+    t.output = run_dir + "/embeddings/" + model + "/" + dataset + "/embeddings.h5";
     t.args = entry_flags(path + ": models." + model, sweep["models"][model], "--weights");
     const auto data_flags = entry_flags(path + ": datasets." + dataset, sweep["datasets"][dataset], "--data");
     t.args.insert(t.args.end(), data_flags.begin(), data_flags.end());

@@ -74,7 +74,7 @@ nlohmann::json run_job_and_read(const std::string& cuda_visible, std::string* cs
   Job job;
   {
     PackageCounter counter(tree, 50.0);
-    job = run_two_ranks(run_dir, 1.0);
+    job = run_two_ranks(run_dir, 2.0);
   }
   EXPECT_EQ(job.exit_code, 0) << job.output;
   EXPECT_NE(job.output.find("rank 1: energy worker ok"), std::string::npos) << job.output;
@@ -86,7 +86,8 @@ nlohmann::json run_job_and_read(const std::string& cuda_visible, std::string* cs
   return json;
 }
 
-// Ranks start and stop a few ms apart, and the job's duration is the longest rank's: 3%.
+// Ranks start and stop a few ms apart, the job's duration is the longest rank's, and this
+// process's counter thread may lag a few ms behind the clock: 3% over 2 s.
 constexpr double kTolerance = 0.03;
 
 TEST(EnergyMpiJob, PackageOnceAndOneGpuPerRank) {

@@ -74,27 +74,44 @@ TEST(Rapl, UnreadableOrMissingTreeGivesNoMeter) {
   std::filesystem::remove_all(empty);
 }
 
-// Advances package and DRAM counters at fixed rates (µJ per µs = W) until stopped.
+// Advances package and DRAM counters at fixed rates from its construction until stop(), which
+// writes the final values and returns the package joules they hold: the known truth, whatever
+// the scheduling delays of this thread were in between.
 class CounterThread {
  public:
-  CounterThread(FakePowercap& tree, double package_w, double dram_w) : tree_(tree) {
-    thread_ = std::thread([this, package_w, dram_w] {
-      const auto start = std::chrono::steady_clock::now();
+  CounterThread(FakePowercap& tree, double package_w, double dram_w)
+      : tree_(tree), package_w_(package_w), dram_w_(dram_w), start_(std::chrono::steady_clock::now()) {
+    thread_ = std::thread([this] {
       while (!stop_) {
-        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        tree_.set("intel-rapl:0", static_cast<uint64_t>(package_w * s * 1e6));
-        tree_.set("intel-rapl:0:2", static_cast<uint64_t>(dram_w * s * 1e6));
+        write(seconds());
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
       }
     });
   }
-  ~CounterThread() {
-    stop_ = true;
-    thread_.join();
+  ~CounterThread() { stop(); }
+
+  double stop() {
+    if (thread_.joinable()) {
+      stop_ = true;
+      thread_.join();
+      final_s_ = seconds();
+      write(final_s_);
+    }
+    return static_cast<double>(static_cast<uint64_t>(package_w_ * final_s_ * 1e6)) * 1e-6;
   }
+  double final_dram_joules() const { return static_cast<double>(static_cast<uint64_t>(dram_w_ * final_s_ * 1e6)) * 1e-6; }
 
  private:
+  double seconds() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count(); }
+  void write(double s) {
+    tree_.set("intel-rapl:0", static_cast<uint64_t>(package_w_ * s * 1e6));
+    tree_.set("intel-rapl:0:2", static_cast<uint64_t>(dram_w_ * s * 1e6));
+  }
+
   FakePowercap& tree_;
+  double package_w_, dram_w_;
+  std::chrono::steady_clock::time_point start_;
+  double final_s_ = 0;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };
@@ -118,21 +135,19 @@ TEST_F(RaplTracker, KnownRatesWithWrapAroundGiveKnownJoulesAndPhasesSumToTotal) 
   EXPECT_EQ(tracker.local_labels()[0], Label::kMeasured);
   EXPECT_EQ(tracker.local_labels()[2], Label::kUnavailable);  // no GPU
 
-  EnergySummary summary;
-  {
-    CounterThread counters(tree, 40.0, 4.0);
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    tracker.start();
-    for (int step = 0; step < 6; ++step) {
-      { PhaseScope scope(tracker, Phase::kData); std::this_thread::sleep_for(std::chrono::milliseconds(40)); }
-      { PhaseScope scope(tracker, Phase::kStudentForwardBackward); std::this_thread::sleep_for(std::chrono::milliseconds(120)); }
-    }
-    summary = tracker.finish(600, 1.5e15);
+  // The counters start at 0 when the tracker takes its baseline and stop (final values
+  // written) before finish() takes its last sample: the known joules are what they hold.
+  tracker.start();
+  CounterThread counters(tree, 40.0, 4.0);
+  for (int step = 0; step < 6; ++step) {
+    { PhaseScope scope(tracker, Phase::kData); std::this_thread::sleep_for(std::chrono::milliseconds(40)); }
+    { PhaseScope scope(tracker, Phase::kStudentForwardBackward); std::this_thread::sleep_for(std::chrono::milliseconds(120)); }
   }
-  const double seconds = summary.duration_s;
-  ASSERT_GT(seconds, 0.9);
-  EXPECT_NEAR(summary.domains[0].joules, 40.0 * seconds, 0.01 * 40.0 * seconds);
-  EXPECT_NEAR(summary.domains[1].joules, 4.0 * seconds, 0.01 * 4.0 * seconds);
+  const double package_joules = counters.stop();
+  const EnergySummary summary = tracker.finish(600, 1.5e15);
+  ASSERT_GT(package_joules, 35.0);  // 40 W for about a second: three wraps of the 10 J counter
+  EXPECT_NEAR(summary.domains[0].joules, package_joules, 0.01 * package_joules);
+  EXPECT_NEAR(summary.domains[1].joules, counters.final_dram_joules(), 0.01 * counters.final_dram_joules());
   EXPECT_EQ(summary.domains[0].label, Label::kMeasured);
   EXPECT_EQ(summary.domains[2].label, Label::kUnavailable);
 
@@ -201,16 +216,14 @@ TEST_F(RaplTracker, TwoLocalRanksOnOneNodeCountThePackageOnce) {
   EXPECT_EQ(first.local_labels()[0], Label::kMeasured);
   EXPECT_EQ(second.local_labels()[0], Label::kUnavailable);
   EXPECT_EQ(second.local_labels()[1], Label::kUnavailable);
-  EnergySummary a, b;
-  {
-    CounterThread counters(tree, 30.0, 3.0);
-    first.start();
-    second.start();
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    a = first.finish(0, 0);
-    b = second.finish(0, 0);
-  }
-  EXPECT_NEAR(a.domains[0].joules, 30.0 * a.duration_s, 0.01 * 30.0 * a.duration_s);
+  first.start();
+  second.start();
+  CounterThread counters(tree, 30.0, 3.0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const double package_joules = counters.stop();
+  const EnergySummary a = first.finish(0, 0);
+  const EnergySummary b = second.finish(0, 0);
+  EXPECT_NEAR(a.domains[0].joules, package_joules, 0.01 * package_joules);
   EXPECT_EQ(b.domains[0].joules, 0.0);
   EXPECT_EQ(b.domains[1].joules, 0.0);
   std::filesystem::remove_all(run_dir);

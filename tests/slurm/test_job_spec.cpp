@@ -125,22 +125,22 @@ TEST(JobSpecTime, SbatchForms) {
 TEST(ArraySweep, PairsBecomeTasksAndProbeCommands) {
   const fs::path file = fs::temp_directory_path() / ("gf_sweep_" + std::to_string(::getpid()) + ".json");
   std::ofstream(file) << R"({
-    "models": {"green": "w/green.safetensors", "dinov2": {"weights": "w/dinov2.pth", "img_size": 224}},
+    "models": {"green": "w/green.safetensors", "dinov2": {"weights": "w/dinov2.pth", "img-size": 224}},
     "datasets": {"idrid": "packs/idrid", "brset": {"data": "packs/brset", "split": "all"}}
   })";
   const auto tasks = gf::slurm::load_sweep(file.string(), "/runs/s");
   ASSERT_EQ(tasks.size(), 4u);  // every model x every dataset, keys in sorted order
   EXPECT_EQ(tasks[0].model, "dinov2");
   EXPECT_EQ(tasks[0].dataset, "brset");
-  EXPECT_EQ(tasks[0].args, (std::vector<std::string>{"--img_size", "224", "--weights", "w/dinov2.pth", "--data", "packs/brset",
-                                                     "--split", "all", "--out", "/runs/s/embeddings/dinov2/brset.h5"}));
+  EXPECT_EQ(tasks[0].args, (std::vector<std::string>{"--img-size", "224", "--weights", "w/dinov2.pth", "--data", "packs/brset", "--split",
+                                                     "all", "--out", "/runs/s/embeddings/dinov2/brset/embeddings.h5"}));
   EXPECT_EQ(tasks[3].args, (std::vector<std::string>{"--weights", "w/green.safetensors", "--data", "packs/idrid", "--out",
-                                                     "/runs/s/embeddings/green/idrid.h5"}));
+                                                     "/runs/s/embeddings/green/idrid/embeddings.h5"}));
   const auto probes = gf::slurm::probe_commands(tasks, "/opt/gf/greenfound", "/runs/s");
   ASSERT_EQ(probes.size(), 2u);
   EXPECT_EQ(probes[0],
-            "/opt/gf/greenfound probe --embeddings dinov2=/runs/s/embeddings/dinov2/brset.h5 "
-            "green=/runs/s/embeddings/green/brset.h5 --tasks auto --out /runs/s/probe/brset");
+            "/opt/gf/greenfound probe --embeddings dinov2=/runs/s/embeddings/dinov2/brset/embeddings.h5 "
+            "green=/runs/s/embeddings/green/brset/embeddings.h5 --tasks auto --out /runs/s/probe/brset");
 
   std::ofstream(file) << R"({"models": {"a": "a.st"}, "datasets": {"d": "d"}, "pairs": [["a", "e"]]})";
   try {

@@ -102,7 +102,7 @@ long last_step(const fs::path& run_dir) {
 
 class SlurmIntegration : public ::testing::Test {
  protected:
-  static constexpr long kSteps = 6;  // optimizer steps of every run here
+  static constexpr long kSteps = 40;  // optimizer steps of every run here (~3 s on 2 cores)
 
   void SetUp() override {
     const std::string why = cluster_unavailable();

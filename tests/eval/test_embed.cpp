@@ -1,0 +1,152 @@
+// End to end through the CLI: synth -> pack -> embed (1 rank and 2 ranks, dataset and folder
+// forms) -> probe of two randomly initialised tiny encoders; h5py reads what embed wrote.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+
+#include "eval/embeddings_file.hpp"
+#include "tests/eval/eval_test_support.hpp"
+
+namespace gf::eval {
+namespace {
+
+using testing::env_or;
+using testing::read_json;
+using testing::run_python;
+
+// Runs a command line, its output kept in `log`; returns the exit status.
+int run(const std::string& command, const std::filesystem::path& log) {
+  const int status = std::system((command + " > " + log.string() + " 2>&1").c_str());
+  if (status != 0) {
+    std::ifstream in(log);
+    std::cerr << command << "\n" << in.rdbuf() << "\n";
+  }
+  return status;
+}
+
+double max_abs_difference(const EmbeddingTable& a, const EmbeddingTable& b) {
+  double worst = 0;
+  for (size_t i = 0; i < a.values.size(); ++i) worst = std::max(worst, double(std::fabs(a.values[i] - b.values[i])));
+  return worst;
+}
+
+class EmbedEndToEnd : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = std::filesystem::current_path() / "scratch" / "embed_end_to_end";
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    bin_ = env_or("GF_BIN", "greenfound");
+    mpiexec_ = env_or("GF_MPIEXEC", "mpirun");
+    ASSERT_EQ(run(bin_ + " synth --out " + path("images") + " --n 48 --seed 3 --size 96x80 --threads 2 --quiet", log("synth")), 0);
+    ASSERT_EQ(run(bin_ + " pack --images " + path("images") + " --labels " + path("images/labels.csv") +
+                      " --id-column image_id --split-by patient_id --test-fraction 0.4 --resolution 64 --shard-size 20"
+                      " --threads 2 --quiet --out " + path("dataset"),
+                  log("pack")),
+              0);
+  }
+
+  static std::string path(const std::string& name) { return (dir_ / name).string(); }
+  static std::filesystem::path log(const std::string& name) { return dir_ / (name + ".log"); }
+  // embed with a randomly initialised tiny encoder; extra flags select input and output.
+  static std::string embed(int ranks, const std::string& flags) {
+    const std::string command = bin_ + " embed --arch vit_tiny_patch14_reg4 --img-size 56 --batch-size 5 --threads 1 " + flags;
+    return ranks == 1 ? command : mpiexec_ + " -n " + std::to_string(ranks) + " " + command;
+  }
+
+  static inline std::filesystem::path dir_;
+  static inline std::string bin_, mpiexec_;
+};
+
+TEST_F(EmbedEndToEnd, TwoRanksWriteWhatOneRankWrites) {
+  for (const std::string form : {"--data " + path("dataset"), "--images " + path("images")}) {
+    SCOPED_TRACE(form);
+    ASSERT_EQ(run(embed(1, form + " --init-seed 1 --workers 2 --out " + path("one.h5")), log("embed1")), 0);
+    ASSERT_EQ(run(embed(2, form + " --init-seed 1 --workers 1 --out " + path("two.h5")), log("embed2")), 0);
+    const EmbeddingTable one = read_embeddings(path("one.h5")), two = read_embeddings(path("two.h5"));
+    ASSERT_EQ(one.ids, two.ids);
+    EXPECT_EQ(one.split, two.split);
+    EXPECT_EQ(one.rows(), 48);
+    EXPECT_EQ(one.dim, 96);
+    ASSERT_EQ(one.values.size(), two.values.size());
+    // The same images through the same network; only the batch composition differs.
+    const double difference = max_abs_difference(one, two);
+    std::cout << form << ": max |1 rank - 2 ranks| = " << difference << "\n";
+    EXPECT_LE(difference, 1e-5);
+    EXPECT_TRUE(std::is_sorted(one.ids.begin(), one.ids.end()));
+    std::ifstream in(log("embed2"));
+    const std::string output((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_NE(output.find("images/s"), std::string::npos) << output;
+    EXPECT_NE(output.find("384 bytes per embedding"), std::string::npos) << output;  // 96 x float32
+  }
+}
+
+TEST_F(EmbedEndToEnd, H5pyReadsTheEmbeddingsFile) {
+  ASSERT_EQ(run(embed(1, "--data " + path("dataset") + " --split all --init-seed 4 --dtype float16 --out " + path("half.h5")),
+                log("embed_half")),
+            0);
+  ASSERT_EQ(run_python("check_embeddings_h5.py", path("half.h5") + " " + path("half.json")), 0);
+  const auto view = read_json(dir_ / "half.json");
+  const EmbeddingTable table = read_embeddings(path("half.h5"));
+  EXPECT_EQ(view["shape"], nlohmann::json({48, 96}));
+  EXPECT_EQ(view["dtype"], "float16");
+  EXPECT_EQ(view["ids"].get<std::vector<std::string>>(), table.ids);
+  EXPECT_EQ(view["split"].get<std::vector<std::string>>(), table.split);
+  double sum = 0;
+  for (float v : table.values) sum += v;
+  EXPECT_NEAR(view["sum"].get<double>(), sum, 1e-6 * std::max(1.0, std::fabs(sum)));
+  EXPECT_EQ(view["attrs"]["arch"], "vit_tiny_patch14_reg4");
+  EXPECT_EQ(view["attrs"]["pool"], "mean_all");
+  EXPECT_EQ(view["attrs"]["img_size"], 56);
+  EXPECT_EQ(view["attrs"]["weights_sha256"], "random-init-seed-4");
+  for (const char* column : {"dr_grade", "diabetes", "glaucoma"}) {
+    ASSERT_TRUE(view["labels"].contains(column)) << column;
+    EXPECT_EQ(view["label_dtypes"][column], "int64");
+    const auto& values = table.labels.at(column).values;
+    for (size_t i = 0; i < values.size(); ++i)
+      EXPECT_EQ(view["labels"][column][i].get<double>(), std::isnan(values[i]) ? -1.0 : values[i]);
+  }
+  EXPECT_TRUE(std::count(table.split.begin(), table.split.end(), "test") > 0);
+  EXPECT_TRUE(std::count(table.split.begin(), table.split.end(), "train") > 0);
+}
+
+TEST_F(EmbedEndToEnd, ProbeOfTwoModelsWritesTheTables) {
+  ASSERT_EQ(run(embed(2, "--data " + path("dataset") + " --init-seed 1 --out " + path("seed1.h5")), log("seed1")), 0);
+  ASSERT_EQ(run(embed(1, "--data " + path("dataset") + " --init-seed 2 --out " + path("seed2.h5")), log("seed2")), 0);
+  std::ofstream(dir_ / "tasks.json") << R"({"tasks": [
+    {"name": "diabetes", "label": "diabetes"},
+    {"name": "site", "label": "site", "kind": "multiclass"},
+    {"name": "any_dr", "label": "dr_grade > 0"}
+  ]})";
+  ASSERT_EQ(run(mpiexec_ + " -n 2 " + bin_ + " probe --embeddings seed1=" + path("seed1.h5") + " seed2=" + path("seed2.h5") +
+                    " --tasks " + path("tasks.json") + " --threads 1 --out " + path("results"),
+                log("probe")),
+            0);
+  const auto results = read_json(dir_ / "results" / "results.json");
+  for (const char* key : {"results", "comparisons", "errors"}) EXPECT_TRUE(results.contains(key)) << key;
+  std::ifstream in(log("probe"));
+  const std::string output((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // 48 synthetic images leave small test sets: a task may fail on a single class, but the
+  // tables are written and every task is accounted for, scored or listed as an error.
+  EXPECT_GT(results["results"].size(), 0u) << output;
+  for (const char* task : {"diabetes", "site", "any_dr"}) {
+    bool seen = false;
+    for (const auto& r : results["results"]) seen |= r["task"] == task;
+    for (const auto& e : results["errors"]) seen |= e["task"] == task;
+    EXPECT_TRUE(seen) << task;
+  }
+  for (const auto& r : results["results"]) {
+    EXPECT_TRUE(r["model"] == "seed1" || r["model"] == "seed2");
+    EXPECT_GE(r["auroc"].get<double>(), 0.0);
+    EXPECT_LE(r["auroc"].get<double>(), 1.0);
+  }
+  for (const auto& c : results["comparisons"]) EXPECT_TRUE(c["outcome"] == "win" || c["outcome"] == "tie");
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "results" / "results.csv"));
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "results" / "results.md"));
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "results" / "energy.json"));
+}
+
+}  // namespace
+}  // namespace gf::eval
