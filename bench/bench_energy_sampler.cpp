@@ -1,7 +1,8 @@
 // Cost of energy accounting next to the work it accounts for: one sampler tick (RAPL zones of
-// a fake powercap tree, the CPU-time meter, a CSV row) and one set_phase call, against a
+// a fake powercap tree and the CPU-time meter, read once each) and one set_phase call, against a
 // training-like step (matmuls) timed in the same run with and without a 1 Hz tracker.
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <chrono>
 #include <cstdio>
@@ -85,7 +86,7 @@ int main() {
   tracked /= steps;
   std::filesystem::remove_all(root);
 
-  std::printf("energy sampler tick (RAPL package+dram, CPU-time meter): %.1f us; at 1 Hz = %.4f%% of wall time\n",
+  std::printf("energy sampler tick (meter reads: RAPL package+dram, CPU time): %.1f us; at 1 Hz = %.4f%% of wall time\n",
               read_s * 1e6, read_s * 100.0);
   std::printf("set_phase: %.0f ns; 8 marks per step = %.2f us\n", mark_s * 1e9, 8 * mark_s * 1e6);
   std::printf("step (8 x 384x384 matmul, 1 thread): %.3f ms without tracker, %.3f ms with a 1 Hz tracker "

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <c10/core/InferenceMode.h>
 
 #include <algorithm>
 #include <condition_variable>
@@ -107,6 +108,9 @@ class Loader::Pipeline {
       slot->batch = owner_.describe_batch(epoch_, next_step_);
       const int64_t b = static_cast<int64_t>(slot->batch.dataset_indices.size());
       const int64_t s = owner_.options_.img_size;
+      // A normal tensor even when the consumer calls next() under InferenceMode: the workers,
+      // outside it, write into it.
+      c10::InferenceMode normal_tensor(false);
       slot->batch.images = at::empty({b, 3, s, s}, at::TensorOptions().dtype(at::kFloat));
       slot->remaining = b;
       for (int64_t p = 0; p < b; ++p) jobs_.push_back(Job{slot, p});

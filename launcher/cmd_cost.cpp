@@ -50,6 +50,18 @@ std::string sci(double x) {
   return buffer;
 }
 
+// Three significant digits, plain notation down to 0.001 ("4.15", "0.916", "12.3", "1234").
+std::string sig(double x) {
+  if (x >= 100) return fixed(x, 0);
+  if (x >= 10) return fixed(x, 1);
+  if (x >= 0.001 || x == 0) {
+    char buffer[64];
+    std::snprintf(buffer, sizeof(buffer), "%.3g", x);
+    return buffer;
+  }
+  return sci(x);
+}
+
 std::string money(double usd) { return "$" + fixed(usd, 2); }
 
 // 9000000 → "9,000,000"
@@ -84,7 +96,7 @@ void run_cost(const CostFlags& flags) {
     hours = flags.hours;
     images = hours * 3600.0 * sustained * flags.gpus / per_image;
     steps = std::ceil(images / batch);
-    work = fixed(hours, 2) + " h fit " + grouped(images) + " images (" +
+    work = sig(hours) + " h fit " + grouped(images) + " images (" +
            fixed(images / flags.dataset_images, 1) + " epochs of " + grouped(flags.dataset_images) + ")";
   } else {
     const double epochs = flags.epochs > 0 ? flags.epochs : static_cast<double>(config.optim.epochs);
@@ -111,10 +123,10 @@ void run_cost(const CostFlags& flags) {
             << money(estimate.device_price_per_hour) << "/GPU-h\n"
             << "             PUE " << fixed(options.pue, 2) << ", " << fixed(options.carbon_g_per_kwh, 0)
             << " g CO2e/kWh, $" << fixed(options.energy_price_per_kwh, 2) << "/kWh\n"
-            << "  time       " << fixed(hours, 2) << " h wall, " << fixed(bill.device_hours, 2) << " GPU-hours\n"
-            << "  energy     " << fixed(bill.kwh, 2) << " kWh (x PUE " << fixed(options.pue, 2) << " = "
-            << fixed(bill.kwh_x_pue, 2) << " kWh)\n"
-            << "  carbon     " << fixed(bill.co2e_kg, 2) << " kg CO2e\n"
+            << "  time       " << sig(hours) << " h wall, " << sig(bill.device_hours) << " GPU-hours\n"
+            << "  energy     " << sig(bill.kwh) << " kWh (x PUE " << fixed(options.pue, 2) << " = "
+            << sig(bill.kwh_x_pue) << " kWh)\n"
+            << "  carbon     " << sig(bill.co2e_kg) << " kg CO2e\n"
             << "  cost       " << money(bill.cost) << " = " << money(bill.device_cost) << " GPU time + "
             << money(bill.energy_cost) << " energy\n"
             << "  published  RETFound-Green \"less than $100\" (RETFound-MEH $10,000, DERETFound $14,000)\n";

@@ -21,14 +21,16 @@ void run_inspect(const std::string& path) {
     model::print_weights_summary(path, std::cout);
     return;
   }
-  throw std::runtime_error(path + ": not a recognised input, expected a weights file (.safetensors, or a torch.save .pth)");
+  throw std::runtime_error(path +
+                           ": not a recognised input, expected a weights file (.safetensors, or a torch.save .pth) "
+                           "or a packed dataset folder");
 }
 
 }  // namespace
 
 void setup_inspect(CLI::App& sub) {
   auto path = std::make_shared<std::string>();
-  sub.add_option("path", *path, "Weights file (.safetensors or torch.save .pth)")->required();
+  sub.add_option("path", *path, "Weights file (.safetensors or torch.save .pth) or packed dataset folder")->required();
   sub.callback([path] { run_inspect(*path); });
 }
 

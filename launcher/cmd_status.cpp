@@ -10,6 +10,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -79,13 +80,17 @@ json read_run_config(const fs::path& run_dir) {
   return config.is_object() ? config : json::object();
 }
 
-// Total optimizer steps of the run: train.max_steps of the resolved config when set, else
-// epochs x steps per epoch once an epoch has finished.
+// Total optimizer steps of the run: epochs x steps per epoch once an epoch has finished,
+// capped by train.max_steps of the resolved config when that is set.
 double total_steps(const Progress& progress, const json& config) {
-  if (config.contains("train") && config["train"].value("max_steps", 0) > 0) return config["train"]["max_steps"].get<double>();
+  double total = NAN;
   if (!std::isnan(progress.steps_per_epoch) && config.contains("optim"))
-    return progress.steps_per_epoch * config["optim"].value("epochs", 0);
-  return NAN;
+    total = progress.steps_per_epoch * config["optim"].value("epochs", 0);
+  if (config.contains("train") && config["train"].value("max_steps", 0) > 0) {
+    const double max_steps = config["train"]["max_steps"].get<double>();
+    total = std::isnan(total) ? max_steps : std::min(total, max_steps);
+  }
+  return total;
 }
 
 void print_progress(const fs::path& run_dir, const json& config) {
@@ -114,75 +119,78 @@ void print_progress(const fs::path& run_dir, const json& config) {
   std::cout << os.str() << "\n";
 }
 
-// energy.csv (time,rank,host,device,domain,joules,watts,label): joules are cumulative per
-// (rank, host, device, domain) within one run of the stage, and every run of it (a requeued
-// job, a resumed run) starts a new count. The file marks no such start, but within a run the
-// sampler writes every 1/sample_hz s: a drop in joules or a silence of several intervals
-// starts a new segment, and the previous segment's last value is carried over.
-void print_energy(const fs::path& run_dir, const json& config) {
-  double sample_hz = 1.0;
-  if (config.contains("energy") && config["energy"].is_object() && config["energy"].value("sample_hz", 0.0) > 0)
-    sample_hz = config["energy"]["sample_hz"].get<double>();
-  const double restart_gap_s = std::max(5.0, 5.0 / sample_hz);
-  std::ifstream in(run_dir / "energy.csv");
-  if (!in) {
-    std::cout << "energy: no energy.csv yet\n";
-    return;
-  }
+struct EnergySoFar {
+  double joules = 0;
+  std::set<std::string> labels;  // measured / estimated
+  int files = 0;
+};
+
+// Adds one energy.csv (time,rank,host,device,domain,joules,watts,label). Its joules are
+// cumulative per (rank, host, device, domain) within one run of a stage, and every run (a
+// requeued job, a resumed run) starts a new count. The file marks no such start, but within
+// a run the sampler writes every 1/sample_hz s: a drop in joules or a silence of
+// `restart_gap_s` starts a new segment, and the previous segment's last value is kept.
+void add_energy_csv(const fs::path& file, double restart_gap_s, EnergySoFar& sum) {
+  std::ifstream in(file);
   std::string header;
-  std::getline(in, header);
-  std::vector<std::string> columns;
-  for (std::stringstream ss(header); ss.good();) {
-    std::string c;
-    std::getline(ss, c, ',');
-    columns.push_back(c);
-  }
+  if (!std::getline(in, header)) return;
+  auto split = [](const std::string& line) {
+    std::vector<std::string> fields;
+    std::stringstream ss(line);
+    for (std::string f; std::getline(ss, f, ',');) fields.push_back(f);
+    return fields;
+  };
+  const std::vector<std::string> columns = split(header);
   auto column = [&](const std::string& name) {
     for (size_t i = 0; i < columns.size(); ++i)
       if (columns[i] == name) return static_cast<int>(i);
     return -1;
   };
-  const int c_rank = column("rank"), c_host = column("host"), c_device = column("device"), c_domain = column("domain"),
-            c_joules = column("joules"), c_label = column("label"), c_time = column("time");
-  if (c_joules < 0) {
-    std::cout << "energy: " << (run_dir / "energy.csv").string() << " has no joules column\n";
-    return;
-  }
+  const int c_time = column("time"), c_joules = column("joules"), c_label = column("label");
+  if (c_joules < 0) return;
   struct Series {
     double carried = 0, last = 0, last_time = NAN;
   };
   std::map<std::string, Series> series;
-  std::map<std::string, int> labels;
   for (std::string line; std::getline(in, line);) {
-    std::vector<std::string> f;
-    for (std::stringstream ss(line); ss.good();) {
-      std::string c;
-      std::getline(ss, c, ',');
-      f.push_back(c);
-    }
-    if (static_cast<int>(f.size()) < static_cast<int>(columns.size())) continue;  // a torn last line
-    auto at = [&](int i) { return i >= 0 ? f[i] : std::string(); };
+    const std::vector<std::string> f = split(line);
+    if (f.size() < columns.size()) continue;  // a torn last line
     char* end = nullptr;
     const double joules = std::strtod(f[c_joules].c_str(), &end);
     if (end == f[c_joules].c_str()) continue;
     const double time = c_time >= 0 ? std::strtod(f[c_time].c_str(), nullptr) : NAN;
-    Series& s = series[at(c_rank) + "|" + at(c_host) + "|" + at(c_device) + "|" + at(c_domain)];
+    std::string key;
+    for (const char* name : {"rank", "host", "device", "domain"})
+      if (column(name) >= 0) key += f[column(name)] + "|";
+    Series& s = series[key];
     if (joules < s.last || time - s.last_time > restart_gap_s) s.carried += s.last;
     s.last = joules;
     s.last_time = time;
-    if (c_label >= 0) labels[f[c_label]]++;
+    if (c_label >= 0) sum.labels.insert(f[c_label]);
   }
-  double total = 0;
-  for (const auto& [key, s] : series) total += s.carried + s.last;
+  for (const auto& [key, s] : series) sum.joules += s.carried + s.last;
+  sum.files += 1;
+}
+
+// Every energy.csv under the run folder: pretrain's, and one per task of an embed sweep.
+void print_energy(const fs::path& run_dir, const json& config) {
+  double sample_hz = 1.0;
+  if (config.contains("energy") && config["energy"].is_object() && config["energy"].value("sample_hz", 0.0) > 0)
+    sample_hz = config["energy"]["sample_hz"].get<double>();
+  EnergySoFar sum;
+  for (const auto& entry : fs::recursive_directory_iterator(run_dir, fs::directory_options::skip_permission_denied))
+    if (entry.is_regular_file() && entry.path().filename() == "energy.csv")
+      add_energy_csv(entry.path(), std::max(5.0, 5.0 / sample_hz), sum);
+  if (sum.files == 0) {
+    std::cout << "energy: no energy.csv yet\n";
+    return;
+  }
   std::ostringstream kwh;
-  kwh << std::setprecision(3) << total / 3.6e6;
-  std::cout << "energy so far: " << std::lround(total) << " J = " << kwh.str() << " kWh";
-  if (!labels.empty()) {
-    std::string names;
-    for (const auto& [label, n] : labels) names += (names.empty() ? "" : ", ") + label;
-    std::cout << " (" << names << ")";
-  }
-  std::cout << "\n";
+  kwh << std::setprecision(3) << sum.joules / 3.6e6;
+  std::string labels;
+  for (const auto& label : sum.labels) labels += (labels.empty() ? "" : ", ") + label;
+  std::cout << "energy so far: " << std::lround(sum.joules) << " J = " << kwh.str() << " kWh (" << labels << "; "
+            << sum.files << (sum.files == 1 ? " file" : " files") << ")\n";
 }
 
 void print_job(const std::string& job_id, bool latest) {

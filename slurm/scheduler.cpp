@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -87,6 +88,13 @@ JobState summarise(const std::string& job_id, std::vector<JobState> rows, const 
   }
   out.reason = "None";
   for (const auto& r : rows) out.restarts += r.restarts;
+  // In task order ("5_2" before "5_10"); squeue lists them newest first.
+  auto task_index = [](const JobState& s) {
+    const auto us = s.job_id.find('_');
+    return us == std::string::npos ? -1L : std::atol(s.job_id.c_str() + us + 1);
+  };
+  std::stable_sort(rows.begin(), rows.end(),
+                   [&](const JobState& a, const JobState& b) { return task_index(a) < task_index(b); });
   out.tasks = std::move(rows);
   return out;
 }

@@ -152,42 +152,159 @@ double median(std::vector<double> v) {
   return v.empty() ? 0.0 : v[v.size() / 2];
 }
 
-class SynthSet : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    dir_ = new fs::path(scratch("set"));
-    SynthOptions o;
-    o.count = kSetSize;
-    o.seed = 11;
-    o.sites = 3;
-    o.threads = 2;
-    gf::data::write_synth_dataset(o, dir_->string());
-    csv_ = new Csv(read_csv(*dir_ / "labels.csv"));
-    stats_ = new std::map<std::string, ImageStats>;
-    for (const auto& row : csv_->rows) {
-      const cv::Mat img = cv::imread((*dir_ / (row.at("image_id") + ".jpg")).string(), cv::IMREAD_COLOR);
-      if (!img.empty()) (*stats_)[row.at("image_id")] = measure(img);
-    }
+// One 200-image set, drawn and measured once: ctest runs every test in its own process, so the
+// checks on it live in one test (each reported under its own trace).
+struct SynthSet {
+  fs::path dir;
+  Csv csv;
+  std::map<std::string, ImageStats> stats;  // by image id; absent when OpenCV could not decode
+
+  const ImageStats* of(const std::map<std::string, std::string>& row) const {
+    const auto it = stats.find(row.at("image_id"));
+    return it == stats.end() ? nullptr : &it->second;
   }
-  static void TearDownTestSuite() {
-    fs::remove_all(dir_->parent_path());
-    delete dir_;
-    delete csv_;
-    delete stats_;
-  }
-  // Measured once per image after decoding with OpenCV; absent when decoding failed.
-  static const ImageStats* stats(const std::map<std::string, std::string>& row) {
-    const auto it = stats_->find(row.at("image_id"));
-    return it == stats_->end() ? nullptr : &it->second;
-  }
-  static fs::path* dir_;
-  static Csv* csv_;
-  static std::map<std::string, ImageStats>* stats_;
 };
 
-fs::path* SynthSet::dir_ = nullptr;
-Csv* SynthSet::csv_ = nullptr;
-std::map<std::string, ImageStats>* SynthSet::stats_ = nullptr;
+SynthSet draw_set(const fs::path& dir) {
+  SynthOptions o;
+  o.count = kSetSize;
+  o.seed = 11;
+  o.sites = 3;
+  o.threads = 2;
+  gf::data::write_synth_dataset(o, dir.string());
+  SynthSet set{dir, read_csv(dir / "labels.csv"), {}};
+  for (const auto& row : set.csv.rows) {
+    const cv::Mat img = cv::imread((dir / (row.at("image_id") + ".jpg")).string(), cv::IMREAD_COLOR);
+    if (!img.empty()) set.stats[row.at("image_id")] = measure(img);
+  }
+  return set;
+}
+
+void check_label_columns_and_rows(const SynthSet& set) {
+  const std::vector<std::string> expected(std::begin(gf::data::kSynthLabelColumns), std::end(gf::data::kSynthLabelColumns));
+  EXPECT_EQ(set.csv.header, expected);
+  ASSERT_EQ(set.csv.rows.size(), static_cast<std::size_t>(kSetSize));
+  std::set<std::string> ids, sites;
+  for (std::size_t i = 0; i < set.csv.rows.size(); ++i) {
+    const auto& r = set.csv.rows[i];
+    EXPECT_EQ(r.size(), expected.size());
+    EXPECT_TRUE(ids.insert(r.at("image_id")).second) << "duplicate " << r.at("image_id");
+    EXPECT_TRUE(fs::exists(set.dir / (r.at("image_id") + ".jpg")));
+    EXPECT_EQ(r.at("image_id"), r.at("patient_id") + "_" + r.at("eye"));
+    EXPECT_EQ(r.at("eye"), i % 2 == 0 ? "L" : "R");
+    if (i % 2 == 1) {
+      const auto& fellow = set.csv.rows[i - 1];
+      EXPECT_EQ(r.at("patient_id"), fellow.at("patient_id"));
+      EXPECT_EQ(r.at("site"), fellow.at("site"));
+      EXPECT_EQ(r.at("diabetes"), fellow.at("diabetes"));
+    }
+    sites.insert(r.at("site"));
+    const int grade = std::stoi(r.at("dr_grade"));
+    EXPECT_GE(grade, 0);
+    EXPECT_LE(grade, 4);
+    const double cdr = std::stod(r.at("cdr"));
+    EXPECT_EQ(r.at("glaucoma"), cdr > gf::data::kGlaucomaCdr ? "1" : "0") << r.at("image_id");
+    EXPECT_TRUE(r.at("quality") == "Adequate" || r.at("quality") == "Inadequate");
+    EXPECT_TRUE(r.at("diabetes") == "yes" || r.at("diabetes") == "no");
+    if (r.at("diabetes") == "no") {
+      EXPECT_EQ(grade, 0) << r.at("image_id");
+    }
+  }
+  EXPECT_EQ(sites, (std::set<std::string>{"A", "B", "C"}));
+}
+
+void check_every_task_has_every_class(const SynthSet& set) {
+  std::map<std::string, std::map<std::string, int>> counts;
+  for (const auto& r : set.csv.rows) {
+    for (const char* task : {"dr_grade", "macular_edema", "amd", "glaucoma", "quality", "diabetes"}) ++counts[task][r.at(task)];
+  }
+  EXPECT_EQ(counts["dr_grade"].size(), 5u);
+  for (const auto& [task, classes] : counts) {
+    if (task != "dr_grade") {
+      EXPECT_EQ(classes.size(), 2u) << task;
+    }
+    for (const auto& [value, n] : classes) {
+      std::cout << task << "=" << value << ": " << n << "\n";
+      EXPECT_GE(n, task == "dr_grade" ? 8 : 20) << task << "=" << value;  // >= 10% of 200 for binary tasks
+    }
+  }
+}
+
+void check_fellow_eyes_share_disease(const SynthSet& set) {
+  int close_grades = 0, close_cdr = 0, pairs = 0;
+  for (std::size_t i = 1; i < set.csv.rows.size(); i += 2) {
+    const auto &l = set.csv.rows[i - 1], &r = set.csv.rows[i];
+    close_grades += std::abs(std::stoi(l.at("dr_grade")) - std::stoi(r.at("dr_grade"))) <= 1;
+    close_cdr += std::abs(std::stod(l.at("cdr")) - std::stod(r.at("cdr"))) < 0.2;
+    ++pairs;
+  }
+  EXPECT_GE(close_grades, pairs * 9 / 10);
+  EXPECT_GE(close_cdr, pairs * 9 / 10);
+}
+
+void check_frames(const SynthSet& set) {
+  for (const auto& r : set.csv.rows) {
+    const ImageStats* s = set.of(r);
+    ASSERT_NE(s, nullptr) << r.at("image_id") << ".jpg does not decode with OpenCV";
+    EXPECT_GT(s->size.width, s->size.height) << r.at("image_id");
+    // Left and right borders of the frame are black (the packer crops them).
+    EXPECT_LT(s->left_border[0] + s->left_border[1] + s->left_border[2], 6.0) << r.at("image_id");
+    EXPECT_LT(s->right_border[0] + s->right_border[1] + s->right_border[2], 6.0) << r.at("image_id");
+    if (r.at("quality") != "Adequate") continue;
+    // Orange-red: in the field red dominates green, green dominates blue.
+    EXPECT_GT(s->field[2], s->field[1]) << r.at("image_id");
+    EXPECT_GT(s->field[1], s->field[0]) << r.at("image_id");
+  }
+}
+
+void check_red_spots_grow_with_dr_grade(const SynthSet& set) {
+  std::map<int, std::vector<double>> spots;
+  for (const auto& r : set.csv.rows) {
+    if (r.at("quality") == "Adequate" && set.of(r) != nullptr) spots[std::stoi(r.at("dr_grade"))].push_back(set.of(r)->red_spots);
+  }
+  std::vector<double> means;
+  for (int grade = 0; grade <= 4; ++grade) {
+    double sum = 0;
+    for (double n : spots[grade]) sum += n;
+    means.push_back(spots[grade].empty() ? 0.0 : sum / spots[grade].size());
+    std::cout << "dr_grade " << grade << ": " << spots[grade].size() << " images, mean red spots " << means.back() << "\n";
+  }
+  EXPECT_LT(means[0], means[1]);
+  EXPECT_LT(means[1], means[2]);
+  EXPECT_LT(means[2], means[3]);
+  EXPECT_LT(means[3], means[4]);
+  EXPECT_GT(means[4], 4 * means[0] + 10);
+}
+
+void check_inadequate_images_are_less_sharp(const SynthSet& set) {
+  std::vector<double> adequate, inadequate;
+  for (const auto& r : set.csv.rows) {
+    if (set.of(r) != nullptr) (r.at("quality") == "Adequate" ? adequate : inadequate).push_back(set.of(r)->sharpness);
+  }
+  std::cout << "median Laplacian variance: adequate " << median(adequate) << ", inadequate " << median(inadequate) << "\n";
+  EXPECT_LT(median(inadequate), 0.6 * median(adequate));
+}
+
+void check_sites_differ_in_colour(const SynthSet& set) {
+  std::map<std::string, std::vector<double>> blue_over_red;
+  for (const auto& r : set.csv.rows) {
+    if (r.at("quality") == "Adequate" && set.of(r) != nullptr) {
+      blue_over_red[r.at("site")].push_back(set.of(r)->field[0] / set.of(r)->field[2]);
+    }
+  }
+  EXPECT_GT(median(blue_over_red["B"]), 1.15 * median(blue_over_red["A"]));
+  EXPECT_LT(median(blue_over_red["C"]), median(blue_over_red["A"]));
+}
+
+std::string python3() {
+  const char* env = std::getenv("GF_PYTHON3");
+  return env != nullptr && *env != '\0' ? env : GF_SYNTH_TEST_PYTHON3;
+}
+
+std::string greenfound_bin() {
+  const char* env = std::getenv("GF_BIN");
+  return env != nullptr && *env != '\0' ? env : GF_SYNTH_TEST_BIN;
+}
 
 }  // namespace
 
@@ -240,149 +357,83 @@ TEST(Synth, FrameSizeOverridesEverySite) {
   for (int i = 0; i < 12; i += 3) EXPECT_EQ(gf::data::synth_sample(o, i).image.size(), cv::Size(320, 240));
 }
 
-TEST_F(SynthSet, LabelColumnsAndRows) {
-  const std::vector<std::string> expected(std::begin(gf::data::kSynthLabelColumns), std::end(gf::data::kSynthLabelColumns));
-  EXPECT_EQ(csv_->header, expected);
-  ASSERT_EQ(csv_->rows.size(), static_cast<std::size_t>(kSetSize));
-  std::set<std::string> ids, sites;
-  for (std::size_t i = 0; i < csv_->rows.size(); ++i) {
-    const auto& r = csv_->rows[i];
-    EXPECT_EQ(r.size(), expected.size());
-    EXPECT_TRUE(ids.insert(r.at("image_id")).second) << "duplicate " << r.at("image_id");
-    EXPECT_TRUE(fs::exists(*dir_ / (r.at("image_id") + ".jpg")));
-    EXPECT_EQ(r.at("image_id"), r.at("patient_id") + "_" + r.at("eye"));
-    EXPECT_EQ(r.at("eye"), i % 2 == 0 ? "L" : "R");
-    if (i % 2 == 1) {
-      const auto& fellow = csv_->rows[i - 1];
-      EXPECT_EQ(r.at("patient_id"), fellow.at("patient_id"));
-      EXPECT_EQ(r.at("site"), fellow.at("site"));
-      EXPECT_EQ(r.at("diabetes"), fellow.at("diabetes"));
-    }
-    sites.insert(r.at("site"));
-    const int grade = std::stoi(r.at("dr_grade"));
-    EXPECT_GE(grade, 0);
-    EXPECT_LE(grade, 4);
-    const double cdr = std::stod(r.at("cdr"));
-    EXPECT_EQ(r.at("glaucoma"), cdr > gf::data::kGlaucomaCdr ? "1" : "0") << r.at("image_id");
-    EXPECT_TRUE(r.at("quality") == "Adequate" || r.at("quality") == "Inadequate");
-    EXPECT_TRUE(r.at("diabetes") == "yes" || r.at("diabetes") == "no");
-    if (r.at("diabetes") == "no") EXPECT_EQ(grade, 0);
+TEST(Synth, TwoHundredImagesCarryTheirLabels) {
+  const fs::path dir = scratch("set");
+  const SynthSet set = draw_set(dir);
+  {
+    SCOPED_TRACE("labels.csv columns and rows");
+    check_label_columns_and_rows(set);
   }
-  EXPECT_EQ(sites, (std::set<std::string>{"A", "B", "C"}));
+  {
+    SCOPED_TRACE("both classes of every task");
+    check_every_task_has_every_class(set);
+  }
+  {
+    SCOPED_TRACE("fellow eyes");
+    check_fellow_eyes_share_disease(set);
+  }
+  {
+    SCOPED_TRACE("frames decode with OpenCV: non-square, black borders, orange-red field");
+    check_frames(set);
+  }
+  {
+    SCOPED_TRACE("red lesions vs dr_grade");
+    check_red_spots_grow_with_dr_grade(set);
+  }
+  {
+    SCOPED_TRACE("sharpness vs quality");
+    check_inadequate_images_are_less_sharp(set);
+  }
+  {
+    SCOPED_TRACE("colour cast per site");
+    check_sites_differ_in_colour(set);
+  }
+  fs::remove_all(dir.parent_path());
 }
 
-TEST_F(SynthSet, EveryTaskHasEveryClass) {
-  std::map<std::string, std::map<std::string, int>> counts;
-  for (const auto& r : csv_->rows) {
-    for (const char* task : {"dr_grade", "macular_edema", "amd", "glaucoma", "quality", "diabetes"}) ++counts[task][r.at(task)];
-  }
-  EXPECT_EQ(counts["dr_grade"].size(), 5u);
-  for (const auto& [task, classes] : counts) {
-    if (task != "dr_grade") EXPECT_EQ(classes.size(), 2u) << task;
-    for (const auto& [value, n] : classes) {
-      std::cout << task << "=" << value << ": " << n << "\n";
-      EXPECT_GE(n, task == "dr_grade" ? 8 : 20) << task << "=" << value;  // >= 10% of 200 for binary tasks
-    }
-  }
-}
-
-TEST_F(SynthSet, FellowEyesShareDisease) {
-  int close_grades = 0, same_glaucoma = 0, pairs = 0;
-  for (std::size_t i = 1; i < csv_->rows.size(); i += 2) {
-    const auto &l = csv_->rows[i - 1], &r = csv_->rows[i];
-    close_grades += std::abs(std::stoi(l.at("dr_grade")) - std::stoi(r.at("dr_grade"))) <= 1;
-    same_glaucoma += std::abs(std::stod(l.at("cdr")) - std::stod(r.at("cdr"))) < 0.2;
-    ++pairs;
-  }
-  EXPECT_GE(close_grades, pairs * 9 / 10);
-  EXPECT_GE(same_glaucoma, pairs * 9 / 10);
-}
-
-TEST_F(SynthSet, ImagesDecodeAsNonSquareFramesWithBlackBorders) {
-  for (const auto& r : csv_->rows) {
-    const ImageStats* s = stats(r);
-    ASSERT_NE(s, nullptr) << r.at("image_id") << ".jpg does not decode with OpenCV";
-    EXPECT_GT(s->size.width, s->size.height) << r.at("image_id");
-    // Left and right borders of the frame are black (the packer crops them).
-    EXPECT_LT(s->left_border[0] + s->left_border[1] + s->left_border[2], 6.0) << r.at("image_id");
-    EXPECT_LT(s->right_border[0] + s->right_border[1] + s->right_border[2], 6.0) << r.at("image_id");
-    if (r.at("quality") != "Adequate") continue;
-    // Orange-red: in the field red dominates green, green dominates blue.
-    EXPECT_GT(s->field[2], s->field[1]) << r.at("image_id");
-    EXPECT_GT(s->field[1], s->field[0]) << r.at("image_id");
-  }
-}
-
-TEST_F(SynthSet, ImagesDecodeWithPythonPil) {
-  const char* python = std::getenv("GF_PYTHON3");
-  const std::string py = python != nullptr && *python != '\0' ? python : "/usr/bin/python3";
+TEST(Synth, ImagesDecodeWithPythonPil) {
+  const std::string py = python3();
   if (std::system((py + " -c 'import PIL' 2>/dev/null").c_str()) != 0) GTEST_SKIP() << py << " has no PIL: skipped";
-  const fs::path script = dir_->parent_path() / "decode.py";
-  const fs::path listing = dir_->parent_path() / "sizes.txt";
+  const fs::path dir = scratch("pil");
+  SynthOptions o;
+  o.count = 12;
+  o.seed = 4;
+  o.sites = 6;
+  gf::data::write_synth_dataset(o, dir.string());
+  const fs::path script = dir.parent_path() / "decode.py";
+  const fs::path listing = dir.parent_path() / "sizes.txt";
   std::ofstream(script) << "import sys, glob, os\n"
                            "from PIL import Image\n"
                            "out = open(sys.argv[2], 'w')\n"
                            "for path in sorted(glob.glob(os.path.join(sys.argv[1], '*.jpg'))):\n"
                            "    im = Image.open(path); im.load()\n"
                            "    assert im.mode == 'RGB', (path, im.mode)\n"
-                           "    out.write('%s %d %d\\n' % (os.path.basename(path)[:-4], im.width, im.height))\n";
-  ASSERT_EQ(std::system((py + " " + script.string() + " " + dir_->string() + " " + listing.string()).c_str()), 0);
+                           "    r, g, b = [sum(c.getdata()) for c in im.split()]\n"
+                           "    out.write('%s %d %d %d %d %d\\n' % (os.path.basename(path)[:-4], im.width, im.height, r, g, b))\n";
+  ASSERT_EQ(std::system((py + " " + script.string() + " " + dir.string() + " " + listing.string()).c_str()), 0);
   std::ifstream in(listing);
   std::string id;
-  int w = 0, h = 0, decoded = 0;
-  std::map<std::string, cv::Size> sizes;
-  while (in >> id >> w >> h) sizes[id] = {w, h};
-  for (const auto& r : csv_->rows) {
-    ASSERT_TRUE(sizes.count(r.at("image_id"))) << r.at("image_id");
-    ASSERT_NE(stats(r), nullptr) << r.at("image_id");
-    EXPECT_EQ(sizes[r.at("image_id")], stats(r)->size) << r.at("image_id");
+  long long w = 0, h = 0, r = 0, g = 0, b = 0;
+  int decoded = 0;
+  while (in >> id >> w >> h >> r >> g >> b) {
+    const cv::Mat img = cv::imread((dir / (id + ".jpg")).string(), cv::IMREAD_COLOR);
+    ASSERT_FALSE(img.empty()) << id;
+    EXPECT_EQ(cv::Size(static_cast<int>(w), static_cast<int>(h)), img.size()) << id;
+    // Both decoders agree on the pixels (libjpeg variants may round a few differently).
+    const cv::Scalar sum = cv::sum(img);
+    EXPECT_NEAR(static_cast<double>(r), sum[2], 1e-3 * sum[2] + 1000) << id;
+    EXPECT_NEAR(static_cast<double>(g), sum[1], 1e-3 * sum[1] + 1000) << id;
+    EXPECT_NEAR(static_cast<double>(b), sum[0], 1e-3 * sum[0] + 1000) << id;
     ++decoded;
   }
-  EXPECT_EQ(decoded, kSetSize);
-}
-
-TEST_F(SynthSet, RedSpotsGrowWithDrGrade) {
-  std::map<int, std::vector<double>> spots;
-  for (const auto& r : csv_->rows) {
-    if (r.at("quality") != "Adequate") continue;
-    spots[std::stoi(r.at("dr_grade"))].push_back(stats(r)->red_spots);
-  }
-  std::vector<double> means;
-  for (int grade = 0; grade <= 4; ++grade) {
-    double sum = 0;
-    for (double n : spots[grade]) sum += n;
-    means.push_back(spots[grade].empty() ? 0.0 : sum / spots[grade].size());
-    std::cout << "dr_grade " << grade << ": " << spots[grade].size() << " images, mean red spots " << means.back() << "\n";
-  }
-  EXPECT_LT(means[0], means[1]);
-  EXPECT_LT(means[1], means[2]);
-  EXPECT_LT(means[2], means[3]);
-  EXPECT_LT(means[3], means[4]);
-  EXPECT_GT(means[4], 4 * means[0] + 10);
-}
-
-TEST_F(SynthSet, InadequateImagesAreLessSharp) {
-  std::vector<double> adequate, inadequate;
-  for (const auto& r : csv_->rows) (r.at("quality") == "Adequate" ? adequate : inadequate).push_back(stats(r)->sharpness);
-  std::cout << "median Laplacian variance: adequate " << median(adequate) << ", inadequate " << median(inadequate) << "\n";
-  EXPECT_LT(median(inadequate), 0.6 * median(adequate));
-}
-
-TEST_F(SynthSet, SitesDifferInColour) {
-  std::map<std::string, std::vector<double>> blue_over_red;
-  for (const auto& r : csv_->rows) {
-    if (r.at("quality") != "Adequate") continue;
-    blue_over_red[r.at("site")].push_back(stats(r)->field[0] / stats(r)->field[2]);
-  }
-  EXPECT_GT(median(blue_over_red["B"]), 1.15 * median(blue_over_red["A"]));
-  EXPECT_LT(median(blue_over_red["C"]), median(blue_over_red["A"]));
+  EXPECT_EQ(decoded, o.count);
+  fs::remove_all(dir.parent_path());
 }
 
 TEST(SynthCli, WritesImagesLabelsAndPreview) {
-  const char* bin = std::getenv("GF_BIN");
-  ASSERT_NE(bin, nullptr) << "GF_BIN is not set";
+  const std::string bin = greenfound_bin();
   const fs::path out = scratch("cli");
-  const std::string cmd = std::string(bin) + " synth --out " + out.string() +
+  const std::string cmd = bin + " synth --out " + out.string() +
                           " --n 6 --seed 3 --sites 2 --size 320x240 --preview --quiet > " + (out / "stdout.txt").string();
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   const Csv csv = read_csv(out / "labels.csv");
@@ -406,6 +457,6 @@ TEST(SynthCli, WritesImagesLabelsAndPreview) {
   cv::imencode(".jpg", gf::data::synth_sample(o, 0).image, jpeg, {cv::IMWRITE_JPEG_QUALITY, o.jpeg_quality});
   EXPECT_EQ(read_bytes(first), std::string(jpeg.begin(), jpeg.end()));
 
-  EXPECT_NE(std::system((std::string(bin) + " synth --out " + out.string() + " --n 2 --size 600by500 2>/dev/null").c_str()), 0);
+  EXPECT_NE(std::system((bin + " synth --out " + out.string() + " --n 2 --size 600by500 2>/dev/null").c_str()), 0);
   fs::remove_all(out.parent_path());
 }

@@ -1,7 +1,8 @@
 // Against the real local SLURM cluster of scripts/slurm-local.sh (one node, 2 CPUs):
 // `greenfound submit` a 2-rank demo-sized pretrain and watch it complete; preempt one with
 // `scancel --signal=USR1 --full`, let it requeue and resume, and compare its final weights
-// with an uninterrupted run. Skipped, visibly, only where slurmctld cannot run at all.
+// with an uninterrupted run; run an embed sweep as a job array and gather it with probe.
+// Skipped, visibly, only where slurmctld cannot run at all.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -126,7 +128,9 @@ class SlurmIntegration : public ::testing::Test {
     const Output synth =
         sh(bin_ + " synth --out " + (root_ / "images").string() + " --n 16 --seed 3 --size 160x120 --threads 1 --quiet");
     ASSERT_EQ(synth.rc, 0) << synth.text;
-    const Output pack = sh(bin_ + " pack --images " + (root_ / "images").string() + " --out " + (root_ / "dataset").string() +
+    const Output pack = sh(bin_ + " pack --images " + (root_ / "images").string() + " --labels " +
+                           (root_ / "images" / "labels.csv").string() +
+                           " --id-column image_id --split-by patient_id --test-fraction 0.5 --out " + (root_ / "dataset").string() +
                            " --resolution 64 --threads 1 --quiet");
     ASSERT_EQ(pack.rc, 0) << pack.text;
     std::ifstream demo(env("GF_SOURCE_DIR") + "/configs/demo.json");
@@ -134,6 +138,7 @@ class SlurmIntegration : public ::testing::Test {
     nlohmann::json config = nlohmann::json::parse(demo);
     config["model"]["img_size"] = 56;
     config["data"]["path"] = (root_ / "dataset").string();
+    config["data"]["split"] = "all";  // 16 images = 4 steps per epoch, 48 in all: max-steps ends the run
     config["data"]["batch_size"] = 4;
     config["data"]["workers"] = 1;
     config["train"]["log_every"] = 1;
@@ -247,6 +252,40 @@ TEST_F(SlurmIntegration, PreemptedJobRequeuesAndResumesExactly) {
   const Output status = sh(bin_ + " status " + run.string());
   EXPECT_NE(status.text.find("job " + job + ": COMPLETED"), std::string::npos) << status.text;
   EXPECT_NE(status.text.find("requeued 1x"), std::string::npos) << status.text;
+}
+
+TEST_F(SlurmIntegration, ArraySweepEmbedsEachPairAndProbeGathersThem) {
+  // Two random-init encoders x one dataset: two array tasks of one rank each.
+  std::ofstream(root_ / "sweep.json") << R"({
+    "models": {"seed1": {"init-seed": 1, "arch": "vit_tiny_patch14_reg4", "img-size": 56},
+               "seed2": {"init-seed": 2, "arch": "vit_tiny_patch14_reg4", "img-size": 56}},
+    "datasets": {"synth": {"data": ")" + (root_ / "dataset").string() + R"(", "split": "all"}}
+  })";
+  const fs::path run = root_ / "sweep";
+  const Output out = sh("cd " + root_.string() + " && " + bin_ + " submit --config " + (root_ / "config.json").string() +
+                        " --run-dir " + run.string() + " --ntasks-per-node 1 --array " + (root_ / "sweep.json").string() +
+                        " -- embed --threads 1 --workers 1");
+  ASSERT_EQ(out.rc, 0) << out.text;
+  const auto ids = gf::slurm::recorded_job_ids(run.string());
+  ASSERT_EQ(ids.size(), 1u) << out.text;
+  EXPECT_NE(out.text.find("(array of 2 tasks, " + ids[0] + "_0.." + ids[0] + "_1)"), std::string::npos) << out.text;
+
+  const auto state = wait_for(ids[0], finished, 120);
+  ASSERT_EQ(state.state, "COMPLETED") << read_file(run / "slurm" / (ids[0] + "_0.out")) << read_file(run / "slurm" / (ids[0] + "_1.out"));
+  ASSERT_EQ(state.tasks.size(), 2u);
+  EXPECT_EQ(state.tasks[0].job_id, ids[0] + "_0");
+  EXPECT_EQ(state.tasks[1].job_id, ids[0] + "_1");
+  for (const char* model : {"seed1", "seed2"}) EXPECT_TRUE(fs::exists(run / "embeddings" / model / "synth" / "embeddings.h5")) << model;
+
+  const Output probe = sh("bash " + (run / "slurm" / "probe_commands.sh").string());
+  ASSERT_EQ(probe.rc, 0) << probe.text;
+  const auto results = nlohmann::json::parse(read_file(run / "probe" / "synth" / "results.json"));
+  std::set<std::string> models;
+  for (const auto& r : results.at("results")) models.insert(r.at("model").get<std::string>());
+  EXPECT_EQ(models, (std::set<std::string>{"seed1", "seed2"}));
+
+  const Output status = sh(bin_ + " status " + run.string());
+  EXPECT_NE(status.text.find("task " + ids[0] + "_1: COMPLETED"), std::string::npos) << status.text;
 }
 
 }  // namespace
