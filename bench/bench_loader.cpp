@@ -2,8 +2,10 @@
 // shards, with 1 worker and with all hardware threads, next to a baseline measured in the
 // same run that decodes each original camera JPEG and augments it per sample (what a loader
 // without packing does); and pack throughput (decode + published preprocessing + encode).
-// The originals are synthetic fundus photographs (data/synth.hpp) at their sites' camera sizes.
-// Usage: bench_loader [IMAGES (default 128)] [WORK_DIR (default ./bench-loader-work)]
+// The originals are synthetic fundus photographs (data/synth.hpp) at a camera-like frame size
+// (default 1600x1200; public fundus sets range from ~1000 to ~4000 px wide).
+// Usage: bench_loader [IMAGES (default 128)] [FRAME_WIDTH (default 1600; height 3/4 of it)]
+//                     [WORK_DIR (default ./bench-loader-work)]
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
@@ -36,7 +38,7 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-// Images/s of one training epoch over the packed dataset (after a warm-up batch).
+// Images/s of two training epochs over the packed dataset (after a warm-up batch).
 double loader_rate(const std::string& dataset, int workers) {
   LoaderOptions o;
   o.dataset_dir = dataset;
@@ -50,7 +52,10 @@ double loader_rate(const std::string& dataset, int workers) {
   loader.next();
   const auto start = std::chrono::steady_clock::now();
   int64_t images = 0;
-  while (auto batch = loader.next()) images += batch->images.size(0);
+  for (int64_t epoch = 0; epoch < 2; ++epoch) {
+    if (epoch > 0) loader.start(epoch, 0);
+    while (auto batch = loader.next()) images += batch->images.size(0);
+  }
   return static_cast<double>(images) / seconds_since(start);
 }
 
@@ -82,7 +87,8 @@ double baseline_rate(const std::vector<std::string>& files, int threads) {
 
 int main(int argc, char** argv) {
   const int images = argc > 1 ? std::atoi(argv[1]) : 128;
-  const fs::path work = fs::absolute(argc > 2 ? argv[2] : "bench-loader-work");
+  const int frame_width = argc > 2 ? std::atoi(argv[2]) : 1600;
+  const fs::path work = fs::absolute(argc > 3 ? argv[3] : "bench-loader-work");
   const int all = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   fs::remove_all(work);
   fs::create_directories(work);
@@ -90,6 +96,7 @@ int main(int argc, char** argv) {
   gf::data::SynthOptions synth;
   synth.count = images;
   synth.seed = 1;
+  synth.frame_size = cv::Size(frame_width, frame_width * 3 / 4);
   gf::data::write_synth_dataset(synth, (work / "originals").string());
   std::vector<std::string> files;
   for (const auto& e : fs::directory_iterator(work / "originals")) {
@@ -104,8 +111,9 @@ int main(int argc, char** argv) {
   pack.threads = all;
   const gf::data::PackResult packed = gf::data::pack(pack);
 
-  std::printf("bench_loader: %d synthetic originals, packed at %d px (%s), batches of %lld at %d px, %d hardware threads\n",
-              images, pack.resolution, gf::data::to_string(pack.encoding).c_str(), static_cast<long long>(kBatch), kImgSize, all);
+  std::printf("bench_loader: %d synthetic originals of %dx%d, packed at %d px (%s), batches of %lld at %d px, %d threads\n",
+              images, synth.frame_size.width, synth.frame_size.height, pack.resolution,
+              gf::data::to_string(pack.encoding).c_str(), static_cast<long long>(kBatch), kImgSize, all);
   std::printf("  pack (decode + border crop + Lanczos + JPEG, %2d threads): %8.1f images/s\n", all, packed.images_per_second);
   for (int threads : {1, all}) {
     const double loader = loader_rate(pack.out_dir, threads);

@@ -23,6 +23,7 @@
 #include "data/atomic_file.hpp"
 #include "data/image_codec.hpp"
 #include "data/labels_csv.hpp"
+#include "data/pack_state.hpp"
 #include "data/preprocess.hpp"
 #include "data/progress.hpp"
 #include "data/shard_file.hpp"
@@ -32,9 +33,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-const char* const kStateFile = "pack-state.json";
-const char* const kReportFile = "pack-report.json";
 
 // One input image that passed the listing checks, in dataset order.
 struct PlanEntry {
@@ -53,21 +51,6 @@ struct Plan {
   int64_t inputs = 0;
   std::string sha256;                 // identity of inputs and options
 };
-
-// A finished shard as recorded in pack-state.json.
-struct DoneShard {
-  ShardInfo info;
-  int64_t input_end = 0;  // plan entries consumed up to and including this shard
-  int64_t train = 0, test = 0, fallback = 0;
-  std::map<std::string, int64_t> sources;
-  std::vector<PackProblem> problems;  // bad images met while filling it
-};
-
-json problem_json(const PackProblem& p) { return {{"kind", p.kind}, {"path", p.path}, {"detail", p.detail}}; }
-
-PackProblem problem_from_json(const json& j) {
-  return {j.at("kind").get<std::string>(), j.at("path").get<std::string>(), j.at("detail").get<std::string>()};
-}
 
 std::string sha256_text(const std::string& text) {
   unsigned char digest[EVP_MAX_MD_SIZE];
@@ -207,79 +190,6 @@ Plan make_plan(const PackOptions& o) {
   return plan;
 }
 
-void remove_outputs(const fs::path& out) {
-  std::error_code ec;
-  fs::remove(out / "manifest.json", ec);  // first: without it nothing looks complete
-  for (const auto& e : fs::directory_iterator(out)) {
-    const std::string name = e.path().filename().string();
-    const bool shard = name.rfind("shard-", 0) == 0 && (name.find(".h5") != std::string::npos);
-    if (shard || name == kStateFile || name == kReportFile || name.rfind("pack-state.json", 0) == 0 ||
-        name == "manifest.json.tmp") {
-      fs::remove(e.path(), ec);
-    }
-  }
-}
-
-json done_shard_json(const DoneShard& d) {
-  json problems = json::array();
-  for (const auto& p : d.problems) problems.push_back(problem_json(p));
-  return {{"file", d.info.file},   {"count", d.info.count},   {"first_index", d.info.first_index}, {"bytes", d.info.bytes},
-          {"sha256", d.info.sha256}, {"input_end", d.input_end}, {"train", d.train},                 {"test", d.test},
-          {"fallback", d.fallback}, {"sources", d.sources},    {"problems", problems}};
-}
-
-// Shards of an interrupted run with the same plan whose files are intact.
-std::vector<DoneShard> resumable_shards(const fs::path& out, const std::string& plan_sha256) {
-  std::vector<DoneShard> kept;
-  std::ifstream in(out / kStateFile);
-  if (!in) return kept;
-  json state;
-  try {
-    in >> state;
-    if (state.at("plan_sha256").get<std::string>() != plan_sha256) return {};
-    for (const auto& s : state.at("shards")) {
-      DoneShard d;
-      d.info.file = s.at("file").get<std::string>();
-      d.info.count = s.at("count").get<int64_t>();
-      d.info.first_index = s.at("first_index").get<int64_t>();
-      d.info.bytes = s.at("bytes").get<int64_t>();
-      d.info.sha256 = s.at("sha256").get<std::string>();
-      d.input_end = s.at("input_end").get<int64_t>();
-      d.train = s.at("train").get<int64_t>();
-      d.test = s.at("test").get<int64_t>();
-      d.fallback = s.at("fallback").get<int64_t>();
-      d.sources = s.at("sources").get<std::map<std::string, int64_t>>();
-      for (const auto& p : s.at("problems")) d.problems.push_back(problem_from_json(p));
-      const fs::path file = out / d.info.file;
-      std::error_code ec;
-      if (!fs::is_regular_file(file, ec) || sha256_file(file.string()) != d.info.sha256) break;
-      kept.push_back(d);
-    }
-  } catch (const std::exception&) {
-    return {};  // an unreadable state file: start clean
-  }
-  return kept;
-}
-
-void write_state(const fs::path& out, const std::string& plan_sha256, const std::vector<DoneShard>& shards) {
-  json state = {{"plan_sha256", plan_sha256}, {"shards", json::array()}};
-  for (const auto& d : shards) state["shards"].push_back(done_shard_json(d));
-  write_file_atomic((out / kStateFile).string(), state.dump(1) + "\n");
-}
-
-void write_report(const fs::path& out, const PackResult& r) {
-  json problems = json::array();
-  std::map<std::string, int64_t> counts;
-  for (const auto& p : r.problems) {
-    problems.push_back(problem_json(p));
-    ++counts[p.kind];
-  }
-  json report = {{"inputs", r.inputs},     {"packed", r.packed},           {"skipped_or_unmatched", r.problems.size()},
-                 {"fallback_resized", r.fallback_resized}, {"problem_counts", counts}, {"problems", problems},
-                 {"resumed_shards", r.resumed_shards}, {"seconds", r.seconds}, {"images_per_second", r.images_per_second}};
-  write_file_atomic((out / kReportFile).string(), report.dump(2) + "\n");
-}
-
 // Decode + preprocess + encode of one plan entry, on a pool thread.
 struct Processed {
   std::vector<uint8_t> encoded;
@@ -384,15 +294,10 @@ PackResult pack(const PackOptions& o) {
   if (is_dataset_dir(out.string())) {
     try {
       Manifest existing = read_manifest(out.string());
-      std::ifstream report_in(out / kReportFile);
-      if (existing.plan_sha256 == plan.sha256 && report_in) {
+      if (existing.plan_sha256 == plan.sha256 && read_pack_report(out.string(), &result)) {
         Dataset::open(out.string(), Verify::kChecksums);
-        json report;
-        report_in >> report;
-        for (const auto& p : report.at("problems")) result.problems.push_back(problem_from_json(p));
         result.manifest = existing;
         result.packed = existing.count;
-        result.fallback_resized = report.at("fallback_resized").get<int64_t>();
         result.resumed_shards = static_cast<int64_t>(existing.shards.size());
         return result;
       }
@@ -401,9 +306,9 @@ PackResult pack(const PackOptions& o) {
     }
   }
 
-  std::vector<DoneShard> done = resumable_shards(out, plan.sha256);
+  std::vector<DoneShard> done = resumable_shards(out.string(), plan.sha256);
   if (done.empty()) {
-    remove_outputs(out);
+    remove_pack_outputs(out.string());
   } else {
     std::error_code ec;
     fs::remove(out / "manifest.json", ec);
@@ -444,7 +349,7 @@ PackResult pack(const PackOptions& o) {
     current.info.sha256 = sha256_file(final_path);
     current.input_end = input_end;
     done.push_back(current);
-    write_state(out, plan.sha256, done);
+    write_pack_state(out.string(), plan.sha256, done);
   };
 
   Progress progress({"pack", "images", o.show_progress ? ProgressStyle::kAuto : ProgressStyle::kSilent}, end - begin);
@@ -514,10 +419,10 @@ PackResult pack(const PackOptions& o) {
   result.packed = m.count;
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   result.images_per_second = result.seconds > 0 ? static_cast<double>(processed) / result.seconds : 0.0;
-  write_report(out, result);
+  write_pack_report(out.string(), result);
   write_manifest(m, out.string());  // last: the dataset is complete from here on
   std::error_code ec;
-  fs::remove(out / kStateFile, ec);
+  fs::remove(out / kPackStateFile, ec);
   return result;
 }
 

@@ -61,9 +61,10 @@ Taps precompute_taps(int in_size, int out_size) {
   return taps;
 }
 
-uint8_t clip8(int64_t acc) {
-  const int64_t v = acc >> kPrecisionBits;
-  return static_cast<uint8_t>(std::clamp<int64_t>(v, 0, 255));
+// Pillow accumulates in 32-bit ints (weights of 22 bits times 8-bit values fit).
+uint8_t clip8(int32_t acc) {
+  const int32_t v = acc >> kPrecisionBits;
+  return static_cast<uint8_t>(std::clamp<int32_t>(v, 0, 255));
 }
 
 // Horizontal pass on 8-bit rows (any channel count), as Pillow's ImagingResampleHorizontal_8bpc.
@@ -78,8 +79,8 @@ cv::Mat resample_horizontal(const cv::Mat& in, int out_width) {
       const int32_t* w = &taps.weights[static_cast<size_t>(xx) * taps.ksize];
       const int xmin = taps.first[xx];
       for (int c = 0; c < channels; ++c) {
-        int64_t acc = int64_t{1} << (kPrecisionBits - 1);
-        for (int x = 0; x < taps.count[xx]; ++x) acc += static_cast<int64_t>(src[(x + xmin) * channels + c]) * w[x];
+        int32_t acc = int32_t{1} << (kPrecisionBits - 1);
+        for (int x = 0; x < taps.count[xx]; ++x) acc += static_cast<int32_t>(src[(x + xmin) * channels + c]) * w[x];
         dst[xx * channels + c] = clip8(acc);
       }
     }
@@ -91,13 +92,14 @@ cv::Mat resample_vertical(const cv::Mat& in, int out_height) {
   const Taps taps = precompute_taps(in.rows, out_height);
   const int row_values = in.cols * in.channels();
   cv::Mat out(out_height, in.cols, in.type());
-  std::vector<int64_t> acc(row_values);
+  std::vector<int32_t> acc(row_values);
   for (int yy = 0; yy < out_height; ++yy) {
     const int32_t* w = &taps.weights[static_cast<size_t>(yy) * taps.ksize];
-    std::fill(acc.begin(), acc.end(), int64_t{1} << (kPrecisionBits - 1));
+    std::fill(acc.begin(), acc.end(), int32_t{1} << (kPrecisionBits - 1));
     for (int y = 0; y < taps.count[yy]; ++y) {
       const uint8_t* src = in.ptr<uint8_t>(taps.first[yy] + y);
-      for (int i = 0; i < row_values; ++i) acc[i] += static_cast<int64_t>(src[i]) * w[y];
+      const int32_t weight = w[y];
+      for (int i = 0; i < row_values; ++i) acc[i] += static_cast<int32_t>(src[i]) * weight;
     }
     uint8_t* dst = out.ptr<uint8_t>(yy);
     for (int i = 0; i < row_values; ++i) dst[i] = clip8(acc[i]);

@@ -31,9 +31,9 @@ void apply_gpu_table_json(std::vector<GpuSpec>& table, const nlohmann::json& row
 void apply_gpu_table_file(std::vector<GpuSpec>& table, const std::string& path);
 // The table with options.gpu_table applied.
 std::vector<GpuSpec> gpu_table_for(const EnergyOptions& options);
-// Case-insensitive match on the name, also inside an NVML name ("NVIDIA A100-SXM4-80GB"
-// finds "A100"; the longest match wins, so "RTX A6000" is not taken for "A6000"-less names).
-// Returns nullptr when nothing matches.
+// Case-insensitive: an exact name; else the longest table name inside `name` (NVML's
+// "NVIDIA A100-SXM4-80GB" finds "A100"); else the one table name containing `name` ("a6000").
+// nullptr when nothing (or more than one short-form match) fits.
 const GpuSpec* find_gpu(const std::vector<GpuSpec>& table, const std::string& name);
 // As find_gpu, but an unknown name is an error listing the known ones.
 const GpuSpec& require_gpu(const std::vector<GpuSpec>& table, const std::string& name);
@@ -69,8 +69,9 @@ Estimate estimate_run(const PlannedRun& run, const EnergyOptions& options);
 
 // Hours to execute `flops` on `gpus` GPUs at model-FLOPs utilisation `mfu` of the dense peak.
 double hours_for_flops(double flops, const GpuSpec& gpu, int gpus, double mfu);
-// The utilisation `greenfound cost` assumes: 35% of the dense bf16 peak, typical of a
-// well-fed ViT-S/B training step in bf16 (published MFU for transformer training spans ~30-50%).
+// The utilisation `greenfound cost` assumes: 35% of the dense bf16 peak, an assumption in the
+// range usually reported for bf16 transformer training; small models such as ViT-S on the
+// fastest GPUs may reach less (pass --mfu).
 inline constexpr double kDefaultMfu = 0.35;
 
 }  // namespace gf::energy

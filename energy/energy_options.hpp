@@ -33,8 +33,8 @@ struct EnergyOptions {
   // GPU model name in the GPU table ("A100", "H100", ...). Empty: the name NVML reports.
   std::string gpu;
   // NVML indices (physical, PCI order) this rank measures. Empty: the CUDA device of this
-  // rank, i.e. CUDA_VISIBLE_DEVICES entry (local_rank mod visible count), counted only by
-  // the lowest local rank that maps to it so a shared GPU is never counted twice.
+  // rank, i.e. CUDA_VISIBLE_DEVICES entry (local_rank mod visible count). A GPU that several
+  // ranks of a host drive (same NVML UUID) is counted by the lowest of them only.
   std::vector<int> gpu_ids;
   // GPUs this rank drives: -1 = auto (1 when NVML finds a GPU, else 0). Set by the caller
   // when it knows its device (a CUDA run with NVML unreadable still gets an estimate).

@@ -245,7 +245,8 @@ void print_summary(const EnergySummary& s, const EnergyOptions& options, std::os
     std::snprintf(buffer, sizeof(buffer), "%.4g", x);
     return std::string(buffer);
   };
-  out << "energy: " << s.nodes.size() << (s.nodes.size() == 1 ? " node, " : " nodes, ") << s.gpus << " GPUs, "
+  out << "energy: " << s.nodes.size() << (s.nodes.size() == 1 ? " node, " : " nodes, ") << s.gpus
+      << (s.gpus == 1 ? " GPU, " : " GPUs, ")
       << g(s.duration_s) << " s\n";
   for (int d = 0; d < kNumDomains; ++d)
     out << "  " << std::left << std::setw(10) << domain_name(static_cast<Domain>(d)) << std::right << std::setw(12)

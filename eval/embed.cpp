@@ -167,6 +167,8 @@ EmbedSummary run_embed(const EmbedConfig& config, const dist::World& world, dist
     for (const auto& column : dataset.label_columns()) {
       LabelColumn out;
       out.integer = column.type != data::LabelType::kFloat;
+      out.type = data::to_string(column.type);
+      out.categories = column.categories;
       const std::vector<double> values = dataset.float_labels(column.name);
       for (int64_t i : indices) out.values.push_back(values[i]);
       table.labels.emplace(column.name, std::move(out));

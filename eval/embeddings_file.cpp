@@ -79,6 +79,33 @@ void write_string_attribute(hid_t object, const std::string& name, const std::st
   check(H5Awrite(attribute, type, &pointer), path + ": cannot write attribute " + name);
 }
 
+void write_string_list_attribute(hid_t object, const std::string& name, const std::vector<std::string>& values,
+                                 const std::string& path) {
+  std::vector<const char*> pointers(values.size());
+  for (size_t i = 0; i < values.size(); ++i) pointers[i] = values[i].c_str();
+  const hsize_t dims[1] = {values.size()};
+  Handle type(make_string_type(), H5Tclose, path + ": cannot create a string type");
+  Handle space(H5Screate_simple(1, dims, nullptr), H5Sclose, path + ": cannot create a dataspace");
+  Handle attribute(H5Acreate2(object, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
+                   path + ": cannot create attribute " + name);
+  if (!values.empty()) check(H5Awrite(attribute, type, pointers.data()), path + ": cannot write attribute " + name);
+}
+
+std::vector<std::string> read_string_list_attribute(hid_t object, const std::string& name, const std::string& path) {
+  if (H5Aexists(object, name.c_str()) <= 0) return {};
+  Handle attribute(H5Aopen(object, name.c_str(), H5P_DEFAULT), H5Aclose, path + ": cannot open attribute " + name);
+  Handle space(H5Aget_space(attribute), H5Sclose, path + ": cannot read a dataspace");
+  const hssize_t n = H5Sget_simple_extent_npoints(space);
+  Handle type(make_string_type(), H5Tclose, path + ": cannot create a string type");
+  std::vector<char*> pointers(static_cast<size_t>(std::max<hssize_t>(n, 0)));
+  std::vector<std::string> values;
+  if (n <= 0) return values;
+  check(H5Aread(attribute, type, pointers.data()), path + ": cannot read attribute " + name);
+  for (char* p : pointers) values.emplace_back(p ? p : "");
+  H5Dvlen_reclaim(type, space, H5P_DEFAULT, pointers.data());
+  return values;
+}
+
 void write_numeric(hid_t parent, const std::string& name, hid_t file_type, hid_t memory_type,
                    const void* data, std::vector<hsize_t> dims, const std::string& path) {
   Handle space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose,
@@ -182,6 +209,11 @@ void write_file(const std::string& path, const EmbeddingTable& table, EmbeddingD
       write_numeric(labels, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, column.values.data(),
                     {column.values.size()}, path);
     }
+    if (!column.type.empty() || !column.categories.empty()) {
+      Handle dataset(H5Dopen2(labels, name.c_str(), H5P_DEFAULT), H5Dclose, path + ": cannot open labels/" + name);
+      if (!column.type.empty()) write_string_attribute(dataset, "type", column.type, path);
+      if (!column.categories.empty()) write_string_list_attribute(dataset, "categories", column.categories, path);
+    }
   }
   write_string_attribute(file, "arch", table.arch, path);
   write_string_attribute(file, "pool", table.pool, path);
@@ -284,6 +316,8 @@ EmbeddingTable read_embeddings(const std::string& path) {
       if (label.integer)
         for (double& v : label.values)
           if (v == -1) v = std::numeric_limits<double>::quiet_NaN();
+      label.type = read_string_attribute(column, "type", path);
+      label.categories = read_string_list_attribute(column, "categories", path);
       table.labels.emplace(name, std::move(label));
     }
   }

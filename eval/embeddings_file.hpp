@@ -3,8 +3,9 @@
 //   embeddings  float32 or float16 [N, D]
 //   ids         variable-length UTF-8 strings [N]
 //   split       variable-length strings [N] ("train" / "test"; absent for the folder form)
-//   labels/<c>  one dataset per label column, [N], dtype as in the packed shards
-//               (integer columns: -1 = missing; float columns: NaN = missing)
+//   labels/<c>  one dataset per label column, [N], dtype and attributes as in the packed
+//               shards (int64, -1 = missing, or float64, NaN = missing; attribute "type", and
+//               "categories" for category columns)
 //   attributes  arch, img_size, pool, weights_sha256 (strings / int64)
 #include <cstdint>
 #include <map>
@@ -21,6 +22,8 @@ EmbeddingDtype parse_embedding_dtype(const std::string& name);  // "float32" | "
 struct LabelColumn {
   std::vector<double> values;
   bool integer = true;
+  std::string type;                     // the shards' "type" attribute (int, yesno, category, float), if known
+  std::vector<std::string> categories;  // type category: value i means categories[i]
 };
 
 struct EmbeddingTable {

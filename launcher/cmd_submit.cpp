@@ -66,6 +66,8 @@ std::vector<std::string> stage_command(const SubmitFlags& flags, const std::stri
                              "\", expected auto (a requeued job must continue from its newest checkpoint; use model.init to start from weights)");
   if (const size_t i = find_flag(args, "--run-dir"); i != std::string::npos && absolute(flag_value(args, i)) != run_dir)
     throw std::runtime_error("submit: pretrain --run-dir " + flag_value(args, i) + " differs from the job's run folder " + run_dir);
+  if (const size_t i = find_flag(args, "--config"); i != std::string::npos && absolute(flag_value(args, i)) != absolute(flags.config))
+    throw std::runtime_error("submit: pretrain --config " + flag_value(args, i) + " differs from submit --config " + flags.config);
   if (find_flag(args, "--config") == std::string::npos) argv.insert(argv.end(), {"--config", absolute(flags.config)});
   if (find_flag(args, "--run-dir") == std::string::npos) argv.insert(argv.end(), {"--run-dir", run_dir});
   if (find_flag(args, "--resume") == std::string::npos) argv.insert(argv.end(), {"--resume", "auto"});
@@ -90,8 +92,14 @@ bool is_sweep_file(const std::string& array, std::string& path, int& throttle) {
 
 void run_submit(const SubmitFlags& flags) {
   const nlohmann::json config = load_config(flags.config, {});
-  // A pretrain config is checked here, so a typo fails now and not after hours in the queue.
-  if (!flags.command.empty() && flags.command[0] == "pretrain") train::parse_run_config(config, flags.config);
+  // A pretrain config is checked here, with the stage's --set overrides, so a typo fails now
+  // and not after hours in the queue.
+  if (!flags.command.empty() && flags.command[0] == "pretrain") {
+    nlohmann::json resolved = config;
+    for (size_t i = 1; i < flags.command.size(); ++i)
+      if (flags.command[i] == "--set" || flags.command[i].rfind("--set=", 0) == 0) apply_override(resolved, flag_value(flags.command, i));
+    train::parse_run_config(resolved, flags.config);
+  }
   slurm::JobSpec spec;
   spec.requeue_exit_code = train::kExitPreempted;
   if (!flags.command.empty()) spec.job_name = "gf-" + flags.command[0];
@@ -115,6 +123,9 @@ void run_submit(const SubmitFlags& flags) {
   if (!spec.error.empty() && spec.error[0] != '/') spec.error = spec.run_dir + "/" + spec.error;
 
   const std::vector<std::string> command = stage_command(flags, spec.run_dir);
+  if (flags.command[0] == "pretrain" && spec.signal != "USR1" && spec.signal != "SIGUSR1")
+    throw std::runtime_error(flags.config + ": slurm: signal: found \"" + spec.signal +
+                             "\", expected USR1 (the signal pretrain checkpoints and stops on)");
   std::vector<slurm::SweepTask> sweep;
   if (!flags.array.empty()) {
     std::string sweep_path;

@@ -11,6 +11,7 @@
 namespace {
 
 const gf::launcher::Command kCommands[] = {
+    {"report", "Write a self-contained HTML report of one or more run folders", gf::launcher::setup_report},
     {"inspect", "Describe a weights file, checkpoint or packed dataset", gf::launcher::setup_inspect},
     {"export", "Write encoder weights as timm-loadable .safetensors", gf::launcher::setup_export},
     {"submit", "Write an sbatch script for a stage and submit it to SLURM", gf::launcher::setup_submit},

@@ -122,7 +122,9 @@ void validate(const JobSpec& spec) {
   static const std::regex kWord(R"(^[A-Za-z0-9_.+-]+$)");
   static const std::regex kEnvName(R"(^[A-Za-z_][A-Za-z0-9_]*$)");
   static const std::regex kArray(R"(^\d+(-\d+(:\d+)?)?(,\d+(-\d+(:\d+)?)?)*(%\d+)?$)");
-  static const std::regex kSignal(R"(^(SIG)?(USR1|USR2|TERM|INT|HUP|QUIT|ALRM|CONT|URG|\d+)$)");
+  // srun and mpirun pass USR1/USR2 on to every rank unchanged; TERM would make srun end the
+  // step at once, and INT makes it print status instead.
+  static const std::regex kSignal(R"(^(SIG)?(USR1|USR2)$)");
 
   if (!std::regex_match(spec.job_name, kWord)) invalid("job_name", "\"" + spec.job_name + "\"", "letters, digits, _ . + -");
   if (spec.nodes < 1) invalid("nodes", std::to_string(spec.nodes), "at least 1");
@@ -147,7 +149,8 @@ void validate(const JobSpec& spec) {
 
   const long limit = parse_time_limit(spec.time);
   if (limit <= 0) invalid("time", "\"" + spec.time + "\"", "a time limit above zero");
-  if (!std::regex_match(spec.signal, kSignal)) invalid("signal", "\"" + spec.signal + "\"", "a signal name such as USR1");
+  if (!std::regex_match(spec.signal, kSignal))
+    invalid("signal", "\"" + spec.signal + "\"", "USR1 or USR2 (signals srun and mpirun forward to every rank)");
   if (spec.signal_seconds < 0 || spec.signal_seconds > 65535)
     invalid("signal_seconds", std::to_string(spec.signal_seconds), "0 to 65535 (sbatch --signal)");
   if (spec.signal_seconds >= limit)

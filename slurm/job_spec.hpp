@@ -43,8 +43,9 @@ struct JobSpec {
   std::vector<std::vector<std::string>> array_tasks;
   int array_throttle = 0;
 
-  // Warning signal before the time limit; sent to the batch shell (B:), which forwards it
-  // to the ranks. The same is done for SIGTERM (preemption, scancel, time limit).
+  // Warning signal before the time limit (USR1 or USR2); sent to the batch shell (B:),
+  // which forwards it to the ranks. SIGTERM (preemption, scancel, time limit) SLURM sends to
+  // the ranks itself; the batch shell only outlives them.
   std::string signal = "USR1";
   int signal_seconds = 120;
   bool requeue = true;

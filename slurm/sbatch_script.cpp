@@ -102,7 +102,7 @@ void write_launch(std::ostream& os, const JobSpec& spec, const std::vector<std::
   os << "step_pid=\n";
   os << "on_signal() { interrupted=1; [ -n \"$step_pid\" ] && kill -" << sig << " \"$step_pid\" 2>/dev/null; }\n";
   os << "trap on_signal " << sig << "\n";
-  if (sig != "TERM") os << "trap 'interrupted=1' TERM\n";
+  os << "trap 'interrupted=1' TERM\n";
 
   const std::string args = join_quoted(command) + (spec.array_tasks.empty() ? "" : " \"${task_args[@]}\"");
   if (spec.launcher == RankLauncher::kSrun) {

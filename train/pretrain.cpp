@@ -102,6 +102,10 @@ PretrainResult pretrain(const RunConfig& config_in, const PretrainOptions& optio
   if (config.data.path.empty())
     throw std::runtime_error("pretrain: data.path: found \"\", expected a packed dataset folder (--data)");
 
+  if (!config.model.init.empty() && !fs::is_regular_file(config.model.init))
+    throw std::runtime_error("model.init: found \"" + config.model.init +
+                             "\", no such file; expected the initial weights (e.g. DINOv2 ViT-S/14-reg4 as timm "
+                             ".safetensors or Meta's .pth), or \"\" for a seeded random init");
   const dist::World& world = dist::init_world();
   const bool root = world.is_root();
   const torch::Device device = pick_device(config.train.device, world);

@@ -315,7 +315,7 @@ int main(int argc, char** argv) {
     const World& world = gf::dist::init_world();
     rank = world.rank;
     gf::dist::CommunicatorOptions options;
-    options.timeout_s = std::string(argv[1]) == "watchdog" ? 2 : 20;
+    options.timeout_s = std::string(argv[1]) == "watchdog" ? 2 : 60;
     auto comm = gf::dist::make_communicator(gf::dist::Backend::kAuto, world, options);
     scenarios.at(argv[1])(world, *comm);
   } catch (const std::exception& e) {

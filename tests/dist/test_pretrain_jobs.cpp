@@ -28,15 +28,19 @@ using gf::test::run_job;
 
 std::string bin() {
   const char* b = std::getenv("GF_BIN");
-  return b ? b : "greenfound";
+  return b && *b ? b : GF_GREENFOUND;
 }
 
-class PretrainJobs : public ::testing::Test {
+class DistPretrainJobs : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     root_ = fs::temp_directory_path() / ("gf_dist_pretrain_" + std::to_string(getpid()));
     fs::remove_all(root_);
     fs::create_directories(root_);
+  }
+  // In SetUp, not SetUpTestSuite: a failure there fails each test instead of skipping it.
+  void SetUp() override {
+    if (fs::exists(dataset() + "/manifest.json")) return;
     const std::string images = (root_ / "images").string();
     JobResult synth = run_job(bin() + " synth --out " + images + " --n 16 --size 64x64 --seed 1 --threads 1 --quiet");
     ASSERT_EQ(synth.exit_code, 0) << synth.output;
@@ -58,7 +62,7 @@ class PretrainJobs : public ::testing::Test {
         {"data", {{"path", dataset()}, {"split", "all"}, {"batch_size", 4}, {"workers", 1}, {"prefetch", 1}, {"seed", 5}}},
         {"train", {{"grad_accum", accum}, {"threads", 1}, {"device", "cpu"}, {"log_every", 1},
                    {"checkpoint_every_epochs", 0}, {"checkpoint_every_steps", checkpoint_every_steps}, {"keep_last", 2}}},
-        {"dist", {{"backend", "mpi"}, {"bucket_mb", 0.25}, {"timeout_s", 20}}},
+        {"dist", {{"backend", "mpi"}, {"bucket_mb", 0.25}, {"timeout_s", 60}}},
     };
     const std::string file = path(name + ".json");
     std::ofstream(file) << config.dump(2);
@@ -71,7 +75,7 @@ class PretrainJobs : public ::testing::Test {
 
   static fs::path root_;
 };
-fs::path PretrainJobs::root_;
+fs::path DistPretrainJobs::root_;
 
 std::map<int64_t, double> losses(const std::string& run_dir) {
   std::map<int64_t, double> out;
@@ -117,7 +121,7 @@ void run_ok(const std::string& command) {
   ASSERT_EQ(job.exit_code, 0) << command << "\n" << job.output;
 }
 
-TEST_F(PretrainJobs, TwoRanksMatchOneRankWithTheSameGlobalBatch) {
+TEST_F(DistPretrainJobs, TwoRanksMatchOneRankWithTheSameGlobalBatch) {
   for (int accum : {1, 2}) {
     SCOPED_TRACE("grad_accum " + std::to_string(accum));
     const std::string config = write_config("equal_" + std::to_string(accum), accum, 2, 0);
@@ -127,6 +131,19 @@ TEST_F(PretrainJobs, TwoRanksMatchOneRankWithTheSameGlobalBatch) {
     ASSERT_NO_FATAL_FAILURE(run_ok(bin() + " launch -n 2 --threads 1 -- " + pretrain(config, two, "--max-steps 5")));
     expect_same_run(one, two, 5);
   }
+}
+
+// A 2-rank run stopped after 2 steps and resumed ends where an uninterrupted one does.
+TEST_F(DistPretrainJobs, TwoRankResumeMatchesAnUninterruptedRun) {
+  const std::string config = write_config("resume", 1, 2, 0);
+  const std::string whole = path("resume_whole"), parts = path("resume_parts");
+  const std::string launch = bin() + " launch -n 2 --threads 1 -- ";
+  ASSERT_NO_FATAL_FAILURE(run_ok(launch + pretrain(config, whole, "--max-steps 5")));
+  ASSERT_NO_FATAL_FAILURE(run_ok(launch + pretrain(config, parts, "--max-steps 2")));
+  ASSERT_NO_FATAL_FAILURE(run_ok(launch + pretrain(config, parts, "--resume auto --max-steps 5")));
+  EXPECT_EQ(weight_difference(whole, parts), 0.0);
+  const auto a = losses(whole), b = losses(parts);
+  EXPECT_EQ(a, b);
 }
 
 // The pid of the rank `rank` of the job training into `run_dir` (Open MPI's variables in its environment).
@@ -148,7 +165,7 @@ pid_t find_rank(const std::string& run_dir, int rank) {
   return -1;
 }
 
-TEST_F(PretrainJobs, KilledRankEndsTheJobAndResumeContinues) {
+TEST_F(DistPretrainJobs, KilledRankEndsTheJobAndResumeContinues) {
   const std::string config = write_config("kill", 1, 1000, 1);
   const std::string run_dir = path("killed");
   gf::test::BackgroundJob job(bin() + " launch -n 2 --threads 1 -- " + pretrain(config, run_dir, ""), path("killed.log"));
@@ -179,7 +196,7 @@ TEST_F(PretrainJobs, KilledRankEndsTheJobAndResumeContinues) {
 
 // SIGUSR1 (SLURM's preemption warning) sent to `launch` reaches every rank: they agree to
 // stop, write a checkpoint and exit with pretrain's requeue status, which launch returns.
-TEST_F(PretrainJobs, LaunchForwardsThePreemptionSignal) {
+TEST_F(DistPretrainJobs, LaunchForwardsThePreemptionSignal) {
   const std::string config = write_config("signal", 1, 1000, 0);
   const std::string run_dir = path("signalled");
   gf::test::BackgroundJob job("exec " + bin() + " launch -n 2 --threads 1 -- " + pretrain(config, run_dir, ""),

@@ -15,6 +15,9 @@ with h5py.File(sys.argv[1], "r") as f:
         "split": [v.decode() if isinstance(v, bytes) else v for v in f["split"][:]] if "split" in f else None,
         "labels": {k: f["labels"][k][:].tolist() for k in f["labels"]} if "labels" in f else {},
         "label_dtypes": {k: str(f["labels"][k].dtype) for k in f["labels"]} if "labels" in f else {},
+        "label_attrs": {k: {a: (v.decode() if isinstance(v, bytes) else
+                                [x.decode() if isinstance(x, bytes) else x for x in v] if hasattr(v, "__len__") and not isinstance(v, str) else v)
+                            for a, v in f["labels"][k].attrs.items()} for k in f["labels"]} if "labels" in f else {},
         "attrs": {k: (v.decode() if isinstance(v, bytes) else (v.item() if hasattr(v, "item") else v))
                   for k, v in f.attrs.items()},
     }

@@ -56,7 +56,18 @@ nlohmann::json python_tasks() {
 
 class ProbeVsSklearn : public ::testing::Test {
  protected:
+  // No ASSERT or escaping exception here: a failed SetUpTestSuite only marks the tests
+  // skipped, which ctest counts as passed. Each test checks setup_error_ instead.
   static void SetUpTestSuite() {
+    try {
+      run_greenfound();
+    } catch (const std::exception& e) {
+      setup_error_ = e.what();
+    }
+  }
+  void SetUp() override { ASSERT_TRUE(setup_error_.empty()) << setup_error_; }
+
+  static void run_greenfound() {
     dir_ = std::filesystem::current_path() / "scratch" / "probe_vs_sklearn";
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
@@ -120,6 +131,7 @@ class ProbeVsSklearn : public ::testing::Test {
   static inline std::filesystem::path dir_;
   static inline ProbeResults results_;
   static inline nlohmann::json reference_;
+  static inline std::string setup_error_;
 };
 
 void ProbeVsSklearn::check_counts() {

@@ -58,6 +58,7 @@ TEST(JobSpecValidate, ResourceAndFieldErrors) {
   EXPECT_NE(with([](JobSpec& s) { s.time = "00:01:00"; }).find("signal_seconds: found 120 with time 00:01:00"),
             std::string::npos);
   EXPECT_NE(with([](JobSpec& s) { s.signal = "KILLME"; }).find("signal: found \"KILLME\""), std::string::npos);
+  EXPECT_NE(with([](JobSpec& s) { s.signal = "TERM"; }).find("signal: found \"TERM\", expected USR1 or USR2"), std::string::npos);
   EXPECT_NE(with([](JobSpec& s) { s.array = "0-3,x"; }).find("array: found \"0-3,x\""), std::string::npos);
   EXPECT_NE(with([](JobSpec& s) { s.run_dir = "runs/a"; }).find("run_dir: found \"runs/a\", expected an absolute path"),
             std::string::npos);

@@ -38,7 +38,7 @@ class PretrainTest : public ::testing::Test {
     pack.show_progress = false;
     data::pack(pack);
   }
-  static void TearDownTestSuite() { if (!std::getenv("GF_KEEP")) fs::remove_all(root_); }
+  static void TearDownTestSuite() { fs::remove_all(root_); }
 
   // vit_tiny (96 wide) at 56 px: 4 optimizer steps per epoch of 32 images.
   static RunConfig tiny_config() {

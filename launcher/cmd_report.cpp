@@ -1,0 +1,29 @@
+// `greenfound report RUN_DIR... [--out report.html]`: one self-contained HTML page for one
+// run or several side by side; works on runs still in progress.
+#include <iostream>
+
+#include "data/atomic_file.hpp"
+#include "launcher/commands.hpp"
+#include "launcher/report_html.hpp"
+
+namespace gf::launcher {
+
+void setup_report(CLI::App& sub) {
+  struct Args {
+    std::vector<std::string> runs;
+    std::string out = "report.html";
+    int samples = 4;
+  };
+  auto args = std::make_shared<Args>();
+  sub.add_option("runs", args->runs, "Run folders (config.json, metrics.jsonl, energy.*, probe/results.json)")->required();
+  sub.add_option("--out", args->out, "HTML file to write")->capture_default_str();
+  sub.add_option("--samples", args->samples, "Images in the clean/corrupted sample grid (0 = none)")->capture_default_str()->check(CLI::Range(0, 16));
+  sub.callback([args] {
+    std::vector<RunData> runs;
+    for (const auto& dir : args->runs) runs.push_back(read_run(dir));
+    data::write_file_atomic(args->out, render_report(runs, {args->samples}));
+    std::cout << "report: wrote " << args->out << " (" << runs.size() << " run" << (runs.size() == 1 ? "" : "s") << ")\n";
+  });
+}
+
+}  // namespace gf::launcher

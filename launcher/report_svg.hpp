@@ -1,0 +1,38 @@
+#pragma once
+// Inline SVG plots for the HTML report, drawn here so the page needs no script, font or
+// network (a plotting library would bring a JS runtime into a file meant to be archived).
+// Every plot is <svg class="plot" data-points="N">, N the data points it drew.
+#include <string>
+#include <vector>
+
+namespace gf::launcher {
+
+struct Series {
+  std::string name;
+  std::vector<double> x, y;
+};
+
+struct Axis {
+  std::string label;
+  bool log = false;
+};
+
+std::string line_plot(const std::string& title, const std::vector<Series>& series, const Axis& x, const Axis& y);
+
+struct Bar {
+  std::string label;
+  double value = 0;
+};
+std::string bar_plot(const std::string& title, const std::vector<Bar>& bars, const std::string& unit);
+
+// One row per group (a probe task/class), one dot with an error bar per series (a model).
+struct Interval {
+  std::string group, series;
+  double mid = 0, low = 0, high = 0;
+};
+std::string interval_plot(const std::string& title, const std::vector<Interval>& intervals, const std::string& unit);
+
+std::string series_color(size_t i);
+std::string html_escape(const std::string& text);
+
+}  // namespace gf::launcher
