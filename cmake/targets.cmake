@@ -51,9 +51,19 @@ function(gf_add_gtest name)
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 600)
   endif()
+  if(NOT ARG_LABELS)
+    set(ARG_LABELS unit)
+  endif()
+  set(_env
+    "GF_SHARED_DIR=${GF_SHARED_DIR}" "GF_FIXTURES=${GF_SHARED_DIR}/fixtures" "GF_PYTHON3=${GF_PYTHON3}"
+    "GF_BIN=$<TARGET_FILE:greenfound>" "GF_MPIEXEC=${MPIEXEC_EXECUTABLE}" "GF_SOURCE_DIR=${PROJECT_SOURCE_DIR}"
+    "OMP_NUM_THREADS=1" "OMPI_ALLOW_RUN_AS_ROOT=1" "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1" "OMPI_MCA_rmaps_base_oversubscribe=1")
+  # gtest_discover_tests (PRE_TEST) re-splits list-valued properties twice: escape the
+  # separators so ENVIRONMENT stays one list of NAME=VALUE items.
+  string(REPLACE ";" "\\\\\\\\\\\\\\;" _env "${_env}")
+  string(REPLACE ";" "\\\\\\\\\\\\\\;" _labels "${ARG_LABELS}")
   gtest_discover_tests(${name}
     DISCOVERY_MODE PRE_TEST
     WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}
-    PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "${ARG_LABELS}"
-      ENVIRONMENT "GF_SHARED_DIR=${GF_SHARED_DIR};GF_FIXTURES=${GF_SHARED_DIR}/fixtures;GF_PYTHON3=${GF_PYTHON3};GF_BIN=$<TARGET_FILE:greenfound>;GF_MPIEXEC=${MPIEXEC_EXECUTABLE};GF_SOURCE_DIR=${PROJECT_SOURCE_DIR};OMP_NUM_THREADS=1;OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1")
+    PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "${_labels}" ENVIRONMENT "${_env}")
 endfunction()

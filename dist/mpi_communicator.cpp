@@ -6,6 +6,7 @@
 #include <mpi.h>
 
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <future>
@@ -128,11 +129,11 @@ class MpiCommunicator : public Communicator {
                                at::toString(tensor.scalar_type()) + ", expected a floating-point tensor");
     }
     if (local()) return std::make_shared<DoneWork>();
-    return submit("all_reduce", [this, tensor, op, type] {
+    const int count = checked_count(tensor.numel());
+    return submit("all_reduce", [this, tensor, op, type, count] {
       at::Tensor host = to_host(tensor);
       MPI_Request request;
-      MPI_Iallreduce(MPI_IN_PLACE, host.data_ptr(), static_cast<int>(checked_count(host.numel())), type, MPI_SUM,
-                     comm_, &request);
+      MPI_Iallreduce(MPI_IN_PLACE, host.data_ptr(), count, type, MPI_SUM, comm_, &request);
       wait_request(request);
       if (op == ReduceOp::kAvg) host.div_(world_.size);
       if (!host.is_same(tensor)) tensor.copy_(host);
@@ -148,10 +149,11 @@ class MpiCommunicator : public Communicator {
     }
     if (local()) return;
     at::Tensor target = tensor;
-    submit("broadcast", [this, target, root, type]() mutable {
+    const int count = checked_count(tensor.numel());
+    submit("broadcast", [this, target, root, type, count]() mutable {
       at::Tensor host = to_host(target);
       MPI_Request request;
-      MPI_Ibcast(host.data_ptr(), static_cast<int>(checked_count(host.numel())), type, root, comm_, &request);
+      MPI_Ibcast(host.data_ptr(), count, type, root, comm_, &request);
       wait_request(request);
       if (!host.is_same(target)) target.copy_(host);
     })->wait();
@@ -164,10 +166,10 @@ class MpiCommunicator : public Communicator {
     shape.insert(shape.end(), tensor.sizes().begin(), tensor.sizes().end());
     if (local()) return tensor.clone().reshape(shape);
     at::Tensor output = at::empty(shape, tensor.options().device(at::kCPU));
-    submit("all_gather", [this, tensor, output, type] {
+    const int count = checked_count(tensor.numel());
+    submit("all_gather", [this, tensor, output, type, count] {
       at::Tensor host = to_host(tensor);
       MPI_Request request;
-      int count = static_cast<int>(checked_count(host.numel()));
       MPI_Iallgather(host.data_ptr(), count, type, output.data_ptr(), count, type, comm_, &request);
       wait_request(request);
     })->wait();
@@ -193,18 +195,19 @@ class MpiCommunicator : public Communicator {
                                  " elements, expected the shape after dim 0 of rank " + std::to_string(world_.rank) +
                                  " (" + std::to_string(tensor.dim()) + "-dim, " + std::to_string(row_numel) + ")");
       }
-      rows[r] = static_cast<int>(checked_count(all_meta[r][1].item<int64_t>()));
-      displs[r] = static_cast<int>(checked_count(total));
+      rows[r] = checked_count(all_meta[r][1].item<int64_t>());
+      displs[r] = checked_count(total);
       total += rows[r];
     }
     std::vector<int64_t> shape = tensor.sizes().vec();
     shape[0] = total;
     at::Tensor output = at::empty(shape, tensor.options().device(at::kCPU));
     if (output.numel() == 0) return output.to(tensor.device());
-    submit("all_gatherv", [this, tensor, output, type, rows, displs, row_numel] {
+    const int row_count = checked_count(row_numel);
+    submit("all_gatherv", [this, tensor, output, type, rows, displs, row_count] {
       at::Tensor host = to_host(tensor);
       MPI_Datatype row_type;
-      MPI_Type_contiguous(static_cast<int>(checked_count(row_numel)), type, &row_type);
+      MPI_Type_contiguous(row_count, type, &row_type);
       MPI_Type_commit(&row_type);
       MPI_Request request;
       MPI_Iallgatherv(host.data_ptr(), rows[world_.rank], row_type, output.data_ptr(), rows.data(), displs.data(),
@@ -227,12 +230,13 @@ class MpiCommunicator : public Communicator {
  private:
   bool local() const { return !thread_.joinable(); }
 
-  static int64_t checked_count(int64_t count) {
+  // MPI counts are int: larger tensors are refused before any rank enters the collective.
+  static int checked_count(int64_t count) {
     if (count > INT32_MAX) {
       throw std::runtime_error("dist (mpi): collective of " + std::to_string(count) +
                                " elements, expected at most 2^31-1 per call (split the tensor)");
     }
-    return count;
+    return static_cast<int>(count);
   }
 
   std::shared_ptr<Work> submit(const char* operation, std::function<void()> run) {

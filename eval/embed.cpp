@@ -53,12 +53,9 @@ std::vector<ImageFile> list_images(const std::string& dir) {
   return files;
 }
 
-// One image of the folder form: RGB, resized only when not already size x size, normalised.
+// One image of the folder form, as the loader's eval transform prepares a dataset's.
 at::Tensor folder_image(const ImageFile& file, int64_t size) {
-  const cv::Mat rgb = data::read_image_file(file.path);
-  const at::Tensor chw = rgb.rows == size && rgb.cols == size ? data::mat_to_chw(rgb)
-                                                              : data::eval_transform(rgb, static_cast<int>(size));
-  return data::normalize_to_float(chw);
+  return data::normalize_to_float(data::eval_transform(data::read_image_file(file.path), static_cast<int>(size)));
 }
 
 // The encoder the config names, weights loaded, in eval mode on `device`.

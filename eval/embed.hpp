@@ -3,10 +3,13 @@
 // computed by every rank on its own contiguous slice and written by rank 0 as one file in
 // dataset order (eval/embeddings_file.hpp), whatever the number of ranks.
 //
-// Preprocessing: RGB scaled to [0,1], resized to img_size x img_size only when not already
-// that size, with torchvision's Resize(antialias=True) filter on float tensors (ATen's
-// antialiased bilinear: a triangle filter widened by the scale when shrinking, the filter
-// PIL's bilinear resize uses, which the published evaluation ran), then (x - 0.5) / 0.5.
+// Preprocessing, both forms (data::eval_transform, the loader's eval transform): 8-bit RGB
+// resized to img_size x img_size only when not already that size, by torchvision's
+// F.resize(bilinear, antialias=True) on uint8 tensors (ATen's antialiased bilinear, rounded
+// back to uint8), then x/255 and (x - 0.5) / 0.5. Chosen because the published evaluation
+// ran torchvision's Resize((392, 392)) on PIL images: PIL's bilinear is the same triangle
+// filter widened by the scale when shrinking; the two differ only by PIL's uint8 rounding
+// between its horizontal and vertical passes (at most 1 grey level).
 #include <cstdint>
 #include <string>
 

@@ -37,8 +37,9 @@ void run_synth(SynthFlags flags) {
                           o.count);
   const data::SynthResult r = data::write_synth_dataset(o, flags.out_dir, &progress);
   progress.finish();
-  std::cout << "wrote " << r.labels.size() << " images and labels.csv to " << flags.out_dir << " in " << r.seconds
-            << " s (" << static_cast<double>(r.labels.size()) / r.seconds << " images/s)\n";
+  char rate[64];
+  std::snprintf(rate, sizeof rate, "%.1f s (%.1f images/s)", r.seconds, static_cast<double>(r.labels.size()) / r.seconds);
+  std::cout << "wrote " << r.labels.size() << " images and labels.csv to " << flags.out_dir << " in " << rate << "\n";
   if (flags.preview) {
     const std::string png = (std::filesystem::path(flags.out_dir) / "preview.png").string();
     data::write_synth_preview(o, png);

@@ -15,6 +15,7 @@ struct Command {
 // Add a declaration here and a row in main.cpp's table for each new subcommand.
 void setup_inspect(CLI::App& sub);
 void setup_report(CLI::App& sub);
+void setup_demo(CLI::App& sub);
 void setup_export(CLI::App& sub);
 void setup_submit(CLI::App& sub);
 void setup_status(CLI::App& sub);

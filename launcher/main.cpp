@@ -11,6 +11,7 @@
 namespace {
 
 const gf::launcher::Command kCommands[] = {
+    {"demo", "Run the whole pipeline on built-in synthetic data: pack, pretrain, embed, probe, bill, report", gf::launcher::setup_demo},
     {"report", "Write a self-contained HTML report of one or more run folders", gf::launcher::setup_report},
     {"inspect", "Describe a weights file, checkpoint or packed dataset", gf::launcher::setup_inspect},
     {"export", "Write encoder weights as timm-loadable .safetensors", gf::launcher::setup_export},

@@ -7,7 +7,11 @@
 #include <fstream>
 
 #include "eval/embeddings_file.hpp"
+#include "model/arch_registry.hpp"
+#include "model/vit.hpp"
+#include "model/weights.hpp"
 #include "tests/eval/eval_test_support.hpp"
+#include "train/checkpoint.hpp"
 
 namespace gf::eval {
 namespace {
@@ -123,6 +127,35 @@ TEST_F(EmbedEndToEnd, H5pyReadsTheEmbeddingsFile) {
   EXPECT_FALSE(table.labels.at("site").categories.empty());
   EXPECT_TRUE(std::count(table.split.begin(), table.split.end(), "test") > 0);
   EXPECT_TRUE(std::count(table.split.begin(), table.split.end(), "train") > 0);
+}
+
+// The same encoder three ways: random init by seed, a .safetensors of it, and a pretrain
+// checkpoint holding it as the student (with the wrapper's extra tensors).
+TEST_F(EmbedEndToEnd, WeightsFileAndCheckpointLoadTheSameEncoder) {
+  model::VisionTransformer encoder(model::arch_options("vit_tiny_patch14_reg4", 56));
+  encoder->init_weights(7);
+  const model::StateDict state = model::model_state_dict(*encoder);
+  model::write_safetensors(path("tiny.safetensors"), state);
+  train::Checkpoint checkpoint;
+  checkpoint.state.step = 3;
+  checkpoint.state.config = {{"model", {{"arch", "vit_tiny_patch14_reg4"}}}};
+  checkpoint.model = state;
+  checkpoint.model.emplace_back("corruption_token", at::zeros({1, 1, 96}));
+  checkpoint.model.emplace_back("projector.1.weight", at::randn({96, 96}));
+  const std::string saved = train::save_checkpoint(path("run"), checkpoint, 1);
+
+  const std::string images = "--images " + path("images") + " --out ";
+  ASSERT_EQ(run(embed(1, images + path("init.h5") + " --init-seed 7"), log("init")), 0);
+  ASSERT_EQ(run(embed(1, images + path("weights.h5") + " --weights " + path("tiny.safetensors")), log("weights")), 0);
+  ASSERT_EQ(run(embed(2, images + path("checkpoint.h5") + " --checkpoint " + saved), log("checkpoint")), 0);
+  const EmbeddingTable init = read_embeddings(path("init.h5"));
+  const EmbeddingTable weights = read_embeddings(path("weights.h5"));
+  const EmbeddingTable from_checkpoint = read_embeddings(path("checkpoint.h5"));
+  EXPECT_EQ(max_abs_difference(init, weights), 0.0);
+  EXPECT_LE(max_abs_difference(init, from_checkpoint), 1e-5);  // 2 ranks: other batches
+  EXPECT_EQ(weights.weights_sha256, model::sha256_file(path("tiny.safetensors")));
+  EXPECT_EQ(from_checkpoint.weights_sha256, model::sha256_file(saved + "/model.safetensors"));
+  EXPECT_EQ(from_checkpoint.arch, "vit_tiny_patch14_reg4");
 }
 
 TEST_F(EmbedEndToEnd, ProbeOfTwoModelsWritesTheTables) {
