@@ -8,6 +8,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "energy/energy_options.hpp"
+
 namespace gf::train {
 
 namespace {
@@ -245,6 +247,11 @@ RunConfig parse_run_config(const nlohmann::json& root, const std::string& source
   x.finish();
 
   validate(c, source);
+  try {
+    energy::energy_options_from_json(c.energy);  // checked now, not hours into the run
+  } catch (const std::exception& e) {
+    throw std::runtime_error(source + ": " + e.what());
+  }
   return c;
 }
 

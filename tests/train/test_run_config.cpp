@@ -95,6 +95,8 @@ TEST(RunConfig, ErrorsNameFieldValueAndExpectation) {
   EXPECT_EQ(error_of({{"data", {{"bach_size", 8}}}}), "test.json: data.bach_size: unknown field (misspelt?)");
   EXPECT_EQ(error_of({{"optimizer", json::object()}}), "test.json: optimizer: unknown field (misspelt?)");
   EXPECT_EQ(error_of({{"model", 3}}), "test.json: model: found 3, expected a JSON object");
+  EXPECT_EQ(error_of({{"energy", {{"pue", 0.5}}}}).rfind("test.json: energy.pue: found 0.5", 0), 0u)
+      << error_of({{"energy", {{"pue", 0.5}}}});
   EXPECT_EQ(error_of({{"model", {{"init_seed", -1}}}}),
             "test.json: model.init_seed: found -1, expected a non-negative integer");
 }
