@@ -9,4 +9,5 @@ if [ -x scripts/slurm-local.sh ]; then
   bash scripts/slurm-local.sh start || echo "test.sh: local SLURM did not start; SLURM tests will report SKIPPED"
 fi
 cd build
-ctest --output-on-failure --parallel 2 --timeout 900
+# Serial: several suites share a scratch folder per fixture (tests of one suite must not race).
+ctest --output-on-failure --timeout 900
