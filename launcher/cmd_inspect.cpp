@@ -8,6 +8,7 @@
 #include "data/dataset.hpp"
 #include "launcher/commands.hpp"
 #include "model/weights_tools.hpp"
+#include "train/checkpoint.hpp"
 
 namespace gf::launcher {
 namespace {
@@ -17,20 +18,25 @@ void run_inspect(const std::string& path) {
     data::print_dataset_summary(path, std::cout);
     return;
   }
+  if (train::is_checkpoint_or_run_dir(path)) {  // checkpoints: step, epoch, loss, which are torn
+    train::print_checkpoint_summary(path, std::cout);
+    return;
+  }
   if (model::looks_like_weights_file(path)) {
     model::print_weights_summary(path, std::cout);
     return;
   }
   throw std::runtime_error(path +
-                           ": not a recognised input, expected a weights file (.safetensors, or a torch.save .pth) "
-                           "or a packed dataset folder");
+                           ": not a recognised input, expected a weights file (.safetensors, or a torch.save .pth), "
+                           "a packed dataset folder, a checkpoint folder or a run folder");
 }
 
 }  // namespace
 
 void setup_inspect(CLI::App& sub) {
   auto path = std::make_shared<std::string>();
-  sub.add_option("path", *path, "Weights file (.safetensors or torch.save .pth) or packed dataset folder")->required();
+  sub.add_option("path", *path, "Weights file (.safetensors or torch.save .pth), packed dataset, checkpoint or run folder")
+      ->required();
   sub.callback([path] { run_inspect(*path); });
 }
 

@@ -69,8 +69,6 @@ RunData read_run(const std::string& dir) {
   for (const fs::path& probe_dir : {root, root / "probe"}) {
     if (!fs::exists(probe_dir / "results.json")) continue;
     run.results = read_json(probe_dir / "results.json", run.notes);
-    std::ifstream md(probe_dir / "results.md");
-    run.results_md.assign(std::istreambuf_iterator<char>(md), std::istreambuf_iterator<char>());
     break;
   }
   return run;

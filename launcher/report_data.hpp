@@ -23,7 +23,6 @@ struct RunData {
   std::vector<EnergySample> energy_samples;  // energy.csv
   nlohmann::json energy;                // energy.json
   nlohmann::json results;               // probe results.json (RUN_DIR/ or RUN_DIR/probe/)
-  std::string results_md;               // results.md beside it
   std::vector<std::string> notes;       // files that were present but unreadable
 };
 

@@ -131,9 +131,12 @@ std::string energy_section(const std::vector<RunData>& runs) {
   for (const auto& run : runs) {
     std::map<std::string, Series> by_device;
     double t0 = INFINITY;
-    for (const auto& e : run.energy_samples) t0 = std::min(t0, e.time);
+    std::set<std::string> hosts;
+    for (const auto& e : run.energy_samples) t0 = std::min(t0, e.time), hosts.insert(e.host);
     for (const auto& e : run.energy_samples) {
-      const std::string key = e.host + " r" + std::to_string(e.rank) + " " + e.domain + (e.device.empty() ? "" : ":" + e.device);
+      // Legend space is short: the host only when there are several.
+      const std::string key = (hosts.size() > 1 ? e.host + " " : "") + "r" + std::to_string(e.rank) + " " + e.domain +
+                              (e.device.empty() ? "" : ":" + e.device);
       auto& s = by_device[key];
       s.name = key + (e.label == "estimated" ? " (est.)" : "");
       s.x.push_back(e.time - t0);
@@ -286,7 +289,7 @@ svg.plot{background:#fff;border:1px solid #e3e8e3;border-radius:6px}.frame{fill:
 .tick{font-size:11px;fill:#4a5a4f}.axis{font-size:12px;fill:#2f3d33}.ptitle{font-size:13px;font-weight:600;fill:#1d2a22}
 .legend{font-size:11px;fill:#2f3d33}.empty{color:#8a968d;fill:#8a968d;font-style:italic}.ci{color:#7a867d;font-size:12px}
 .meta{color:#5b6a60;font-size:12px}.note{color:#a84300}pre{background:#f7f9f7;padding:8px;overflow:auto;max-height:360px}
-img.samples{max-width:100%;image-rendering:pixelated;border-radius:4px}code{font-size:12px}
+img.samples{width:100%;max-width:900px;image-rendering:pixelated;border-radius:4px}code{font-size:12px}
 )";
 
 }  // namespace

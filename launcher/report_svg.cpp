@@ -48,13 +48,18 @@ std::string open_svg(const std::string& title, size_t points, double height = kH
   return s.str();
 }
 
+// A chart with nothing to draw is one line of text, not an empty frame.
+std::string no_data(const std::string& title, const std::string& why) {
+  return "<p class=\"empty\">" + html_escape(title) + ": " + why + "</p>";
+}
+
 std::string legend(const std::vector<std::string>& names) {
   std::ostringstream s;
   for (size_t i = 0; i < names.size(); ++i) {
     const double y = kTop + 8 + 18.0 * i;
     s << "<rect x=\"" << kWidth - kRight + 14 << "\" y=\"" << num(y - 8) << "\" width=\"10\" height=\"10\" fill=\""
       << series_color(i) << "\"/><text class=\"legend\" x=\"" << kWidth - kRight + 30 << "\" y=\"" << num(y + 1) << "\">"
-      << html_escape(names[i].size() > 22 ? names[i].substr(0, 21) + "…" : names[i]) << "</text>";
+      << html_escape(names[i].size() > 20 ? names[i].substr(0, 19) + "…" : names[i]) << "</text>";
   }
   return s.str();
 }
@@ -92,12 +97,9 @@ std::string line_plot(const std::string& title, const std::vector<Series>& serie
       y0 = std::min(y0, fy(s.y[i])), y1 = std::max(y1, fy(s.y[i]));
       ++points;
     }
+  if (points == 0) return no_data(title, "no data yet");
   std::ostringstream out;
   out << open_svg(title, points);
-  if (points == 0) {
-    out << "<text class=\"empty\" x=\"" << kWidth / 2 << "\" y=\"" << kHeight / 2 << "\" text-anchor=\"middle\">no data yet</text></svg>";
-    return out.str();
-  }
   if (x1 == x0) x0 -= 0.5, x1 += 0.5;
   if (y1 == y0) y0 -= std::max(1e-12, std::fabs(y0) * 0.05), y1 += std::max(1e-12, std::fabs(y1) * 0.05);
   const double pad = (y1 - y0) * 0.05;
@@ -145,15 +147,12 @@ std::string line_plot(const std::string& title, const std::vector<Series>& serie
 }
 
 std::string bar_plot(const std::string& title, const std::vector<Bar>& bars, const std::string& unit) {
-  const double row = 24, height = kTop + row * std::max<size_t>(bars.size(), 1) + 16;
-  std::ostringstream out;
-  out << open_svg(title, bars.size(), height);
   double vmax = 0;
   for (const auto& b : bars) vmax = std::max(vmax, b.value);
-  if (bars.empty() || vmax <= 0) {
-    out << "<text class=\"empty\" x=\"" << kWidth / 2 << "\" y=\"" << num(height / 2 + 8) << "\" text-anchor=\"middle\">no data yet</text></svg>";
-    return out.str();
-  }
+  if (bars.empty() || vmax <= 0) return no_data(title, "no data yet");
+  const double row = 24, height = kTop + row * bars.size() + 16;
+  std::ostringstream out;
+  out << open_svg(title, bars.size(), height);
   const double left = 170, width = kWidth - left - 120;
   for (size_t i = 0; i < bars.size(); ++i) {
     const double y = kTop + row * i;
@@ -168,6 +167,7 @@ std::string bar_plot(const std::string& title, const std::vector<Bar>& bars, con
 }
 
 std::string interval_plot(const std::string& title, const std::vector<Interval>& intervals, const std::string& unit) {
+  if (intervals.empty()) return no_data(title, "no probe results yet");
   std::vector<std::string> groups, names;
   std::map<std::string, size_t> group_index, series_index;
   double lo = 1, hi = 0;
@@ -176,14 +176,10 @@ std::string interval_plot(const std::string& title, const std::vector<Interval>&
     if (!series_index.count(iv.series)) series_index[iv.series] = names.size(), names.push_back(iv.series);
     lo = std::min(lo, iv.low), hi = std::max(hi, iv.high);
   }
-  const double row = 14.0 * std::max<size_t>(names.size(), 1) + 10;
-  const double height = kTop + row * std::max<size_t>(groups.size(), 1) + 40;
+  const double row = 14.0 * names.size() + 10;
+  const double height = kTop + row * groups.size() + 40;
   std::ostringstream out;
   out << open_svg(title, intervals.size(), height);
-  if (intervals.empty()) {
-    out << "<text class=\"empty\" x=\"" << kWidth / 2 << "\" y=\"" << num(height / 2) << "\" text-anchor=\"middle\">no probe results yet</text></svg>";
-    return out.str();
-  }
   lo = std::max(0.0, std::floor(lo * 20) / 20), hi = std::min(1.0, std::ceil(hi * 20) / 20);
   if (hi <= lo) hi = lo + 0.05;
   const double left = 190, width = kWidth - left - kRight;

@@ -1,7 +1,8 @@
 #pragma once
 // Inline SVG plots for the HTML report, drawn here so the page needs no script, font or
 // network (a plotting library would bring a JS runtime into a file meant to be archived).
-// Every plot is <svg class="plot" data-points="N">, N the data points it drew.
+// Every plot is <svg class="plot" data-points="N">, N (> 0) the data points it drew; a chart
+// with no data yet (a run in progress) is a one-line note instead.
 #include <string>
 #include <vector>
 

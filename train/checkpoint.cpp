@@ -4,11 +4,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <ostream>
 #include <regex>
 #include <stdexcept>
 
 #include "model/weights.hpp"
-#include "train/file_io.hpp"
+#include "data/atomic_file.hpp"
 
 namespace gf::train {
 
@@ -67,7 +68,66 @@ bool is_complete(const fs::path& dir) {
   }
 }
 
+std::string megabytes(uintmax_t bytes) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.1f MB", static_cast<double>(bytes) / 1e6);
+  return text;
+}
+
+std::string significant(double value) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.4g", value);
+  return text;
+}
+
+void print_one(const fs::path& dir, const json& state, std::ostream& out) {
+  const json& model = state.at("config").value("model", json::object());
+  out << dir.filename().string() << ": step " << state.at("step") << " (epoch " << state.at("epoch") << ", "
+      << state.at("epoch_step") << " steps into it), last loss " << significant(state.at("last_loss").get<double>()) << ", "
+      << model.value("arch", std::string("?")) << " at " << model.value("img_size", 0) << " px, config "
+      << state.at("config_hash").get<std::string>().substr(0, 12);
+  uintmax_t bytes = 0;
+  for (const auto& item : state.at("files").items()) bytes += item.value().get<uintmax_t>();
+  out << ", " << megabytes(bytes) << "\n";
+}
+
 }  // namespace
+
+bool is_checkpoint_or_run_dir(const std::string& path) {
+  return fs::is_regular_file(fs::path(path) / kStateFile) || fs::is_directory(fs::path(path) / "checkpoints");
+}
+
+void print_checkpoint_summary(const std::string& path, std::ostream& out) {
+  if (fs::is_regular_file(fs::path(path) / kStateFile)) {
+    out << "checkpoint " << path << "\n  ";
+    print_one(path, verified_state(path), out);  // throws naming a missing or truncated file
+    return;
+  }
+  const auto complete = list_checkpoints(path);
+  out << "run " << path << ": " << complete.size() << " complete checkpoint" << (complete.size() == 1 ? "" : "s")
+      << (complete.empty() ? "" : ", newest last") << "\n";
+  for (const auto& dir : complete) {
+    out << "  ";
+    print_one(dir, read_state_json(dir), out);
+  }
+  // Anything else in checkpoints/ is a checkpoint cut short (a .tmp folder, a torn file).
+  std::vector<fs::path> others;
+  for (const auto& entry : fs::directory_iterator(fs::path(path) / "checkpoints"))
+    if (std::find(complete.begin(), complete.end(), entry.path().string()) == complete.end()) others.push_back(entry.path());
+  std::sort(others.begin(), others.end());
+  for (const auto& dir : others) {
+    std::string why = "a file, expected step-NNNNNNNN folders";
+    if (fs::is_directory(dir)) {
+      try {
+        verified_state(dir.string());
+        why = "complete, but not named step-NNNNNNNN";
+      } catch (const std::exception& e) {
+        why = e.what();
+      }
+    }
+    out << "  incomplete " << dir.filename().string() << ": " << why << "\n";
+  }
+}
 
 std::vector<std::string> list_checkpoints(const std::string& run_dir) {
   const fs::path root = fs::path(run_dir) / "checkpoints";
@@ -119,11 +179,9 @@ std::string save_checkpoint(const std::string& run_dir, const Checkpoint& checkp
   json files = json::object();
   for (const char* name : {kModelFile, kOptimizerFile}) files[name] = fs::file_size(temp_dir / name);
   state["files"] = files;
-  write_file_atomic((temp_dir / kStateFile).string(), state.dump(1));
-  fsync_path(temp_dir.string());
-
-  fs::rename(temp_dir, final_dir);
-  fsync_path(root.string());
+  data::write_file_atomic((temp_dir / kStateFile).string(), state.dump(1));
+  data::fsync_path(temp_dir.string());
+  data::rename_durable(temp_dir.string(), final_dir.string());
 
   // Oldest first; the one just written is the newest.
   const auto all = list_checkpoints(run_dir);

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <iosfwd>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,11 @@ Checkpoint load_checkpoint(const std::string& path);
 std::vector<std::string> list_checkpoints(const std::string& run_dir);
 // The newest complete checkpoint, "" when there is none.
 std::string latest_checkpoint(const std::string& run_dir);
+
+// `greenfound inspect` of a checkpoint folder, or of a run folder (each complete checkpoint,
+// and the folders that are not complete with why): step, epoch, loss, model, config hash.
+bool is_checkpoint_or_run_dir(const std::string& path);
+void print_checkpoint_summary(const std::string& path, std::ostream& out);
 
 // The student encoder of a checkpoint (what `greenfound export --checkpoint` writes).
 struct CheckpointWeights {

@@ -5,6 +5,7 @@
 #include <torch/cuda.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cmath>
 #include <filesystem>
 #include <optional>
@@ -24,7 +25,7 @@
 #include "model/weights.hpp"
 #include "train/autocast.hpp"
 #include "train/checkpoint.hpp"
-#include "train/file_io.hpp"
+#include "data/atomic_file.hpp"
 #include "train/optimizer.hpp"
 #include "train/run_log.hpp"
 #include "train/stop_signal.hpp"
@@ -47,7 +48,12 @@ torch::Device pick_device(const std::string& name, const dist::World& world) {
   return {torch::kCUDA, static_cast<c10::DeviceIndex>(world.local_rank % count)};
 }
 
+// OMP_NUM_THREADS first: `launch --threads` and SLURM job scripts share cores out through it.
 int64_t default_threads(const dist::World& world) {
+  if (const char* omp = std::getenv("OMP_NUM_THREADS")) {
+    const int64_t n = std::atoll(omp);
+    if (n > 0) return n;
+  }
   const int64_t cores = std::max(1u, std::thread::hardware_concurrency());
   return std::max<int64_t>(1, cores / std::max(1, world.local_size));
 }
@@ -153,7 +159,7 @@ PretrainResult pretrain(const RunConfig& config_in, const PretrainOptions& optio
   if (root) {
     json resolved = to_json(config);
     resolved["config_hash"] = config_hash(config);
-    write_file_atomic(options.run_dir + "/config.json", resolved.dump(2) + "\n");
+    data::write_file_atomic(options.run_dir + "/config.json", resolved.dump(2) + "\n");
     log.truncate_metrics_after(checkpoint ? checkpoint->state.step : 0);
   }
 

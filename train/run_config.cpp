@@ -184,7 +184,9 @@ RunConfig parse_run_config(const nlohmann::json& root, const std::string& source
   top.read("description", c.description);
   top.read("energy", c.energy);
   top.read("slurm", c.slurm);
-  top.finish({"model", "objective", "optim", "data", "train", "dist"});
+  // config_hash is provenance that pretrain adds to RUN_DIR/config.json; ignoring it lets that
+  // file serve again as --config (and lets `report` read it).
+  top.finish({"model", "objective", "optim", "data", "train", "dist", "config_hash"});
 
   Section m(root, "model", source);
   m.read("arch", c.model.arch);

@@ -5,7 +5,7 @@
 #include <iostream>
 #include <sstream>
 
-#include "train/file_io.hpp"
+#include "data/atomic_file.hpp"
 
 namespace gf::train {
 
@@ -64,7 +64,7 @@ void RunLog::truncate_metrics_after(int64_t step) {
   }
   in.close();
   metrics_.close();
-  write_file_atomic(metrics_path_, kept.str());
+  data::write_file_atomic(metrics_path_, kept.str());
 }
 
 }  // namespace gf::train

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "model/arch_registry.hpp"
 #include "model/token_reconstruction.hpp"
@@ -88,6 +89,32 @@ TEST_F(CheckpointTest, KeepsTheLastKAndIgnoresIncompleteFolders) {
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("model.safetensors: size: found 100 bytes"), std::string::npos) << e.what();
   }
+}
+
+TEST_F(CheckpointTest, SummaryListsCompleteAndTornCheckpoints) {
+  const std::string kept = save_checkpoint(run_dir_, make(4), 5);
+  const std::string torn = save_checkpoint(run_dir_, make(6), 5);
+  fs::resize_file(torn + "/optimizer.safetensors", 10);
+  fs::create_directories(run_dir_ + "/checkpoints/step-00000008.tmp");
+  ASSERT_TRUE(is_checkpoint_or_run_dir(run_dir_));
+  ASSERT_TRUE(is_checkpoint_or_run_dir(kept));
+  EXPECT_FALSE(is_checkpoint_or_run_dir(run_dir_ + "/checkpoints"));
+
+  std::ostringstream run;
+  print_checkpoint_summary(run_dir_, run);
+  EXPECT_NE(run.str().find("1 complete checkpoint,"), std::string::npos) << run.str();
+  EXPECT_NE(run.str().find("step-00000004: step 4 (epoch 1, 1 steps into it), last loss 0.25, vit_tiny_patch14_reg4 at 56 px"),
+            std::string::npos) << run.str();
+  EXPECT_NE(run.str().find("incomplete step-00000006: " + torn + "/optimizer.safetensors: size: found 10 bytes"),
+            std::string::npos) << run.str();
+  EXPECT_NE(run.str().find("incomplete step-00000008.tmp: " + run_dir_ + "/checkpoints/step-00000008.tmp/state.json: missing"),
+            std::string::npos) << run.str();
+
+  std::ostringstream one;
+  print_checkpoint_summary(kept, one);
+  EXPECT_EQ(one.str().rfind("checkpoint " + kept + "\n  step-00000004: step 4", 0), 0u) << one.str();
+  std::ostringstream broken;
+  EXPECT_THROW(print_checkpoint_summary(torn, broken), std::runtime_error);
 }
 
 TEST_F(CheckpointTest, ExportViewHoldsTheEncoderOnly) {

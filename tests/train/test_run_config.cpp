@@ -75,6 +75,10 @@ TEST(RunConfig, RoundTripsThroughJson) {
   EXPECT_EQ(written.at("energy").at("pue"), 1.2);
   EXPECT_EQ(written.at("slurm").at("partition"), "gpu");
   EXPECT_EQ(written.at("train").at("grad_accum"), 2);
+  // A run folder's config.json (the resolved config plus its hash) is itself a valid config.
+  json run_folder_config = written;
+  run_folder_config["config_hash"] = config_hash(parsed);
+  EXPECT_EQ(to_json(parse_run_config(run_folder_config)), written);
 }
 
 TEST(RunConfig, ErrorsNameFieldValueAndExpectation) {
