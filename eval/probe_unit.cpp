@@ -65,7 +65,7 @@ std::vector<int64_t> match_rows(const EmbeddingTable& table, const std::string& 
 // file: task-level problems (column, filter, split) surface here, the same for every model.
 TaskRows task_rows(const TaskSpec& task, const SplitRef& ref, EmbeddingSources& sources) {
   const std::string& reference_path = sources.path(sources.models().front(), ref.source, task.name);
-  return select_rows(task, sources.table(reference_path), ref.split);
+  return select_rows(task, sources.table(reference_path), ref);
 }
 
 // The model's embeddings of those rows (matched by id), as double [n, D].

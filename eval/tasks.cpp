@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <regex>
@@ -27,7 +28,7 @@ void parse_label(const std::string& text, TaskSpec& task, const std::string& whe
   std::smatch match;
   if (std::regex_match(text, match, kExpression)) {
     task.column = match[1];
-    task.threshold = Condition{match[1], parse_op(match[2]), std::stod(match[3])};
+    task.threshold = Condition{match[1], parse_op(match[2]), std::stod(match[3]), std::nullopt};
   } else if (std::regex_match(text, match, kColumn)) {
     task.column = match[1];
   } else {
@@ -38,21 +39,33 @@ void parse_label(const std::string& text, TaskSpec& task, const std::string& whe
 
 Condition parse_filter(const nlohmann::json& j, const std::string& where) {
   if (!j.is_object() || !j.contains("column") || !j["column"].is_string())
-    throw std::runtime_error(where + ": found " + j.dump() + R"(, expected {"column": NAME, "equals" | "not_equals": NUMBER})");
+    throw std::runtime_error(where + ": found " + j.dump() +
+                             R"(, expected {"column": NAME, "equals" | "not_equals": NUMBER | CATEGORY})");
   Condition condition;
   condition.column = j["column"].get<std::string>();
   const bool equals = j.contains("equals"), not_equals = j.contains("not_equals");
   if (equals == not_equals || j.size() != 2)
     throw std::runtime_error(where + ": found " + j.dump() + R"(, expected exactly one of "equals" or "not_equals")");
   const auto& value = equals ? j["equals"] : j["not_equals"];
-  if (!value.is_number()) throw std::runtime_error(where + ": found " + value.dump() + ", expected a number");
+  if (!value.is_number() && !value.is_string())
+    throw std::runtime_error(where + ": found " + value.dump() + ", expected a number or a category name");
   condition.op = equals ? Condition::Op::kEq : Condition::Op::kNe;
-  condition.value = value.get<double>();
+  if (value.is_string()) condition.category = value.get<std::string>();
+  else condition.value = value.get<double>();
   return condition;
 }
 
+// One condition or a list of them.
+std::vector<Condition> parse_filters(const nlohmann::json& j, const std::string& where) {
+  if (!j.is_array()) return {parse_filter(j, where)};
+  std::vector<Condition> filters;
+  for (size_t i = 0; i < j.size(); ++i) filters.push_back(parse_filter(j[i], where + "[" + std::to_string(i) + "]"));
+  return filters;
+}
+
 SplitRef parse_split_ref(const nlohmann::json& j, SplitRef defaults, const std::string& where) {
-  if (!j.is_object()) throw std::runtime_error(where + ": found " + j.dump() + R"(, expected {"source", "split"})");
+  if (!j.is_object())
+    throw std::runtime_error(where + ": found " + j.dump() + R"(, expected {"source", "split", "filter"})");
   for (const auto& [key, value] : j.items()) {
     if (key == "source" && value.is_string()) {
       defaults.source = value.get<std::string>();
@@ -60,11 +73,29 @@ SplitRef parse_split_ref(const nlohmann::json& j, SplitRef defaults, const std::
       defaults.split = value.get<std::string>();
       if (defaults.split != "train" && defaults.split != "test" && defaults.split != "all")
         throw std::runtime_error(where + ".split: found \"" + defaults.split + "\", expected train, test or all");
+    } else if (key == "filter") {
+      defaults.filters = parse_filters(value, where + ".filter");
     } else {
-      throw std::runtime_error(where + "." + key + ": found " + value.dump() + ", expected source or split strings");
+      throw std::runtime_error(where + "." + key + ": found " + value.dump() +
+                               ", expected source or split strings, or filter");
     }
   }
   return defaults;
+}
+
+// The value a category column stores for the filter's category name.
+double category_value(const std::string& task, const Condition& filter, const LabelColumn& column) {
+  const std::string found =
+      "task " + task + ": filter column \"" + filter.column + "\": found \"" + *filter.category + "\"";
+  if (column.categories.empty())
+    throw std::runtime_error(found + ", expected a number (the column has no categories)");
+  const auto match = std::find(column.categories.begin(), column.categories.end(), *filter.category);
+  if (match == column.categories.end()) {
+    // Names read from a file: invalid UTF-8 is replaced rather than thrown on.
+    const auto names = nlohmann::json(column.categories).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    throw std::runtime_error(found + ", expected one of its categories " + names);
+  }
+  return static_cast<double>(match - column.categories.begin());
 }
 
 TaskSpec parse_task(const nlohmann::json& j, const std::string& where) {
@@ -82,12 +113,7 @@ TaskSpec parse_task(const nlohmann::json& j, const std::string& where) {
       else if (kind == "multiclass") task.kind = TaskKind::kMulticlass;
       else throw std::runtime_error(where + ".kind: found \"" + kind + "\", expected binary or multiclass");
     } else if (key == "filter") {
-      if (value.is_array()) {
-        for (size_t i = 0; i < value.size(); ++i)
-          task.filters.push_back(parse_filter(value[i], where + ".filter[" + std::to_string(i) + "]"));
-      } else {
-        task.filters.push_back(parse_filter(value, where + ".filter"));
-      }
+      task.filters = parse_filters(value, where + ".filter");
     } else if (key == "train") {
       task.train = parse_split_ref(value, task.train, where + ".train");
     } else if (key == "test") {
@@ -159,19 +185,23 @@ std::vector<TaskSpec> auto_tasks(const EmbeddingTable& table) {
   return tasks;
 }
 
-TaskRows select_rows(const TaskSpec& task, const EmbeddingTable& table, const std::string& split) {
+TaskRows select_rows(const TaskSpec& task, const EmbeddingTable& table, const SplitRef& side) {
   const auto column = table.labels.find(task.column);
   if (column == table.labels.end())
     throw std::runtime_error("task " + task.name + ": label column \"" + task.column +
                              "\" is not in the embeddings file (labels/)");
+  std::vector<Condition> filters = task.filters;
+  filters.insert(filters.end(), side.filters.begin(), side.filters.end());
   std::vector<const std::vector<double>*> filter_columns;
-  for (const auto& filter : task.filters) {
+  for (auto& filter : filters) {
     const auto found = table.labels.find(filter.column);
     if (found == table.labels.end())
       throw std::runtime_error("task " + task.name + ": filter column \"" + filter.column +
                                "\" is not in the embeddings file (labels/)");
+    if (filter.category) filter.value = category_value(task.name, filter, found->second);
     filter_columns.push_back(&found->second.values);
   }
+  const std::string& split = side.split;
   if (split != "all" && table.split.empty())
     throw std::runtime_error("task " + task.name + ": split \"" + split +
                              "\" asked for, but the embeddings file has no split dataset (use split \"all\")");
@@ -179,7 +209,7 @@ TaskRows select_rows(const TaskSpec& task, const EmbeddingTable& table, const st
   for (int64_t i = 0; i < table.rows(); ++i) {
     if (split != "all" && table.split[i] != split) continue;
     bool kept = true;
-    for (size_t f = 0; f < task.filters.size() && kept; ++f) kept = task.filters[f].holds((*filter_columns[f])[i]);
+    for (size_t f = 0; f < filters.size() && kept; ++f) kept = filters[f].holds((*filter_columns[f])[i]);
     const double value = column->second.values[i];
     if (!kept || std::isnan(value)) continue;
     selected.rows.push_back(i);

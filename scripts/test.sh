@@ -9,5 +9,5 @@ if [ -x scripts/slurm-local.sh ]; then
   bash scripts/slurm-local.sh start || echo "test.sh: local SLURM did not start; SLURM tests will report SKIPPED"
 fi
 cd build
-# Serial: several suites share a scratch folder per fixture (tests of one suite must not race).
+# Serial: the 2-rank MPI jobs and the watchdog's deadlines assume the cores are theirs.
 ctest --output-on-failure --timeout 900

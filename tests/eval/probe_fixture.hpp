@@ -19,6 +19,7 @@ struct SyntheticOptions {
   double noise = 1.0;
   std::string id_prefix = "img_";
   bool constant_feature = false;  // feature 0 the same in every row (StandardScaler keeps scale 1)
+  bool site = false;  // a category column "site": A, B, C for 3/5, 1/5, 1/5 of the rows
 };
 
 inline EmbeddingTable synthetic_table(const SyntheticOptions& o) {
@@ -39,8 +40,10 @@ inline EmbeddingTable synthetic_table(const SyntheticOptions& o) {
   table.arch = "synthetic";
   table.pool = "mean_all";
   table.img_size = 14;
-  LabelColumn grade, amd, diabetes, cdr;
+  LabelColumn grade, amd, diabetes, cdr, site;
   cdr.integer = false;
+  site.type = "category";
+  site.categories = {"A", "B", "C"};
   const double grade_cdf[5] = {0.4, 0.6, 0.75, 0.9, 1.0};
   for (int i = 0; i < o.rows; ++i) {
     char id[32];
@@ -55,6 +58,7 @@ inline EmbeddingTable synthetic_table(const SyntheticOptions& o) {
     amd.values.push_back(a);
     diabetes.values.push_back(i % 17 == 0 ? NAN : double(uniform(data_rng) < 0.6));
     cdr.values.push_back(0.3 + 0.1 * uniform(data_rng));
+    site.values.push_back(i % 5 < 3 ? 0 : i % 5 - 2);  // no draw: the other columns stay as they were
     std::vector<double> latent(kLatent);
     for (int k = 0; k < kLatent; ++k) latent[k] = grade_mean[g][k] + a * amd_mean[0][k] + normal(data_rng);
     for (int d = 0; d < o.dim; ++d) {
@@ -68,6 +72,7 @@ inline EmbeddingTable synthetic_table(const SyntheticOptions& o) {
   table.labels["amd"] = amd;
   table.labels["diabetes"] = diabetes;
   table.labels["cdr"] = cdr;
+  if (o.site) table.labels["site"] = site;
   return table;
 }
 

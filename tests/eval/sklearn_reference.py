@@ -22,21 +22,25 @@ OPS = {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equa
 
 def load(path):
     with h5py.File(path, "r") as f:
-        labels = {}
+        labels, categories = {}, {}
         for name, ds in f["labels"].items():
             values = ds[:].astype(np.float64)
             if ds.dtype.kind in "iu":
                 values[values == -1] = np.nan
             labels[name] = values
+            if "categories" in ds.attrs:
+                categories[name] = [c.decode() if isinstance(c, bytes) else str(c) for c in ds.attrs["categories"]]
         return {"x": f["embeddings"][:].astype(np.float64),
-                "split": f["split"][:].astype(str), "labels": labels}
+                "split": f["split"][:].astype(str), "labels": labels, "categories": categories}
 
 
 def select(table, task, side):
     keep = np.ones(len(table["split"]), dtype=bool)
     if side["split"] != "all":
         keep &= table["split"] == side["split"]
-    for column, op, value in task["filters"]:
+    for column, op, value in task["filters"] + side["filters"]:
+        if isinstance(value, str):  # a category name: its index in the column's categories
+            value = table["categories"][column].index(value)
         column_values = table["labels"][column]
         keep &= ~np.isnan(column_values) & OPS[op](np.nan_to_num(column_values, nan=-1e300), value)
     y = table["labels"][task["column"]]

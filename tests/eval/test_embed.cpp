@@ -19,6 +19,7 @@ namespace {
 using testing::env_or;
 using testing::read_json;
 using testing::run_python;
+using testing::suite_scratch_dir;
 
 // Runs a command line, its output kept in `log`; returns the exit status.
 int run(const std::string& command, const std::filesystem::path& log) {
@@ -39,9 +40,7 @@ double max_abs_difference(const EmbeddingTable& a, const EmbeddingTable& b) {
 class EmbedEndToEnd : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = std::filesystem::current_path() / "scratch" / "embed_end_to_end";
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
+    dir_ = suite_scratch_dir();
     bin_ = env_or("GF_BIN", GF_EVAL_TEST_BIN);
     mpiexec_ = env_or("GF_MPIEXEC", GF_EVAL_TEST_MPIEXEC);
     // mpirun as root (CI) and more ranks than cores, whatever the ctest environment says.

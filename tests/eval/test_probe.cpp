@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <sstream>
 
@@ -21,7 +22,7 @@ namespace {
 
 using testing::read_json;
 using testing::run_python;
-using testing::scratch_dir;
+using testing::suite_scratch_dir;
 using testing::synthetic_table;
 using testing::SyntheticOptions;
 using testing::write_json;
@@ -31,13 +32,21 @@ const char* kTasks = R"({"tasks": [
   {"name": "dr_grade", "label": "grade", "kind": "multiclass"},
   {"name": "referable", "label": "grade > 1"},
   {"name": "any_dr_diabetic", "label": "grade > 0", "filter": {"column": "diabetes", "equals": 1}},
-  {"name": "transfer", "label": "grade > 1", "train": {"split": "all"}, "test": {"source": "other", "split": "test"}}
+  {"name": "transfer", "label": "grade > 1", "train": {"split": "all"}, "test": {"source": "other", "split": "test"}},
+  {"name": "any_dr_site_A_to_B", "label": "grade > 0",
+   "train": {"split": "all", "filter": {"column": "site", "equals": "A"}},
+   "test": {"split": "all", "filter": {"column": "site", "equals": "B"}}},
+  {"name": "referable_diabetic_BC_to_A", "label": "grade > 1", "filter": {"column": "diabetes", "equals": 1},
+   "train": {"filter": [{"column": "site", "not_equals": "A"}]},
+   "test": {"split": "all", "filter": {"column": "site", "equals": 0}}}
 ]})";
 
-// The same tasks for sklearn_reference.py, spelled out.
+// The same tasks for sklearn_reference.py, spelled out (category names stay names: python
+// looks them up in the file's categories).
 nlohmann::json python_tasks() {
-  auto side = [](const std::string& source, const std::string& split) {
-    return nlohmann::json{{"source", source}, {"split", split}};
+  auto side = [](const std::string& source, const std::string& split,
+                 const nlohmann::json& filters = nlohmann::json::array()) {
+    return nlohmann::json{{"source", source}, {"split", split}, {"filters", filters}};
   };
   const nlohmann::json none = nullptr;
   return nlohmann::json::array({
@@ -51,7 +60,20 @@ nlohmann::json python_tasks() {
        {"filters", {{"diabetes", "==", 1}}}, {"train", side("", "train")}, {"test", side("", "test")}},
       {{"name", "transfer"}, {"column", "grade"}, {"threshold", {">", 1}}, {"binary", true},
        {"filters", nlohmann::json::array()}, {"train", side("", "all")}, {"test", side("other", "test")}},
+      {{"name", "any_dr_site_A_to_B"}, {"column", "grade"}, {"threshold", {">", 0}}, {"binary", true},
+       {"filters", nlohmann::json::array()}, {"train", side("", "all", {{"site", "==", "A"}})},
+       {"test", side("", "all", {{"site", "==", "B"}})}},
+      {{"name", "referable_diabetic_BC_to_A"}, {"column", "grade"}, {"threshold", {">", 1}}, {"binary", true},
+       {"filters", {{"diabetes", "==", 1}}}, {"train", side("", "train", {{"site", "!=", "A"}})},
+       {"test", side("", "all", {{"site", "==", 0}})}},
   });
+}
+
+// Model a's and b's dataset: with a site column for the site-transfer tasks.
+SyntheticOptions with_sites() {
+  SyntheticOptions options;
+  options.site = true;
+  return options;
 }
 
 class ProbeVsSklearn : public ::testing::Test {
@@ -68,11 +90,9 @@ class ProbeVsSklearn : public ::testing::Test {
   void SetUp() override { ASSERT_TRUE(setup_error_.empty()) << setup_error_; }
 
   static void run_greenfound() {
-    dir_ = std::filesystem::current_path() / "scratch" / "probe_vs_sklearn";
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
+    dir_ = suite_scratch_dir();
     // Model a: cleaner embeddings; model b: noisier, with a constant feature.
-    SyntheticOptions a, b, a_other, b_other;
+    SyntheticOptions a = with_sites(), b = with_sites(), a_other, b_other;
     b.model_seed = 20;
     b.noise = 1.8;
     b.constant_feature = true;
@@ -124,6 +144,7 @@ class ProbeVsSklearn : public ::testing::Test {
   }
 
   void check_counts();
+  void check_transfer_rows();
   void check_scores();
   void check_comparisons();
   void check_probabilities();
@@ -136,10 +157,44 @@ class ProbeVsSklearn : public ::testing::Test {
 
 void ProbeVsSklearn::check_counts() {
   EXPECT_TRUE(results_.errors.empty()) << results_.errors.front().message;
-  // amd, referable, any_dr_diabetic, transfer: 1 row each; dr_grade: 5 classes; 2 models.
-  EXPECT_EQ(results_.records.size(), 2u * (4 + 5));
+  // Six binary tasks: 1 row each; dr_grade: 5 classes; 2 models.
+  EXPECT_EQ(results_.records.size(), 2u * (6 + 5));
   EXPECT_EQ(reference_["records"].size(), results_.records.size());
-  EXPECT_EQ(results_.comparisons.size(), 4u + 5u);
+  EXPECT_EQ(results_.comparisons.size(), 6u + 5u);
+}
+
+// The site-transfer tasks train and test on the rows their side filters pick, counted here
+// from the synthetic table itself (grade is never missing); check_scores compares the rest.
+void ProbeVsSklearn::check_transfer_rows() {
+  const EmbeddingTable table = synthetic_table(with_sites());
+  const auto& site = table.labels.at("site").values;
+  const auto& diabetes = table.labels.at("diabetes").values;
+  const auto count = [&](const std::function<bool(size_t)>& keep) {
+    int64_t n = 0;
+    for (size_t i = 0; i < site.size(); ++i) n += keep(i);
+    return n;
+  };
+  const std::map<std::string, std::pair<int64_t, int64_t>> expected = {
+      {"any_dr_site_A_to_B",
+       {count([&](size_t i) { return site[i] == 0; }), count([&](size_t i) { return site[i] == 1; })}},
+      {"referable_diabetic_BC_to_A",
+       {count([&](size_t i) { return table.split[i] == "train" && site[i] != 0 && diabetes[i] == 1; }),
+        count([&](size_t i) { return site[i] == 0 && diabetes[i] == 1; })}},
+  };
+  size_t seen = 0;
+  for (const auto& r : results_.records) {
+    const auto found = expected.find(r.task);
+    if (found == expected.end()) continue;
+    ++seen;
+    SCOPED_TRACE(r.model + "/" + r.task);
+    EXPECT_EQ(r.n_train, found->second.first);
+    EXPECT_EQ(r.n_test, found->second.second);
+    const auto& ref = reference_record(r);
+    std::cout << r.model << "/" << r.task << ": n_train " << r.n_train << ", n_test " << r.n_test << ", AUROC "
+              << r.auroc << ", |AUROC - sklearn default| " << std::fabs(r.auroc - ref["auroc"].get<double>())
+              << ", vs sklearn newton-cg " << std::fabs(r.auroc - ref["auroc_tight"].get<double>()) << "\n";
+  }
+  EXPECT_EQ(seen, 2u * expected.size());
 }
 
 void ProbeVsSklearn::check_scores() {
@@ -187,16 +242,16 @@ void ProbeVsSklearn::check_probabilities() {
   const auto tasks = load_tasks((dir_ / "tasks.json").string());
   for (const auto& task : {tasks[0], tasks[1]}) {
     SCOPED_TRACE(task.name);
-    auto side = [&](const std::string& split) {
-      const TaskRows rows = select_rows(task, table, split);
+    auto side = [&](const SplitRef& ref) {
+      const TaskRows rows = select_rows(task, table, ref);
       at::Tensor x = at::empty({static_cast<int64_t>(rows.rows.size()), table.dim}, at::kFloat);
       for (size_t i = 0; i < rows.rows.size(); ++i)
         std::copy_n(table.row(rows.rows[i]), table.dim, x.data_ptr<float>() + i * table.dim);
       std::vector<int64_t> y(rows.target.begin(), rows.target.end());
       return std::make_pair(x, at::tensor(y, at::kLong));
     };
-    const auto [x_train, y_train] = side("train");
-    const auto [x_test, y_test] = side("test");
+    const auto [x_train, y_train] = side(task.train);
+    const auto [x_test, y_test] = side(task.test);
     StandardScaler scaler;
     scaler.fit(x_train);
     LogisticRegression probe;
@@ -228,6 +283,10 @@ TEST_F(ProbeVsSklearn, MatchesSklearnPipeline) {
   {
     SCOPED_TRACE("records and comparisons");
     check_counts();
+  }
+  {
+    SCOPED_TRACE("site-transfer rows");
+    check_transfer_rows();
   }
   {
     SCOPED_TRACE("AUROC, bootstrap median and interval, AUPRC, balanced accuracy");

@@ -129,6 +129,69 @@ TEST(ProbeErrors, AutoTasksOnePerLabelColumn) {
   EXPECT_TRUE(results.comparisons.empty());  // one model: nothing to compare
 }
 
+// Side filters apply to their side only, in addition to the task's; category names resolve to
+// the column's values, and a name that does not is the task's error.
+TEST(ProbeErrors, SideFiltersAndCategoryNames) {
+  SyntheticOptions options;
+  options.site = true;
+  const EmbeddingTable table = synthetic_table(options);
+  const auto& site = table.labels.at("site").values;
+  const auto& diabetes = table.labels.at("diabetes").values;
+  const auto task = parse_tasks(nlohmann::json::parse(R"([{"name": "t", "label": "amd",
+      "filter": {"column": "diabetes", "equals": 1},
+      "train": {"split": "all", "filter": {"column": "site", "equals": "B"}},
+      "test": {"split": "all",
+               "filter": [{"column": "site", "not_equals": "B"}, {"column": "site", "not_equals": 2}]}}])"),
+                                "t")[0];
+  const TaskRows train = select_rows(task, table, task.train), test = select_rows(task, table, task.test);
+  int64_t n_train = 0, n_test = 0, n_diabetic = 0;
+  for (int64_t i = 0; i < table.rows(); ++i) {
+    n_train += diabetes[i] == 1 && site[i] == 1;
+    n_test += diabetes[i] == 1 && site[i] == 0;
+    n_diabetic += diabetes[i] == 1;
+  }
+  EXPECT_EQ(static_cast<int64_t>(train.rows.size()), n_train);
+  EXPECT_EQ(static_cast<int64_t>(test.rows.size()), n_test);
+  EXPECT_GT(n_train, 0);
+  for (int64_t row : train.rows) EXPECT_TRUE(site[row] == 1 && diabetes[row] == 1) << row;
+  for (int64_t row : test.rows) EXPECT_TRUE(site[row] == 0 && diabetes[row] == 1) << row;
+  // Without a side filter, a side is the task's filters on its split.
+  TaskSpec plain = task;
+  plain.train.filters.clear();
+  EXPECT_EQ(static_cast<int64_t>(select_rows(plain, table, plain.train).rows.size()), n_diabetic);
+
+  const auto error = [&](const std::string& column, const std::string& category) {
+    TaskSpec bad = task;
+    bad.test.filters = {Condition{column, Condition::Op::kEq, 0, category}};
+    try {
+      select_rows(bad, table, bad.test);
+    } catch (const std::runtime_error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(error("site", "Z"), R"(task t: filter column "site": found "Z", expected one of its categories ["A","B","C"])");
+  EXPECT_EQ(error("diabetes", "yes"),
+            R"(task t: filter column "diabetes": found "yes", expected a number (the column has no categories))");
+
+  // Through the probe: the bad category is the task's error, the transfer task is scored.
+  const auto dir = scratch_dir();
+  write_embeddings((dir / "a.h5").string(), table, EmbeddingDtype::kFloat32);
+  std::ofstream(dir / "tasks.json") << R"({"tasks": [
+    {"name": "amd_B_to_A", "label": "amd", "train": {"split": "all", "filter": {"column": "site", "equals": "B"}},
+     "test": {"split": "all", "filter": {"column": "site", "equals": "A"}}},
+    {"name": "no_such_site", "label": "amd", "test": {"filter": {"column": "site", "equals": "Z"}}}
+  ]})";
+  const auto results = run_probe(config_for(dir, {"a=a.h5"}, (dir / "tasks.json").string()), dist::World{}, nullptr);
+  ASSERT_EQ(results.records.size(), 1u);
+  EXPECT_EQ(results.records[0].n_train, std::count(site.begin(), site.end(), 1.0));
+  EXPECT_EQ(results.records[0].n_test, std::count(site.begin(), site.end(), 0.0));
+  ASSERT_EQ(results.errors.size(), 1u);
+  EXPECT_EQ(results.errors[0].task, "no_such_site");
+  EXPECT_NE(results.errors[0].message.find(R"(task no_such_site: filter column "site": found "Z")"), std::string::npos)
+      << results.errors[0].message;
+}
+
 TEST(ProbeErrors, TaskFileErrorsNameTheField) {
   auto message = [](const char* text) {
     try {
@@ -145,6 +208,15 @@ TEST(ProbeErrors, TaskFileErrorsNameTheField) {
   EXPECT_NE(message(R"({"tasks": [{"label": "a", "filter": {"column": "d"}}]})").find("tasks[0].filter"), std::string::npos);
   EXPECT_NE(message(R"({"tasks": [{"label": "a", "test": {"split": "val"}}]})").find("tasks[0].test.split"), std::string::npos);
   EXPECT_NE(message(R"({"tasks": []})").find("non-empty"), std::string::npos);
+  EXPECT_NE(message(R"({"tasks": [{"label": "a", "train": {"filter": {"column": "site"}}}]})")
+                .find("tasks[0].train.filter: found"),
+            std::string::npos);
+  EXPECT_NE(message(R"({"tasks": [{"label": "a", "test": {"filter": [{"column": "s", "equals": 1},
+                                                                     {"column": "s", "equals": [1]}]}}]})")
+                .find("tasks[0].test.filter[1]: found [1], expected a number or a category name"),
+            std::string::npos);
+  EXPECT_NE(message(R"({"tasks": [{"label": "a", "train": {"filters": []}}]})").find("tasks[0].train.filters: found"),
+            std::string::npos);
   const auto tasks = parse_tasks(nlohmann::json::parse(R"([{"name": "r", "label": "dr_grade >= 2",
       "filter": [{"column": "diabetes", "equals": 1}, {"column": "site", "not_equals": 3}]}])"), "t");
   ASSERT_EQ(tasks.size(), 1u);
@@ -153,6 +225,26 @@ TEST(ProbeErrors, TaskFileErrorsNameTheField) {
   EXPECT_TRUE(tasks[0].threshold->holds(2));
   EXPECT_FALSE(tasks[0].threshold->holds(1.5));
   EXPECT_EQ(tasks[0].filters.size(), 2u);
+  EXPECT_TRUE(tasks[0].train.filters.empty());
+  // Per-side filters; a category name is kept as a name, resolved per file by select_rows.
+  const auto transfer = parse_tasks(nlohmann::json::parse(R"([{"name": "any_dr_site_A_to_B", "label": "dr_grade > 0",
+      "filter": {"column": "diabetes", "equals": 1},
+      "train": {"split": "all", "filter": {"column": "site", "equals": "A"}},
+      "test": {"source": "x", "filter": [{"column": "site", "not_equals": "A"}, {"column": "cam", "equals": 2}]}}])"),
+                                    "t");
+  ASSERT_EQ(transfer.size(), 1u);
+  EXPECT_EQ(transfer[0].filters.size(), 1u);
+  EXPECT_EQ(transfer[0].train.split, "all");
+  ASSERT_EQ(transfer[0].train.filters.size(), 1u);
+  EXPECT_EQ(transfer[0].train.filters[0].column, "site");
+  EXPECT_EQ(transfer[0].train.filters[0].category, "A");
+  EXPECT_EQ(transfer[0].test.source, "x");
+  EXPECT_EQ(transfer[0].test.split, "test");
+  ASSERT_EQ(transfer[0].test.filters.size(), 2u);
+  EXPECT_EQ(transfer[0].test.filters[0].op, Condition::Op::kNe);
+  EXPECT_EQ(transfer[0].test.filters[0].category, "A");
+  EXPECT_FALSE(transfer[0].test.filters[1].category.has_value());
+  EXPECT_EQ(transfer[0].test.filters[1].value, 2);
   EXPECT_THROW(parse_embeddings_arg("noequals"), std::runtime_error);
   EXPECT_EQ(parse_embeddings_arg("green:idrid=x.h5").source, "idrid");
 }

@@ -14,7 +14,7 @@ namespace {
 
 using testing::read_json;
 using testing::run_python;
-using testing::scratch_dir;
+using testing::suite_scratch_dir;
 using testing::write_json;
 
 struct ScoreCase {
@@ -90,8 +90,7 @@ class StatisticsVsPython : public ::testing::Test {
       input["wilcoxon"].push_back({{"x", wilcoxon_.back().first}, {"y", wilcoxon_.back().second}});
     }
     for (int64_t n : sizes_) input["bootstrap"].push_back({{"n", n}, {"count", count_for(n)}, {"seed", 42}});
-    const auto dir = std::filesystem::current_path() / "scratch" / "statistics";
-    std::filesystem::create_directories(dir);
+    const auto dir = suite_scratch_dir();
     write_json(dir / "cases.json", input);
     // No ASSERT here: a failed SetUpTestSuite only marks the tests skipped, which ctest passes.
     if (run_python("stats_reference.py", (dir / "cases.json").string() + " " + (dir / "reference.json").string()) != 0) {
