@@ -75,7 +75,8 @@ std::string newest_checkpoint(const fs::path& run_dir) {
   return best.string();
 }
 
-// The synthetic labels as the paper's task kinds (DR grade multiclass, derived referable/any DR).
+// The synthetic labels as the paper's task kinds (DR grade multiclass, derived referable/any
+// DR), and a site-A-to-site-B transfer task.
 nlohmann::json demo_tasks() {
   using nlohmann::json;
   return json{{"tasks", json::array({
@@ -87,7 +88,23 @@ nlohmann::json demo_tasks() {
                             {{"name", "glaucoma"}, {"label", "glaucoma"}, {"kind", "binary"}},
                             {{"name", "quality"}, {"label", "quality"}, {"kind", "binary"}},
                             {{"name", "diabetes"}, {"label", "diabetes"}, {"kind", "binary"}},
+                            // Domain shift: a probe fitted on one site's camera, tested on the other's.
+                            {{"name", "any_dr_site_A_to_B"},
+                             {"label", "dr_grade > 0"},
+                             {"train", {{"split", "all"}, {"filter", {{"column", "site"}, {"equals", "A"}}}}},
+                             {"test", {{"split", "all"}, {"filter", {{"column", "site"}, {"equals", "B"}}}}}},
                         })}};
+}
+
+// The pretraining bill in one line, and whether its energy was measured or estimated.
+void print_bill(const fs::path& energy_json) {
+  std::ifstream in(energy_json);
+  const auto bill = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (!bill.is_object()) return;
+  const auto& package = bill["domains"]["package"];
+  std::cout << "pretraining bill: " << bill.value("duration_s", 0.0) << " s, " << bill.value("joules", 0.0) << " J ("
+            << package.value("label", "?") << "), " << bill.value("co2e_kg", 0.0) * 1000 << " g CO2e, $" << bill.value("cost", 0.0)
+            << ", " << bill.value("joules_per_image", 0.0) << " J/image (" << energy_json.string() << ")\n";
 }
 
 void run_demo(const DemoArgs& a) {
@@ -138,6 +155,7 @@ void run_demo(const DemoArgs& a) {
             << "  report            " << (out / "report.html").string() << "\n";
   std::ifstream md(run / "probe" / "results.md");
   std::cout << "\n" << md.rdbuf() << std::endl;
+  print_bill(run / "energy.json");
 }
 
 }  // namespace
