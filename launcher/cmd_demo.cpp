@@ -121,6 +121,8 @@ void run_demo(const DemoArgs& a) {
 
   run_stage("synth", {"synth", "--out", images.string(), "--n", std::to_string(a.images), "--sites", "2", "--seed",
                       std::to_string(a.seed), "--preview", "--quiet"});
+  // The contact sheet is for people, not for pack (which would report it as an unlabelled image).
+  fs::rename(images / "preview.png", out / "synth-preview.png");
   // Packed a little larger than the training size so random-resized crops keep detail.
   run_stage("pack", {"pack", "--images", images.string(), "--labels", (images / "labels.csv").string(), "--id-column", "image_id",
                      "--out", dataset.string(), "--resolution", std::to_string(img_size + img_size / 4), "--split-by",
@@ -147,7 +149,7 @@ void run_demo(const DemoArgs& a) {
   data::write_file_atomic((out / "report.html").string(), render_report(runs, {}));
   const double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / 60;
   std::cout << "\n== demo: done in " << minutes << " min ==\n"
-            << "  synthetic images  " << images.string() << " (contact sheet: preview.png)\n"
+            << "  synthetic images  " << images.string() << " (contact sheet: " << (out / "synth-preview.png").string() << ")\n"
             << "  packed dataset    " << dataset.string() << "\n"
             << "  pretraining run   " << run.string() << " (metrics.jsonl, checkpoints/, energy.json, emissions.csv)\n"
             << "  embeddings        " << emb.string() << "\n"

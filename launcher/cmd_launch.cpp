@@ -149,7 +149,7 @@ void run_launch(const LaunchFlags& flags) {
 void setup_launch(CLI::App& sub) {
   auto flags = std::make_shared<LaunchFlags>();
   sub.add_option("-n,--ranks", flags->ranks, "Number of ranks")->check(CLI::PositiveNumber);
-  sub.add_option("--threads", flags->threads, "Torch/BLAS threads per rank (default: CPUs / ranks)")
+  sub.add_option("--threads", flags->threads, "Torch/BLAS threads per rank (default: CPUs / ranks); a config's train.threads > 0 wins")
       ->check(CLI::PositiveNumber);
   sub.add_option("command", flags->command, "The subcommand each rank runs, after --: -- pretrain --config c.json")
       ->required();

@@ -63,6 +63,7 @@ RunData read_run(const std::string& dir) {
   if (run.name.empty() || run.name == ".") run.name = fs::absolute(dir).lexically_normal().parent_path().filename().string();
   const fs::path root(dir);
   run.config = read_json(root / "config.json", run.notes);
+  run.provenance = read_json(root / "provenance.json", run.notes);
   run.metrics = read_jsonl(root / "metrics.jsonl");
   run.energy_samples = read_energy_csv(root / "energy.csv");
   run.energy = read_json(root / "energy.json", run.notes);

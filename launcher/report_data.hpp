@@ -19,6 +19,7 @@ struct RunData {
   std::string dir;
   std::string name;                     // folder name, used as the run's label
   nlohmann::json config;                // config.json (null when absent)
+  nlohmann::json provenance;            // provenance.json: the sessions that ran it
   std::vector<nlohmann::json> metrics;  // metrics.jsonl, one record per logged step
   std::vector<EnergySample> energy_samples;  // energy.csv
   nlohmann::json energy;                // energy.json

@@ -76,7 +76,28 @@ std::string provenance(const std::vector<RunData>& runs) {
       << "</td><td>" << run.metrics.size() << "</td><td>" << html_escape(run.config.is_object() ? run.config.value("description", "") : "")
       << "</td></tr>";
   }
-  s << "</table><p class=\"meta\">greenfound build " << GF_GIT_COMMIT << " · " << html_escape(library_versions()) << "</p>";
+  s << "</table>";
+  // Each session of each run (a requeued run has several): where and with what it ran.
+  std::ostringstream sessions;
+  for (const auto& run : runs) {
+    if (!run.provenance.is_object() || !run.provenance.contains("sessions")) continue;
+    for (const auto& session : run.provenance["sessions"]) {
+      auto cell = [&](const char* key) {
+        if (!session.contains(key)) return std::string("–");
+        return html_escape(session[key].is_string() ? session[key].get<std::string>() : session[key].dump());
+      };
+      sessions << "<tr><td>" << html_escape(run.name) << "</td><td>" << cell("started") << "</td><td>" << cell("start_step")
+               << "</td><td>" << cell("host") << "</td><td>" << cell("ranks") << " × " << cell("threads_per_rank") << "</td><td>"
+               << cell("device") << "</td><td>" << cell("backend") << "</td><td><code>" << cell("greenfound")
+               << "</code></td><td>" << cell("libtorch") << "</td><td>" << cell("mpi") << "</td></tr>";
+    }
+  }
+  if (!sessions.str().empty())
+    s << "<table><tr><th>run</th><th>session started (UTC)</th><th>from step</th><th>host (rank 0)</th><th>ranks × threads</th>"
+         "<th>device</th><th>backend</th><th>greenfound</th><th>LibTorch</th><th>MPI</th></tr>"
+      << sessions.str() << "</table>";
+  s << "<p class=\"meta\">This report: greenfound build " << GF_GIT_COMMIT << " · " << html_escape(library_versions())
+    << "</p>";
   for (const auto& run : runs)
     for (const auto& note : run.notes) s << "<p class=\"note\">" << html_escape(note) << "</p>";
   return s.str();

@@ -8,8 +8,8 @@
 #include <regex>
 #include <stdexcept>
 
-#include "model/weights.hpp"
 #include "data/atomic_file.hpp"
+#include "model/weights.hpp"
 
 namespace gf::train {
 

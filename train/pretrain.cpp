@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "data/atomic_file.hpp"
 #include "data/loader.hpp"
 #include "data/progress.hpp"
 #include "dist/communicator.hpp"
@@ -25,8 +26,8 @@
 #include "model/weights.hpp"
 #include "train/autocast.hpp"
 #include "train/checkpoint.hpp"
-#include "data/atomic_file.hpp"
 #include "train/optimizer.hpp"
+#include "train/provenance.hpp"
 #include "train/run_log.hpp"
 #include "train/stop_signal.hpp"
 
@@ -161,6 +162,8 @@ PretrainResult pretrain(const RunConfig& config_in, const PretrainOptions& optio
     resolved["config_hash"] = config_hash(config);
     data::write_file_atomic(options.run_dir + "/config.json", resolved.dump(2) + "\n");
     log.truncate_metrics_after(checkpoint ? checkpoint->state.step : 0);
+    record_session(options.run_dir, {checkpoint ? checkpoint->state.step : 0, world.host, world.size, world.local_size,
+                                     at::get_num_threads(), device.str(), dist::backend_name(comm->backend())});
   }
 
   // ---- model: student = initial weights, teacher = a frozen copy of them ----
@@ -259,10 +262,10 @@ PretrainResult pretrain(const RunConfig& config_in, const PretrainOptions& optio
   };
 
   log.event(std::string(checkpoint ? "resuming from " + resume_path : "starting") + ": " + config.model.arch + " at " +
-            std::to_string(config.model.img_size) + " px, " + std::to_string(world.size) + " rank(s) on " +
-            device.str() + (bf16 ? " (bf16 autocast)" : " (fp32)") + ", global batch " + std::to_string(global_batch) +
-            ", " + std::to_string(steps_per_epoch) + " steps per epoch, " + std::to_string(config.optim.epochs) +
-            " epochs");
+            std::to_string(config.model.img_size) + " px, " + std::to_string(world.size) + " rank(s) × " +
+            std::to_string(at::get_num_threads()) + " thread(s) on " + device.str() + (bf16 ? " (bf16 autocast)" : " (fp32)") +
+            ", global batch " + std::to_string(global_batch) + ", " + std::to_string(steps_per_epoch) + " steps per epoch, " +
+            std::to_string(config.optim.epochs) + " epochs");
   StopSignalGuard stop_signal;
   tracker.start();
   const auto tensor_options = torch::TensorOptions().dtype(torch::kFloat32).device(device);

@@ -133,6 +133,21 @@ TEST_F(DistPretrainJobs, TwoRanksMatchOneRankWithTheSameGlobalBatch) {
   }
 }
 
+// train.threads 0 takes the share `launch --threads` gives each rank.
+TEST_F(DistPretrainJobs, LaunchThreadsReachPretrain) {
+  const std::string file = write_config("threads", 1, 1, 0);
+  nlohmann::json config = nlohmann::json::parse(std::ifstream(file));
+  config["train"]["threads"] = 0;
+  std::ofstream(file) << config.dump(2);
+  for (const char* threads : {"1", "2"}) {
+    const std::string command = bin() + " launch -n 1 --threads " + threads + " -- " +
+                                pretrain(file, path(std::string("threads_") + threads), "--max-steps 1");
+    const JobResult job = run_job(command);
+    ASSERT_EQ(job.exit_code, 0) << command << "\n" << job.output;
+    EXPECT_NE(job.output.find(std::string("1 rank(s) × ") + threads + " thread(s)"), std::string::npos) << job.output;
+  }
+}
+
 // A 2-rank run stopped after 2 steps and resumed ends where an uninterrupted one does.
 TEST_F(DistPretrainJobs, TwoRankResumeMatchesAnUninterruptedRun) {
   const std::string config = write_config("resume", 1, 2, 0);

@@ -164,6 +164,9 @@ TEST_F(Report, FinishedRunShowsEverySectionWithData) {
   EXPECT_EQ(seen["images"][0]["width"], 4 * 56 + 3 * 6);
   EXPECT_EQ(seen["images"][0]["height"], 2 * 56 + 6);
   EXPECT_NE(html.find("LibTorch "), std::string::npos);  // provenance names the libraries
+  // The run's own session (provenance.json), not only this report's build.
+  EXPECT_NE(html.find("<td>lr-high</td><td>20"), std::string::npos);
+  EXPECT_NE(html.find("<td>1 × 1</td><td>cpu</td><td>mpi</td>"), std::string::npos);
 }
 
 TEST_F(Report, RunWithoutProbeSaysSo) {

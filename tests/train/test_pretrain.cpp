@@ -1,11 +1,13 @@
 // The training loop on a tiny packed synthetic set: exact resume after a crash, preemption by
 // signal, NaN stop, refusal of a mismatching config, and the demo config's falling loss.
 #include <gtest/gtest.h>
+#include <torch/version.h>
 
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "data/pack.hpp"
 #include "data/synth.hpp"
@@ -116,6 +118,15 @@ TEST_F(PretrainTest, ResumeAfterCrashIsBitwiseExact) {
   expect_same_tensors(final_a + "/optimizer.safetensors", final_b + "/optimizer.safetensors");
   // keep_last (3) applied to the per-step checkpoints.
   EXPECT_EQ(list_checkpoints(crashed).size(), 3u);
+  // provenance.json: one session per start, the resumed one from the checkpoint's step.
+  const auto provenance = nlohmann::json::parse(std::ifstream(crashed + "/provenance.json"));
+  ASSERT_EQ(provenance.at("sessions").size(), 2u);
+  EXPECT_EQ(provenance["sessions"][0].at("start_step"), 0);
+  EXPECT_EQ(provenance["sessions"][1].at("start_step"), 2);
+  EXPECT_EQ(provenance["sessions"][1].at("ranks"), 1);
+  EXPECT_EQ(provenance["sessions"][1].at("device"), "cpu");
+  EXPECT_EQ(provenance["sessions"][1].at("backend"), "mpi");
+  EXPECT_EQ(provenance["sessions"][1].at("libtorch"), TORCH_VERSION);
 }
 
 TEST_F(PretrainTest, StopSignalCheckpointsAndReportsPreemption) {

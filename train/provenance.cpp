@@ -1,0 +1,59 @@
+#include "train/provenance.hpp"
+
+#include <mpi.h>
+#include <torch/version.h>
+
+#include <ctime>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "data/atomic_file.hpp"
+
+#ifndef GF_GIT_COMMIT
+#define GF_GIT_COMMIT "unknown"
+#endif
+
+namespace gf::train {
+
+namespace {
+
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return text;
+}
+
+std::string mpi_version() {  // callable before MPI_Init
+  char text[MPI_MAX_LIBRARY_VERSION_STRING] = {0};
+  int length = 0;
+  MPI_Get_library_version(text, &length);
+  const std::string line(text, length);
+  return line.substr(0, line.find_first_of(",\n"));
+}
+
+}  // namespace
+
+void record_session(const std::string& run_dir, const Session& s) {
+  const std::string path = run_dir + "/provenance.json";
+  std::ifstream in(path);
+  nlohmann::json document = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (!document.is_object() || !document.contains("sessions") || !document["sessions"].is_array())
+    document = {{"sessions", nlohmann::json::array()}};
+  document["sessions"].push_back({{"started", utc_now()},
+                                  {"start_step", s.start_step},
+                                  {"host", s.host},
+                                  {"ranks", s.ranks},
+                                  {"ranks_per_node", s.ranks_per_node},
+                                  {"threads_per_rank", s.threads_per_rank},
+                                  {"device", s.device},
+                                  {"backend", s.backend},
+                                  {"greenfound", GF_GIT_COMMIT},
+                                  {"libtorch", TORCH_VERSION},
+                                  {"mpi", mpi_version()}});
+  data::write_file_atomic(path, document.dump(2) + "\n");
+}
+
+}  // namespace gf::train
