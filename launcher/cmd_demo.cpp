@@ -151,7 +151,7 @@ void run_demo(const DemoArgs& a) {
   std::cout << "\n== demo: done in " << minutes << " min ==\n"
             << "  synthetic images  " << images.string() << " (contact sheet: " << (out / "synth-preview.png").string() << ")\n"
             << "  packed dataset    " << dataset.string() << "\n"
-            << "  pretraining run   " << run.string() << " (metrics.jsonl, checkpoints/, energy.json, emissions.csv)\n"
+            << "  pretraining run   " << run.string() << " (metrics.jsonl, checkpoints/, energy.json, emissions.csv, provenance.json)\n"
             << "  embeddings        " << emb.string() << "\n"
             << "  probe results     " << (run / "probe" / "results.md").string() << "\n"
             << "  report            " << (out / "report.html").string() << "\n";

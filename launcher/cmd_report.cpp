@@ -15,7 +15,7 @@ void setup_report(CLI::App& sub) {
     int samples = 4;
   };
   auto args = std::make_shared<Args>();
-  sub.add_option("runs", args->runs, "Run folders (config.json, metrics.jsonl, energy.*, probe/results.json)")->required();
+  sub.add_option("runs", args->runs, "Run folders (config.json, provenance.json, metrics.jsonl, energy.*, probe/results.json)")->required();
   sub.add_option("--out", args->out, "HTML file to write")->capture_default_str();
   sub.add_option("--samples", args->samples, "Images in the clean/corrupted sample grid (0 = none)")->capture_default_str()->check(CLI::Range(0, 16));
   sub.callback([args] {
