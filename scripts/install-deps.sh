@@ -12,7 +12,7 @@ pkgs=(
   googletest libgtest-dev libgmock-dev
   libopencv-imgcodecs-dev libopencv-imgproc-dev libopencv-core-dev libjpeg-dev
   python3 python3-numpy python3-h5py python3-sklearn python3-scipy python3-torch python3-pil
-  chromium
+  chromium fonts-dejavu-core
   munge slurmctld slurmd slurm-client slurm-wlm-basic-plugins
 )
 
