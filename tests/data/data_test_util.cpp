@@ -1,11 +1,9 @@
 #include "tests/data/data_test_util.hpp"
 
 #include <openssl/evp.h>
-#include <sys/wait.h>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -13,7 +11,6 @@
 #include <iomanip>
 #include <random>
 #include <sstream>
-#include <stdexcept>
 
 namespace gf::data::test {
 
@@ -85,17 +82,6 @@ std::string greenfound_bin() { return env_or("GF_BIN", GF_DATA_TEST_BIN); }
 
 std::string script(const std::string& name) {
   return (fs::path(env_or("GF_SOURCE_DIR", GF_DATA_TEST_SOURCE_DIR)) / "tests" / "data" / name).string();
-}
-
-int run(const std::string& command, std::string* output) {
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) throw std::runtime_error("popen failed: " + command);
-  std::array<char, 4096> buffer{};
-  output->clear();
-  size_t n = 0;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) output->append(buffer.data(), n);
-  const int status = ::pclose(pipe);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 std::string read_text(const std::string& path) {

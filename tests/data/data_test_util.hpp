@@ -1,6 +1,7 @@
 #pragma once
 // Helpers of the data tests: scratch folders, fundus-like test images drawn with OpenCV,
-// a small labelled image folder, and running Debian's python3 with the helper scripts.
+// a small labelled image folder, and where Debian's python3, the helper scripts and the
+// greenfound binary are (the tests run them with tests/support/run_job.hpp).
 #include <opencv2/core.hpp>
 
 #include <cstdint>
@@ -32,8 +33,6 @@ ImageFolder write_image_folder(const std::string& dir, int n);
 std::string python3();
 std::string script(const std::string& name);
 std::string greenfound_bin();  // GF_BIN
-// Runs a shell command; returns its exit status and fills `output` with stdout+stderr.
-int run(const std::string& command, std::string* output);
 
 std::string read_text(const std::string& path);
 std::string sha256_hex(const void* data, size_t size);

@@ -11,6 +11,7 @@
 #include "data/dataset.hpp"
 #include "data/pack.hpp"
 #include "tests/data/data_test_util.hpp"
+#include "tests/support/run_job.hpp"
 
 namespace gf::data {
 namespace {
@@ -18,9 +19,9 @@ namespace {
 using nlohmann::json;
 
 json run_python(const std::string& args) {
-  std::string out;
-  const int rc = test::run(test::python3() + " " + args, &out);
-  EXPECT_EQ(rc, 0) << out;
+  const gf::test::JobResult python = gf::test::run_job(test::python3() + " " + args);
+  EXPECT_EQ(python.exit_code, 0) << python.output;
+  std::string out = python.output;
   while (!out.empty() && out.back() == '\n') out.pop_back();
   return json::parse(out.substr(out.find_last_of('\n') + 1));  // the scripts print JSON last
 }

@@ -13,11 +13,14 @@
 #include "data/image_codec.hpp"
 #include "data/preprocess.hpp"
 #include "tests/data/data_test_util.hpp"
+#include "tests/support/run_job.hpp"
 
 namespace gf::data {
 namespace {
 
 namespace fs = std::filesystem;
+using gf::test::JobResult;
+using gf::test::run_job;
 
 cv::Mat read_png_rgb(const std::string& path) {
   cv::Mat bgr = cv::imread(path, cv::IMREAD_COLOR);
@@ -54,12 +57,9 @@ TEST(Preprocess, LanczosResizeMatchesPil) {
   // Shrinking (kernel widened), enlarging, and one axis unchanged.
   for (const cv::Size size : {cv::Size(64, 64), cv::Size(448, 448), cv::Size(301, 120)}) {
     const std::string out = dir + "/pil.png";
-    std::string log;
-    ASSERT_EQ(test::run(test::python3() + " " + test::script("pil_reference.py") + " resize " + in + " " + out + " " +
-                            std::to_string(size.width) + " " + std::to_string(size.height),
-                        &log),
-              0)
-        << log;
+    const JobResult pil = run_job(test::python3() + " " + test::script("pil_reference.py") + " resize " + in + " " + out + " " +
+                                  std::to_string(size.width) + " " + std::to_string(size.height));
+    ASSERT_EQ(pil.exit_code, 0) << pil.output;
     const cv::Mat ours = resize_lanczos(rgb, size);
     EXPECT_EQ(max_abs_diff(ours, read_png_rgb(out)), 0.0) << "size " << size;
   }
@@ -73,10 +73,10 @@ TEST(Preprocess, PublishedBorderCropMatchesPilReference) {
       const cv::Mat rgb = to_rgb(test::fundus_like(index++, frame, grey));
       const std::string in = dir + "/in.png", out = dir + "/pil.png";
       write_png_rgb(in, rgb);
-      std::string log;
-      ASSERT_EQ(test::run(test::python3() + " " + test::script("pil_reference.py") + " preprocess " + in + " " + out + " 128", &log), 0)
-          << log;
-      const auto box = nlohmann::json::parse(log.substr(log.find('{')))["box"];
+      const JobResult pil =
+          run_job(test::python3() + " " + test::script("pil_reference.py") + " preprocess " + in + " " + out + " 128");
+      ASSERT_EQ(pil.exit_code, 0) << pil.output;
+      const auto box = nlohmann::json::parse(pil.output.substr(pil.output.find('{')))["box"];
       const Preprocessed ours = preprocess_fundus(rgb, PreprocessOptions{128});
       EXPECT_FALSE(ours.fallback);
       EXPECT_EQ(ours.crop.x, box[0].get<int>());
@@ -103,9 +103,9 @@ TEST(Codec, JpegIsQuality90With444ChromaAndRoundTrips) {
   const std::vector<uint8_t> bytes = encode_jpeg(rgb, 90);
   const std::string path = dir + "/x.jpg";
   std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  std::string log;
-  ASSERT_EQ(test::run(test::python3() + " " + test::script("pil_reference.py") + " sampling " + path, &log), 0) << log;
-  EXPECT_EQ(std::stoi(log), 0) << "PIL sampling " << log << " (0 = 4:4:4)";
+  const JobResult pil = run_job(test::python3() + " " + test::script("pil_reference.py") + " sampling " + path);
+  ASSERT_EQ(pil.exit_code, 0) << pil.output;
+  EXPECT_EQ(std::stoi(pil.output), 0) << "PIL sampling " << pil.output << " (0 = 4:4:4)";
   const cv::Mat back = decode_image(bytes, "x.jpg");
   EXPECT_EQ(back.size(), rgb.size());
   EXPECT_LT(max_abs_diff(back, rgb), 40.0);

@@ -3,7 +3,7 @@
 // with the rank and operation named; a hang would run into the 60 s the late rank sleeps.
 #include <gtest/gtest.h>
 
-#include "tests/dist/run_job.hpp"
+#include "tests/support/run_job.hpp"
 
 namespace {
 

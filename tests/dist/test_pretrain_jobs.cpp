@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "model/weights.hpp"
-#include "tests/dist/run_job.hpp"
+#include "tests/support/run_job.hpp"
 #include "train/checkpoint.hpp"
 
 namespace {

@@ -1,35 +1,23 @@
 // `greenfound cost` end to end: a small config of our own priced on table GPUs; the planned
 // hours follow the GPU count and the --hours mode inverts the --epochs mode.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <array>
-#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <regex>
 #include <string>
 
+#include "tests/support/run_job.hpp"
+
 namespace {
 
-struct CommandResult {
-  int exit_code = -1;
-  std::string output;
-};
+using gf::test::JobResult;
 
-CommandResult greenfound(const std::string& args) {
+JobResult greenfound(const std::string& args) {
   // GF_BIN from ctest, else the binary this test was built with.
   const char* bin = std::getenv("GF_BIN");
-  CommandResult run;
-  FILE* pipe = popen((std::string(bin && *bin ? bin : GF_GREENFOUND_BIN) + " " + args + " 2>&1").c_str(), "r");
-  if (!pipe) return run;
-  std::array<char, 4096> buffer;
-  size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) run.output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-  return run;
+  return gf::test::run_job(std::string(bin && *bin ? bin : GF_GREENFOUND_BIN) + " " + args);
 }
 
 // The first capture of `pattern` in the output, as a number (thousands separators dropped).
@@ -58,7 +46,7 @@ class CostCommand : public ::testing::Test {
 };
 
 TEST_F(CostCommand, PricesAPlannedRun) {
-  const CommandResult one = greenfound("cost --config " + config_ + " --gpu A100 --gpus 1 --dataset-images 1000000");
+  const JobResult one = greenfound("cost --config " + config_ + " --gpu A100 --gpus 1 --dataset-images 1000000");
   ASSERT_EQ(one.exit_code, 0) << one.output;
   EXPECT_NE(one.output.find("10 epochs x 1,000,000 images = 10,000,000 images"), std::string::npos) << one.output;
   EXPECT_NE(one.output.find("35% of A100 dense bf16 peak 312 TFLOPS"), std::string::npos) << one.output;
@@ -69,12 +57,12 @@ TEST_F(CostCommand, PricesAPlannedRun) {
   EXPECT_NEAR(kwh, hours * 0.4, 0.01 * kwh);  // 400 W board power (3 printed digits)
   EXPECT_NEAR(kwh_pue, 1.5 * kwh, 0.01 * kwh_pue);
 
-  const CommandResult two = greenfound("cost --config " + config_ + " --gpu a100 --gpus 2 --dataset-images 1000000");
+  const JobResult two = greenfound("cost --config " + config_ + " --gpu a100 --gpus 2 --dataset-images 1000000");
   ASSERT_EQ(two.exit_code, 0) << two.output;
   EXPECT_NEAR(number_in(two.output, R"(time\s+([0-9.]+) h wall)"), hours / 2, 0.01 * hours);
 
   // Ten times the work in --hours mode processes ten times the images.
-  const CommandResult back = greenfound("cost --config " + config_ + " --gpu A100 --hours 10 --dataset-images 1000000");
+  const JobResult back = greenfound("cost --config " + config_ + " --gpu A100 --hours 10 --dataset-images 1000000");
   ASSERT_EQ(back.exit_code, 0) << back.output;
   const double images = number_in(back.output, R"(10.0 h fit ([0-9,]+) images)");
   EXPECT_NEAR(images / (10.0 / hours * 1e7), 1.0, 0.01);
@@ -83,22 +71,22 @@ TEST_F(CostCommand, PricesAPlannedRun) {
 TEST_F(CostCommand, GpuTableOverridesThePrice) {
   std::ofstream(dir_ + "/gpus.json") << R"({"A100": {"price_per_hour": 10}, "TPU-X": {"board_power_w": 200,
                                           "price_per_hour": 1, "dense_tflops": 100}})";
-  const CommandResult run = greenfound("cost --config " + config_ + " --gpu A100 --hours 2 --gpu-table " + dir_ + "/gpus.json");
+  const JobResult run = greenfound("cost --config " + config_ + " --gpu A100 --hours 2 --gpu-table " + dir_ + "/gpus.json");
   ASSERT_EQ(run.exit_code, 0) << run.output;
   // 2 h x $10 + 0.8 kWh x 1.5 x $0.2.
   EXPECT_NE(run.output.find("cost       $20.24 = $20.00 GPU time + $0.24 energy"), std::string::npos) << run.output;
-  const CommandResult added = greenfound("cost --config " + config_ + " --gpu TPU-X --hours 1 --gpu-table " + dir_ + "/gpus.json");
+  const JobResult added = greenfound("cost --config " + config_ + " --gpu TPU-X --hours 1 --gpu-table " + dir_ + "/gpus.json");
   EXPECT_EQ(added.exit_code, 0) << added.output;
 }
 
 TEST_F(CostCommand, BadInputIsOneClearError) {
-  const CommandResult unknown = greenfound("cost --config " + config_ + " --gpu MI300X");
+  const JobResult unknown = greenfound("cost --config " + config_ + " --gpu MI300X");
   EXPECT_NE(unknown.exit_code, 0);
   EXPECT_NE(unknown.output.find("--gpu: found \"MI300X\", expected one of A100, H100"), std::string::npos)
       << unknown.output;
-  const CommandResult both = greenfound("cost --config " + config_ + " --gpu A100 --hours 1 --epochs 3");
+  const JobResult both = greenfound("cost --config " + config_ + " --gpu A100 --hours 1 --epochs 3");
   EXPECT_NE(both.exit_code, 0) << both.output;
-  const CommandResult bad_energy = greenfound("cost --config " + config_ + " --gpu A100 --set energy.pue=0.7");
+  const JobResult bad_energy = greenfound("cost --config " + config_ + " --gpu A100 --set energy.pue=0.7");
   EXPECT_NE(bad_energy.exit_code, 0);
   EXPECT_NE(bad_energy.output.find("energy.pue: found 0.7, expected a number >= 1"), std::string::npos)
       << bad_energy.output;

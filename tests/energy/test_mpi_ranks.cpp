@@ -1,12 +1,9 @@
 // Two real MPI ranks on one node (mpirun -n 2 energy_worker): the node's RAPL package is
 // counted once, each rank measures its own GPU, and a GPU shared by both ranks is counted once.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <array>
 #include <atomic>
 #include <chrono>
-#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -15,30 +12,15 @@
 #include <thread>
 
 #include "tests/energy/fake_powercap.hpp"
+#include "tests/support/run_job.hpp"
 
 namespace {
 
 using gf::energy::testing::FakePowercap;
+using gf::test::JobResult;
 
-struct Job {
-  int exit_code = -1;
-  std::string output;
-};
-
-Job run_two_ranks(const std::string& run_dir, double seconds) {
-  const char* mpiexec = std::getenv("GF_MPIEXEC");
-  const std::string command = std::string(mpiexec && *mpiexec ? mpiexec : "mpirun") +
-                              " --allow-run-as-root --oversubscribe --bind-to none -n 2 " GF_ENERGY_WORKER " " +
-                              run_dir + " " + std::to_string(seconds) + " 2>&1";
-  Job job;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (!pipe) return job;
-  std::array<char, 4096> buffer;
-  size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) job.output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  job.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-  return job;
+JobResult run_two_ranks(const std::string& run_dir, double seconds) {
+  return gf::test::run_job(gf::test::mpirun(2) + GF_ENERGY_WORKER " " + run_dir + " " + std::to_string(seconds));
 }
 
 // Advances the package counter at `watts` until destroyed.
@@ -71,7 +53,7 @@ nlohmann::json run_job_and_read(const std::string& cuda_visible, std::string* cs
   setenv("CUDA_VISIBLE_DEVICES", cuda_visible.c_str(), 1);
   char pattern[] = "/tmp/gf-energy-mpi-XXXXXX";
   const std::string run_dir = mkdtemp(pattern);
-  Job job;
+  JobResult job;
   {
     PackageCounter counter(tree, 50.0);
     job = run_two_ranks(run_dir, 2.0);

@@ -10,7 +10,7 @@
 #include <set>
 #include <string>
 
-#include "tests/dist/run_job.hpp"
+#include "tests/support/run_job.hpp"
 
 namespace {
 

@@ -14,7 +14,7 @@
 #include <sstream>
 #include <string>
 
-#include "tests/dist/run_job.hpp"
+#include "tests/support/run_job.hpp"
 
 namespace {
 

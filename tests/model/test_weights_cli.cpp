@@ -1,20 +1,19 @@
 // `greenfound inspect` and `greenfound export` end to end, through the built binary.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <array>
-#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <stdexcept>
 #include <string>
 
 #include "model/arch_registry.hpp"
 #include "model/vit.hpp"
 #include "model/weights.hpp"
 #include "tests/model/fixture_io.hpp"
+#include "tests/support/run_job.hpp"
 
 namespace gf::model {
 namespace {
@@ -24,23 +23,11 @@ using testing::max_abs_diff;
 using testing::read_bin;
 using testing::vit_fixture;
 
-struct Result {
-  int code;
-  std::string output;  // stdout and stderr
-};
-
-Result greenfound(const std::string& args) {
+// `greenfound <args>` through the built binary (GF_BIN); stdout and stderr together.
+gf::test::JobResult greenfound(const std::string& args) {
   const char* bin = std::getenv("GF_BIN");
   if (!bin) throw std::runtime_error("GF_BIN is not set (run the tests under ctest)");
-  Result r{-1, ""};
-  FILE* pipe = ::popen((std::string(bin) + " " + args + " 2>&1").c_str(), "r");
-  if (!pipe) throw std::runtime_error("popen failed");
-  std::array<char, 4096> buffer{};
-  size_t n;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) r.output.append(buffer.data(), n);
-  const int status = ::pclose(pipe);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return gf::test::run_job(std::string(bin) + " " + args);
 }
 
 class Cli : public ::testing::Test {
@@ -67,7 +54,7 @@ std::string fixture_sha256(const std::string& relative) {
 
 TEST_F(Cli, InspectDescribesAMetaLayoutCheckpoint) {
   const auto r = greenfound("inspect " + vit_fixture("tiny_meta_layout/model.pth"));
-  ASSERT_EQ(r.code, 0) << r.output;
+  ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("torch.save zip (state dict), 50 tensors"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("Meta DINOv2 original"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("vit_tiny_patch14_reg4 = timm vit_small_patch14_reg4_dinov2"), std::string::npos) << r.output;
@@ -82,7 +69,7 @@ TEST_F(Cli, InspectDescribesAMetaLayoutCheckpoint) {
 TEST_F(Cli, InspectRejectsWhatItDoesNotKnow) {
   std::ofstream(tmp("notes.txt")) << "hello";
   const auto r = greenfound("inspect " + tmp("notes.txt"));
-  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("notes.txt: not a recognised input"), std::string::npos) << r.output;
 }
 
@@ -90,7 +77,7 @@ TEST_F(Cli, InspectRejectsWhatItDoesNotKnow) {
 TEST_F(Cli, ExportConvertsAndResamplesToTimmLayout) {
   const auto r = greenfound("export --weights " + vit_fixture("tiny_meta_layout/model.pth") + " --img-size 112 --out " +
                             tmp("enc.safetensors"));
-  ASSERT_EQ(r.code, 0) << r.output;
+  ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto contents = read_safetensors(tmp("enc.safetensors"));
   EXPECT_EQ(contents.metadata.at("timm_kwargs"),
             R"({"depth": 3, "embed_dim": 96, "img_size": 112, "num_classes": 0, "num_heads": 3})");
@@ -110,12 +97,12 @@ TEST_F(Cli, ExportRefusesExtraKeysUnlessAllowed) {
   state.emplace_back("projector.fc1.weight", at::zeros({96, 96}));
   write_safetensors(tmp("with_head.safetensors"), state);
   const auto refused = greenfound("export --weights " + tmp("with_head.safetensors") + " --out " + tmp("a.safetensors"));
-  EXPECT_NE(refused.code, 0);
+  EXPECT_NE(refused.exit_code, 0);
   EXPECT_NE(refused.output.find("unexpected 1 [projector.fc1.weight]"), std::string::npos) << refused.output;
   EXPECT_FALSE(fs::exists(tmp("a.safetensors")));
   const auto allowed = greenfound("export --allow-extra-keys --weights " + tmp("with_head.safetensors") + " --out " +
                                   tmp("a.safetensors"));
-  ASSERT_EQ(allowed.code, 0) << allowed.output;
+  ASSERT_EQ(allowed.exit_code, 0) << allowed.output;
   const auto exported = read_weights(tmp("a.safetensors"));
   const auto reference = read_weights(vit_fixture("tiny_112/model.safetensors"));
   ASSERT_EQ(exported.size(), reference.size());
@@ -127,9 +114,9 @@ TEST_F(Cli, ExportRefusesExtraKeysUnlessAllowed) {
 
 TEST_F(Cli, HelpListsTheFlags) {
   const auto r = greenfound("export --help");
-  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.exit_code, 0);
   EXPECT_NE(r.output.find("--allow-extra-keys"), std::string::npos) << r.output;
-  EXPECT_EQ(greenfound("inspect --help").code, 0);
+  EXPECT_EQ(greenfound("inspect --help").exit_code, 0);
 }
 
 }  // namespace

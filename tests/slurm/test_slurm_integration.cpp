@@ -7,9 +7,7 @@
 
 #include <unistd.h>
 
-#include <array>
 #include <chrono>
-#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -23,30 +21,15 @@
 #include <nlohmann/json.hpp>
 
 #include "slurm/scheduler.hpp"
+#include "tests/support/run_job.hpp"
 #include "train/checkpoint.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-
-struct Output {
-  int rc = -1;
-  std::string text;
-};
-
-// Runs a shell command, stdout and stderr together.
-Output sh(const std::string& command) {
-  Output out;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return out;
-  std::array<char, 4096> buf{};
-  size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) out.text.append(buf.data(), n);
-  const int status = ::pclose(pipe);
-  out.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
-}
+using gf::test::JobResult;
+using gf::test::run_job;
 
 std::string env(const char* name) {
   const char* v = std::getenv(name);
@@ -60,15 +43,15 @@ std::string read_file(const fs::path& path) {
   return ss.str();
 }
 
-bool controller_up() { return sh("scontrol ping").text.find("is UP") != std::string::npos; }
+bool controller_up() { return run_job("scontrol ping").output.find("is UP") != std::string::npos; }
 
 // "" when the cluster answers (started here if it was down), else why it cannot run.
 std::string cluster_unavailable() {
   if (controller_up()) return "";
   if (!fs::exists("/usr/sbin/slurmctld") || !fs::exists("/usr/sbin/slurmd")) return "slurmctld/slurmd are not installed";
   if (::geteuid() != 0) return "the local cluster needs root to start (uid " + std::to_string(::geteuid()) + ")";
-  const Output start = sh("bash " + env("GF_SOURCE_DIR") + "/scripts/slurm-local.sh start");
-  if (start.rc != 0 || !controller_up()) return "scripts/slurm-local.sh start failed: " + start.text;
+  const JobResult start = run_job("bash " + env("GF_SOURCE_DIR") + "/scripts/slurm-local.sh start");
+  if (start.exit_code != 0 || !controller_up()) return "scripts/slurm-local.sh start failed: " + start.output;
   return "";
 }
 
@@ -125,14 +108,14 @@ class SlurmIntegration : public ::testing::Test {
   // A handful of synthetic fundus images, packed small, and the demo config shrunk to a
   // few seconds per run.
   void make_dataset_and_config() {
-    const Output synth =
-        sh(bin_ + " synth --out " + (root_ / "images").string() + " --n 16 --seed 3 --size 160x120 --threads 1 --quiet");
-    ASSERT_EQ(synth.rc, 0) << synth.text;
-    const Output pack = sh(bin_ + " pack --images " + (root_ / "images").string() + " --labels " +
-                           (root_ / "images" / "labels.csv").string() +
-                           " --id-column image_id --split-by patient_id --test-fraction 0.5 --out " + (root_ / "dataset").string() +
-                           " --resolution 64 --threads 1 --quiet");
-    ASSERT_EQ(pack.rc, 0) << pack.text;
+    const JobResult synth =
+        run_job(bin_ + " synth --out " + (root_ / "images").string() + " --n 16 --seed 3 --size 160x120 --threads 1 --quiet");
+    ASSERT_EQ(synth.exit_code, 0) << synth.output;
+    const JobResult pack = run_job(bin_ + " pack --images " + (root_ / "images").string() + " --labels " +
+                                   (root_ / "images" / "labels.csv").string() +
+                                   " --id-column image_id --split-by patient_id --test-fraction 0.5 --out " +
+                                   (root_ / "dataset").string() + " --resolution 64 --threads 1 --quiet");
+    ASSERT_EQ(pack.exit_code, 0) << pack.output;
     std::ifstream demo(env("GF_SOURCE_DIR") + "/configs/demo.json");
     ASSERT_TRUE(demo) << "configs/demo.json is missing";
     nlohmann::json config = nlohmann::json::parse(demo);
@@ -150,13 +133,14 @@ class SlurmIntegration : public ::testing::Test {
 
   // `greenfound submit ... -- pretrain --max-steps kSteps`; returns the job id it printed.
   std::string submit(const fs::path& run_dir) {
-    const Output out = sh("cd " + root_.string() + " && " + bin_ + " submit --config " + (root_ / "config.json").string() +
-                          " --run-dir " + run_dir.string() + " -- pretrain --max-steps " + std::to_string(kSteps));
-    EXPECT_EQ(out.rc, 0) << out.text;
+    const JobResult out =
+        run_job("cd " + root_.string() + " && " + bin_ + " submit --config " + (root_ / "config.json").string() + " --run-dir " +
+                run_dir.string() + " -- pretrain --max-steps " + std::to_string(kSteps));
+    EXPECT_EQ(out.exit_code, 0) << out.output;
     const auto ids = gf::slurm::recorded_job_ids(run_dir.string());
-    EXPECT_FALSE(ids.empty()) << out.text;
+    EXPECT_FALSE(ids.empty()) << out.output;
     if (ids.empty()) return "";
-    EXPECT_NE(out.text.find("submitted job " + ids.back()), std::string::npos) << out.text;
+    EXPECT_NE(out.output.find("submitted job " + ids.back()), std::string::npos) << out.output;
     return ids.back();
   }
 
@@ -186,16 +170,16 @@ TEST_F(SlurmIntegration, SubmittedPretrainCompletes) {
   // Both ranks ran inside the job: the 2-rank world is in the job's log or train.log.
   EXPECT_EQ(last_step(run), kSteps);
 
-  const Output status = sh(bin_ + " status " + run.string());
-  EXPECT_EQ(status.rc, 0) << status.text;
-  EXPECT_NE(status.text.find("job " + job + ": COMPLETED"), std::string::npos) << status.text;
-  EXPECT_NE(status.text.find("progress: step " + std::to_string(kSteps) + "/" + std::to_string(kSteps)), std::string::npos)
-      << status.text;
-  EXPECT_NE(status.text.find("energy so far: "), std::string::npos) << status.text;
+  const JobResult status = run_job(bin_ + " status " + run.string());
+  EXPECT_EQ(status.exit_code, 0) << status.output;
+  EXPECT_NE(status.output.find("job " + job + ": COMPLETED"), std::string::npos) << status.output;
+  EXPECT_NE(status.output.find("progress: step " + std::to_string(kSteps) + "/" + std::to_string(kSteps)), std::string::npos)
+      << status.output;
+  EXPECT_NE(status.output.find("energy so far: "), std::string::npos) << status.output;
 
-  const Output cancel = sh(bin_ + " cancel " + run.string());
-  EXPECT_EQ(cancel.rc, 0) << cancel.text;
-  EXPECT_NE(cancel.text.find("nothing to cancel"), std::string::npos) << cancel.text;
+  const JobResult cancel = run_job(bin_ + " cancel " + run.string());
+  EXPECT_EQ(cancel.exit_code, 0) << cancel.output;
+  EXPECT_NE(cancel.output.find("nothing to cancel"), std::string::npos) << cancel.output;
 }
 
 TEST_F(SlurmIntegration, PreemptedJobRequeuesAndResumesExactly) {
@@ -216,8 +200,8 @@ TEST_F(SlurmIntegration, PreemptedJobRequeuesAndResumesExactly) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   ASSERT_GE(last_step(run), 1) << job_log(run, job);
   ASSERT_LT(last_step(run), kSteps) << "the run finished before it could be preempted";
-  const Output signal = sh("scancel --signal=USR1 --full " + job);
-  ASSERT_EQ(signal.rc, 0) << signal.text;
+  const JobResult signal = run_job("scancel --signal=USR1 --full " + job);
+  ASSERT_EQ(signal.exit_code, 0) << signal.output;
 
   // The ranks checkpoint and exit with the requeue code; the batch shell requeues the job,
   // which SLURM holds back ~2 minutes (BeginTime): release it at once.
@@ -225,8 +209,8 @@ TEST_F(SlurmIntegration, PreemptedJobRequeuesAndResumesExactly) {
   ASSERT_GE(requeued.restarts, 1) << "state " << requeued.state << ", log:\n" << job_log(run, job);
   const long stopped_at = last_step(run);
   EXPECT_LT(stopped_at, kSteps);
-  const Output release = sh("scontrol update jobid=" + job + " StartTime=now");
-  EXPECT_EQ(release.rc, 0) << release.text;
+  const JobResult release = run_job("scontrol update jobid=" + job + " StartTime=now");
+  EXPECT_EQ(release.exit_code, 0) << release.output;
 
   const auto state = wait_for(job, finished, 150);
   const std::string log = job_log(run, job);
@@ -249,9 +233,9 @@ TEST_F(SlurmIntegration, PreemptedJobRequeuesAndResumesExactly) {
         << name << ": max abs diff " << (tensor - b.student[i].second).abs().max().item<double>();
   }
 
-  const Output status = sh(bin_ + " status " + run.string());
-  EXPECT_NE(status.text.find("job " + job + ": COMPLETED"), std::string::npos) << status.text;
-  EXPECT_NE(status.text.find("requeued 1x"), std::string::npos) << status.text;
+  const JobResult status = run_job(bin_ + " status " + run.string());
+  EXPECT_NE(status.output.find("job " + job + ": COMPLETED"), std::string::npos) << status.output;
+  EXPECT_NE(status.output.find("requeued 1x"), std::string::npos) << status.output;
 }
 
 TEST_F(SlurmIntegration, ArraySweepEmbedsEachPairAndProbeGathersThem) {
@@ -262,13 +246,13 @@ TEST_F(SlurmIntegration, ArraySweepEmbedsEachPairAndProbeGathersThem) {
     "datasets": {"synth": {"data": ")" + (root_ / "dataset").string() + R"(", "split": "all"}}
   })";
   const fs::path run = root_ / "sweep";
-  const Output out = sh("cd " + root_.string() + " && " + bin_ + " submit --config " + (root_ / "config.json").string() +
-                        " --run-dir " + run.string() + " --ntasks-per-node 1 --array " + (root_ / "sweep.json").string() +
-                        " -- embed --threads 1 --workers 1");
-  ASSERT_EQ(out.rc, 0) << out.text;
+  const JobResult out = run_job("cd " + root_.string() + " && " + bin_ + " submit --config " + (root_ / "config.json").string() +
+                                " --run-dir " + run.string() + " --ntasks-per-node 1 --array " + (root_ / "sweep.json").string() +
+                                " -- embed --threads 1 --workers 1");
+  ASSERT_EQ(out.exit_code, 0) << out.output;
   const auto ids = gf::slurm::recorded_job_ids(run.string());
-  ASSERT_EQ(ids.size(), 1u) << out.text;
-  EXPECT_NE(out.text.find("(array of 2 tasks, " + ids[0] + "_0.." + ids[0] + "_1)"), std::string::npos) << out.text;
+  ASSERT_EQ(ids.size(), 1u) << out.output;
+  EXPECT_NE(out.output.find("(array of 2 tasks, " + ids[0] + "_0.." + ids[0] + "_1)"), std::string::npos) << out.output;
 
   const auto state = wait_for(ids[0], finished, 120);
   ASSERT_EQ(state.state, "COMPLETED") << read_file(run / "slurm" / (ids[0] + "_0.out")) << read_file(run / "slurm" / (ids[0] + "_1.out"));
@@ -277,15 +261,15 @@ TEST_F(SlurmIntegration, ArraySweepEmbedsEachPairAndProbeGathersThem) {
   EXPECT_EQ(state.tasks[1].job_id, ids[0] + "_1");
   for (const char* model : {"seed1", "seed2"}) EXPECT_TRUE(fs::exists(run / "embeddings" / model / "synth" / "embeddings.h5")) << model;
 
-  const Output probe = sh("bash " + (run / "slurm" / "probe_commands.sh").string());
-  ASSERT_EQ(probe.rc, 0) << probe.text;
+  const JobResult probe = run_job("bash " + (run / "slurm" / "probe_commands.sh").string());
+  ASSERT_EQ(probe.exit_code, 0) << probe.output;
   const auto results = nlohmann::json::parse(read_file(run / "probe" / "synth" / "results.json"));
   std::set<std::string> models;
   for (const auto& r : results.at("results")) models.insert(r.at("model").get<std::string>());
   EXPECT_EQ(models, (std::set<std::string>{"seed1", "seed2"}));
 
-  const Output status = sh(bin_ + " status " + run.string());
-  EXPECT_NE(status.text.find("task " + ids[0] + "_1: COMPLETED"), std::string::npos) << status.text;
+  const JobResult status = run_job(bin_ + " status " + run.string());
+  EXPECT_NE(status.output.find("task " + ids[0] + "_1: COMPLETED"), std::string::npos) << status.output;
 }
 
 }  // namespace

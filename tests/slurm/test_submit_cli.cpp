@@ -2,39 +2,22 @@
 // pretrain is given, site files, and the errors raised before anything is submitted.
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <array>
-#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
 
-#include <nlohmann/json.hpp>
+
+#include "tests/support/run_job.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-struct Output {
-  int rc = -1;
-  std::string text;
-};
-
-Output sh(const std::string& command) {
-  Output out;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return out;
-  std::array<char, 4096> buf{};
-  size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) out.text.append(buf.data(), n);
-  const int status = ::pclose(pipe);
-  out.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
-}
+using gf::test::JobResult;
 
 class SubmitCli : public ::testing::Test {
  protected:
@@ -53,8 +36,9 @@ class SubmitCli : public ::testing::Test {
   void TearDown() override { fs::remove_all(root_); }
 
   // Runs `greenfound submit --config demo.json <args>` in root_, with `env` prepended.
-  Output submit(const std::string& args, const std::string& env = "") {
-    return sh("cd " + root_.string() + " && env -u GREENFOUND_SITE " + env + " " + bin_ + " submit --config demo.json " + args);
+  JobResult submit(const std::string& args, const std::string& env = "") {
+    return gf::test::run_job("cd " + root_.string() + " && env -u GREENFOUND_SITE " + env + " " + bin_ +
+                             " submit --config demo.json " + args);
   }
 
   std::string bin_;
@@ -62,14 +46,14 @@ class SubmitCli : public ::testing::Test {
 };
 
 TEST_F(SubmitCli, DryRunWritesThePretrainScript) {
-  const Output out = submit("--dry-run --time 00:30:00 -- pretrain --max-steps 5");
-  ASSERT_EQ(out.rc, 0) << out.text;
+  const JobResult out = submit("--dry-run --time 00:30:00 -- pretrain --max-steps 5");
+  ASSERT_EQ(out.exit_code, 0) << out.output;
   const fs::path script = root_ / "runs" / "demo" / "slurm" / "job.sbatch";
   ASSERT_TRUE(fs::exists(script));
   std::stringstream text;
   text << std::ifstream(script).rdbuf();
-  EXPECT_NE(out.text.find(text.str()), std::string::npos);  // printed as written
-  EXPECT_NE(out.text.find("(dry run: not submitted)"), std::string::npos);
+  EXPECT_NE(out.output.find(text.str()), std::string::npos);  // printed as written
+  EXPECT_NE(out.output.find("(dry run: not submitted)"), std::string::npos);
   // demo.json's "slurm" section, the --time flag, and pretrain's resumable command line.
   EXPECT_NE(text.str().find("#SBATCH --ntasks-per-node=2\n"), std::string::npos);
   EXPECT_NE(text.str().find("#SBATCH --time=00:30:00\n"), std::string::npos);
@@ -84,40 +68,41 @@ TEST_F(SubmitCli, DryRunWritesThePretrainScript) {
 
 TEST_F(SubmitCli, SiteFileFromTheEnvironment) {
   std::ofstream(root_ / "site.json") << R"({"partition": "cpu-long", "account": "eye-lab", "modules": ["openmpi/4.1"]})";
-  const Output out = submit("--dry-run --run-dir r -- pretrain", "GREENFOUND_SITE=" + (root_ / "site.json").string());
-  ASSERT_EQ(out.rc, 0) << out.text;
-  EXPECT_NE(out.text.find("#SBATCH --partition=cpu-long\n"), std::string::npos) << out.text;
-  EXPECT_NE(out.text.find("#SBATCH --account=eye-lab\n"), std::string::npos) << out.text;
-  EXPECT_NE(out.text.find("module load openmpi/4.1\n"), std::string::npos) << out.text;
+  const JobResult out = submit("--dry-run --run-dir r -- pretrain", "GREENFOUND_SITE=" + (root_ / "site.json").string());
+  ASSERT_EQ(out.exit_code, 0) << out.output;
+  EXPECT_NE(out.output.find("#SBATCH --partition=cpu-long\n"), std::string::npos) << out.output;
+  EXPECT_NE(out.output.find("#SBATCH --account=eye-lab\n"), std::string::npos) << out.output;
+  EXPECT_NE(out.output.find("module load openmpi/4.1\n"), std::string::npos) << out.output;
   // --partition on the command line wins over the site.
-  const Output flag = submit("--dry-run --run-dir r --site site.json --partition debug -- pretrain");
-  EXPECT_NE(flag.text.find("#SBATCH --partition=debug\n"), std::string::npos) << flag.text;
+  const JobResult flag = submit("--dry-run --run-dir r --site site.json --partition debug -- pretrain");
+  EXPECT_NE(flag.output.find("#SBATCH --partition=debug\n"), std::string::npos) << flag.output;
 }
 
 TEST_F(SubmitCli, ErrorsBeforeSubmitting) {
-  const Output gpus = submit("--dry-run --gpus-per-node 4 --ntasks-per-node 8 -- pretrain");
-  EXPECT_NE(gpus.rc, 0);
-  EXPECT_NE(gpus.text.find("ntasks_per_node: found 8 ranks per node with gpus_per_node 4, expected at most one rank per GPU"),
+  const JobResult gpus = submit("--dry-run --gpus-per-node 4 --ntasks-per-node 8 -- pretrain");
+  EXPECT_NE(gpus.exit_code, 0);
+  EXPECT_NE(gpus.output.find("ntasks_per_node: found 8 ranks per node with gpus_per_node 4, expected at most one rank per GPU"),
             std::string::npos)
-      << gpus.text;
+      << gpus.output;
 
-  const Output resume = submit("--dry-run -- pretrain --resume runs/demo/checkpoints/step-00000004");
-  EXPECT_NE(resume.rc, 0);
-  EXPECT_NE(resume.text.find("pretrain --resume: found \"runs/demo/checkpoints/step-00000004\", expected auto"), std::string::npos)
-      << resume.text;
+  const JobResult resume = submit("--dry-run -- pretrain --resume runs/demo/checkpoints/step-00000004");
+  EXPECT_NE(resume.exit_code, 0);
+  EXPECT_NE(resume.output.find("pretrain --resume: found \"runs/demo/checkpoints/step-00000004\", expected auto"),
+            std::string::npos)
+      << resume.output;
 
-  const Output stage = submit("--dry-run");
-  EXPECT_NE(stage.rc, 0);
-  EXPECT_NE(stage.text.find("no stage given"), std::string::npos) << stage.text;
+  const JobResult stage = submit("--dry-run");
+  EXPECT_NE(stage.exit_code, 0);
+  EXPECT_NE(stage.output.find("no stage given"), std::string::npos) << stage.output;
 
-  const Output config = submit("--dry-run -- pretrain --set optim.lr=-1");
-  EXPECT_NE(config.rc, 0);
-  EXPECT_NE(config.text.find("optim.lr"), std::string::npos) << config.text;
+  const JobResult config = submit("--dry-run -- pretrain --set optim.lr=-1");
+  EXPECT_NE(config.exit_code, 0);
+  EXPECT_NE(config.output.find("optim.lr"), std::string::npos) << config.output;
 
   // No sbatch on PATH: nothing written, nothing recorded.
-  const Output missing = submit("--run-dir nosbatch -- pretrain", "PATH=/nonexistent");
-  EXPECT_NE(missing.rc, 0);
-  EXPECT_NE(missing.text.find("sbatch: not found on PATH"), std::string::npos) << missing.text;
+  const JobResult missing = submit("--run-dir nosbatch -- pretrain", "PATH=/nonexistent");
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_NE(missing.output.find("sbatch: not found on PATH"), std::string::npos) << missing.output;
   EXPECT_FALSE(fs::exists(root_ / "nosbatch" / "slurm" / "job.sbatch"));
 }
 

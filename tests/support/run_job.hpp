@@ -1,5 +1,7 @@
 #pragma once
 // Runs a shell command for a test: its exit status, merged stdout+stderr and wall time.
+// Shared by every test folder (include "tests/support/run_job.hpp"), for the greenfound binary,
+// mpirun, python3 and the SLURM tools alike.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
