@@ -236,6 +236,14 @@ TEST_F(SlurmIntegration, PreemptedJobRequeuesAndResumesExactly) {
   const JobResult status = run_job(bin_ + " status " + run.string());
   EXPECT_NE(status.output.find("job " + job + ": COMPLETED"), std::string::npos) << status.output;
   EXPECT_NE(status.output.find("requeued 1x"), std::string::npos) << status.output;
+
+  // provenance.json: the first session, and the requeued one that started from its checkpoint.
+  const auto provenance = nlohmann::json::parse(std::ifstream(run / "provenance.json"));
+  ASSERT_EQ(provenance.at("sessions").size(), 2u) << provenance.dump(1);
+  EXPECT_EQ(provenance["sessions"][0].at("start_step"), 0);
+  EXPECT_GT(provenance["sessions"][1].at("start_step").get<long>(), 0);
+  EXPECT_LE(provenance["sessions"][1].at("start_step").get<long>(), stopped_at);
+  for (const auto& session : provenance["sessions"]) EXPECT_EQ(session.at("ranks"), 2);
 }
 
 TEST_F(SlurmIntegration, ArraySweepEmbedsEachPairAndProbeGathersThem) {
