@@ -161,14 +161,18 @@ double typed_value(const LabelColumn& column, const std::string& cell) {
 
 }  // namespace
 
+bool is_image_extension(const std::string& ext) {
+  const std::string e = lower(ext);
+  return e == ".jpg" || e == ".jpeg" || e == ".png";
+}
+
 std::string normalise_image_id(const std::string& value) {
   std::string id = trim(value);
   const size_t slash = id.find_last_of("/\\");
   if (slash != std::string::npos) id = id.substr(slash + 1);
   const size_t dot = id.rfind('.');
   if (dot != std::string::npos) {
-    const std::string ext = lower(id.substr(dot));
-    if (ext == ".jpg" || ext == ".jpeg" || ext == ".png") id = id.substr(0, dot);
+    if (is_image_extension(id.substr(dot))) id = id.substr(0, dot);
   }
   return id;
 }

@@ -32,6 +32,10 @@ LabelTable read_label_table(const std::string& path, const std::string& id_colum
 // CSV may name images with or without them.
 std::string normalise_image_id(const std::string& value);
 
+// True for the image file extensions `greenfound pack` reads: ".jpg", ".jpeg" and ".png",
+// in any letter case (the leading dot included, as std::filesystem::path::extension gives).
+bool is_image_extension(const std::string& ext);
+
 // Patient-level split: for each row (by index into table rows), 0 = train, 1 = test. The
 // groups are the values of `split_by` (a row with it missing is its own group); sorted,
 // shuffled with a generator seeded by `seed`, and the first ceil(fraction x groups) go to test.

@@ -83,7 +83,8 @@ class Loader {
   class Pipeline;
   void init();
   Batch describe_batch(int64_t epoch, int64_t step) const;  // indices and positions, no images
-  at::Tensor load_sample(int64_t index, int64_t epoch) const;  // float [3,S,S], on a worker
+  // Decodes, transforms and normalises one sample straight into `dst` (float [3,S,S]), on a worker.
+  void load_sample_into(int64_t index, int64_t epoch, at::Tensor dst) const;
 
   LoaderOptions options_;
   std::shared_ptr<const Dataset> dataset_;

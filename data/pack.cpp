@@ -58,11 +58,6 @@ std::string sha256_text(const std::string& text) {
   return hex.str();
 }
 
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 std::string shard_name(size_t index) {
   std::ostringstream name;
   name << "shard-" << std::setw(5) << std::setfill('0') << index << ".h5";
@@ -104,8 +99,7 @@ Plan make_plan(const PackOptions& o) {
       continue;
     }
     if (!it->is_regular_file()) continue;
-    const std::string ext = lower(it->path().extension().string());
-    if (ext != ".jpg" && ext != ".jpeg" && ext != ".png") continue;
+    if (!is_image_extension(it->path().extension().string())) continue;
     files.emplace_back(fs::relative(it->path(), root).generic_string(), it->path().string());
   }
   std::sort(files.begin(), files.end());
@@ -366,7 +360,7 @@ PackResult pack(const PackOptions& o) {
     if (!r.ok) {
       add_problem(&current.problems, r.problem, o.bad_input);
     } else {
-      writer->append(entry.id, entry.source, r.encoded, entry.split, entry.labels);
+      writer->append(entry.id, entry.source, std::move(r.encoded), entry.split, entry.labels);
       ++current.info.count;
       ++current.sources[entry.source];
       (entry.split ? current.test : current.train) += 1;

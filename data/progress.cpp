@@ -78,17 +78,6 @@ void Progress::finish() {
   if (options_.style != ProgressStyle::kSilent) render(true);
 }
 
-int64_t Progress::done() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return done_;
-}
-
-double Progress::rate() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  const double elapsed = seconds_between(start_, std::chrono::steady_clock::now());
-  return elapsed > 0 ? static_cast<double>(done_) / elapsed : 0.0;
-}
-
 void Progress::render(bool final_line) {
   const double elapsed = seconds_between(start_, std::chrono::steady_clock::now());
   const double rate = elapsed > 0 ? static_cast<double>(done_) / elapsed : 0.0;

@@ -42,9 +42,6 @@ class Progress {
   // Prints the final line (count, elapsed, mean rate) once.
   void finish();
 
-  int64_t done() const;
-  double rate() const;  // units per second since construction
-
  private:
   void render(bool final_line);  // caller holds mutex_
 

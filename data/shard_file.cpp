@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
+#include <utility>
 
 #include "data/atomic_file.hpp"
 
@@ -133,7 +134,7 @@ ShardWriter::ShardWriter(const std::string& path, ShardLayout layout) : path_(pa
 
 ShardWriter::~ShardWriter() = default;  // an unclosed writer leaves a temporary file the caller discards
 
-void ShardWriter::append(const std::string& id, const std::string& source, const std::vector<uint8_t>& encoded,
+void ShardWriter::append(const std::string& id, const std::string& source, std::vector<uint8_t> encoded,
                          int split, const std::vector<double>& label_values) {
   if (label_values.size() != layout_.labels.size()) {
     throw std::runtime_error(path_ + ": append: found " + std::to_string(label_values.size()) + " label values, expected " +
@@ -144,7 +145,7 @@ void ShardWriter::append(const std::string& id, const std::string& source, const
     throw std::runtime_error(path_ + ": append: found " + std::to_string(encoded.size()) + " raw bytes, expected " +
                              std::to_string(raw_bytes));
   }
-  pending_.push_back(encoded);
+  pending_.push_back(std::move(encoded));
   ids_.push_back(id);
   sources_.push_back(source);
   split_.push_back(static_cast<uint8_t>(split > 0 ? 1 : 0));
@@ -301,7 +302,7 @@ std::vector<std::string> ShardReader::read_strings(const std::string& name) cons
   return out;
 }
 
-void ShardReader::read_numeric(const std::string& name, hid_t mem_type, void* out, size_t elem_size) const {
+void ShardReader::read_numeric(const std::string& name, hid_t mem_type, void* out) const {
   Hid dataset = open_dataset(name);
   Hid space(H5Dget_space(dataset.get()), H5Sclose);
   const hssize_t n = H5Sget_simple_extent_npoints(space.get());
@@ -314,19 +315,19 @@ void ShardReader::read_numeric(const std::string& name, hid_t mem_type, void* ou
 
 std::vector<int64_t> ShardReader::read_int64(const std::string& name) const {
   std::vector<int64_t> out(static_cast<size_t>(count_));
-  read_numeric(name, H5T_NATIVE_INT64, out.data(), sizeof(int64_t));
+  read_numeric(name, H5T_NATIVE_INT64, out.data());
   return out;
 }
 
 std::vector<double> ShardReader::read_double(const std::string& name) const {
   std::vector<double> out(static_cast<size_t>(count_));
-  read_numeric(name, H5T_NATIVE_DOUBLE, out.data(), sizeof(double));
+  read_numeric(name, H5T_NATIVE_DOUBLE, out.data());
   return out;
 }
 
 std::vector<uint8_t> ShardReader::read_uint8(const std::string& name) const {
   std::vector<uint8_t> out(static_cast<size_t>(count_));
-  read_numeric(name, H5T_NATIVE_UINT8, out.data(), sizeof(uint8_t));
+  read_numeric(name, H5T_NATIVE_UINT8, out.data());
   return out;
 }
 

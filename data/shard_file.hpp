@@ -25,7 +25,6 @@ class Hid {
   Hid(const Hid&) = delete;
   Hid& operator=(const Hid&) = delete;
   hid_t get() const { return id_; }
-  bool valid() const { return id_ >= 0; }
   void reset();
 
  private:
@@ -52,7 +51,7 @@ class ShardWriter {
 
   // label_values: one per layout.labels column (integer columns hold integral values, -1
   // missing; float columns NaN missing). split: 0 train, 1 test (ignored without a split).
-  void append(const std::string& id, const std::string& source, const std::vector<uint8_t>& encoded, int split,
+  void append(const std::string& id, const std::string& source, std::vector<uint8_t> encoded, int split,
               const std::vector<double>& label_values);
   int64_t count() const { return count_; }
   // Writes ids/sources/split/labels and attributes, closes the file and fsyncs it.
@@ -91,7 +90,7 @@ class ShardReader {
 
  private:
   Hid open_dataset(const std::string& name) const;
-  void read_numeric(const std::string& name, hid_t mem_type, void* out, size_t elem_size) const;
+  void read_numeric(const std::string& name, hid_t mem_type, void* out) const;
 
   std::string path_;
   Hid file_, images_, image_space_;

@@ -29,8 +29,6 @@ class Watchdog {
   Ticket begin(std::string operation, int64_t step, std::function<bool()> is_done = {});
   void end(Ticket ticket);
 
-  double timeout_s() const { return timeout_s_; }
-
  private:
   struct Entry {
     std::string operation;

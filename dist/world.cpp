@@ -155,4 +155,12 @@ void abort_job(int exit_code) {
   std::_Exit(exit_code);
 }
 
+std::string mpi_library_version() {
+  char text[MPI_MAX_LIBRARY_VERSION_STRING] = {0};
+  int length = 0;
+  MPI_Get_library_version(text, &length);
+  const std::string line(text, length);
+  return line.substr(0, line.find_first_of(",\n"));
+}
+
 }  // namespace gf::dist

@@ -48,4 +48,7 @@ void abort_job_if_distributed(int exit_code);
 // Ends the whole job with exit_code (MPI_Abort when MPI runs, else _exit). Prints nothing.
 [[noreturn]] void abort_job(int exit_code);
 
+// The MPI library's name and version ("Open MPI v4.1.4"); callable before MPI is initialised.
+std::string mpi_library_version();
+
 }  // namespace gf::dist

@@ -5,7 +5,6 @@
 #include <torch/cuda.h>
 
 #include <algorithm>
-#include <cctype>
 #include <chrono>
 #include <filesystem>
 #include <iomanip>
@@ -18,6 +17,7 @@
 #include "data/augment.hpp"
 #include "data/dataset.hpp"
 #include "data/image_codec.hpp"
+#include "data/labels_csv.hpp"
 #include "data/loader.hpp"
 #include "data/progress.hpp"
 #include "energy/tracker.hpp"
@@ -37,9 +37,7 @@ std::vector<ImageFile> list_images(const std::string& dir) {
   std::vector<ImageFile> files;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
     if (!entry.is_regular_file()) continue;
-    std::string ext = entry.path().extension().string();
-    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-    if (ext == ".png" || ext == ".jpg" || ext == ".jpeg")
+    if (data::is_image_extension(entry.path().extension().string()))
       files.push_back({entry.path().string(), entry.path().stem().string()});
   }
   std::sort(files.begin(), files.end(), [](const ImageFile& a, const ImageFile& b) {

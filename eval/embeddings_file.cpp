@@ -3,15 +3,14 @@
 #include <ATen/ATen.h>
 #include <hdf5.h>
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <limits>
 #include <stdexcept>
+
+#include "data/atomic_file.hpp"
 
 namespace gf::eval {
 namespace {
@@ -173,14 +172,6 @@ std::string read_string_attribute(hid_t file, const std::string& name, const std
   return std::string(buffer.data());
 }
 
-void fsync_path(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) throw std::runtime_error(path + ": cannot open to fsync");
-  const int status = ::fsync(fd);
-  ::close(fd);
-  if (status != 0) throw std::runtime_error(path + ": fsync failed");
-}
-
 void write_file(const std::string& path, const EmbeddingTable& table, EmbeddingDtype dtype) {
   const hsize_t n = static_cast<hsize_t>(table.rows());
   Handle file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose,
@@ -247,10 +238,8 @@ void write_embeddings(const std::string& path, const EmbeddingTable& table, Embe
                                " entries, expected " + std::to_string(n));
   const std::string temporary = path + ".tmp";
   write_file(temporary, table, dtype);
-  fsync_path(temporary);
-  std::filesystem::rename(temporary, path);
-  const auto parent = std::filesystem::absolute(path).parent_path();
-  fsync_path(parent.string());
+  data::fsync_path(temporary);
+  data::rename_durable(temporary, path);
 }
 
 EmbeddingTable read_embeddings(const std::string& path) {

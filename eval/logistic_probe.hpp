@@ -35,14 +35,11 @@ class LogisticRegression {
   // [N, K] class probabilities (K = 2 for binary: [1 - p, p]), double.
   at::Tensor predict_proba(const at::Tensor& x) const;
 
-  const at::Tensor& weights() const { return weights_; }      // [D, K'] (K' = 1 binary)
-  const at::Tensor& intercept() const { return intercept_; }  // [K']
   int iterations() const { return iterations_; }
-  double final_gradient() const { return final_gradient_; }
 
  private:
   LogisticOptions options_;
-  at::Tensor weights_, intercept_;
+  at::Tensor weights_, intercept_;  // [D, K'] and [K'] (K' = 1 binary)
   int64_t num_classes_ = 0;
   int iterations_ = 0;
   double final_gradient_ = 0;

@@ -2,19 +2,17 @@
 
 #include <nlohmann/json.hpp>
 
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iomanip>
 #include <limits>
 #include <map>
 #include <sstream>
 #include <stdexcept>
 
+#include "data/atomic_file.hpp"
 #include "eval/statistics.hpp"
 
 namespace gf::eval {
@@ -39,25 +37,6 @@ std::string fixed(double v, int digits) {
 
 std::string column_name(const std::string& task, const std::optional<int64_t>& cls) {
   return cls ? task + " [" + std::to_string(*cls) + "]" : task;
-}
-
-// Writes `text` to path via a temporary file, fsync and rename.
-void write_text_atomic(const std::string& path, const std::string& text) {
-  const std::string temporary = path + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    if (!out) throw std::runtime_error(temporary + ": cannot create the file");
-    out << text;
-    out.flush();
-    if (!out) throw std::runtime_error(temporary + ": write failed");
-  }
-  const int fd = ::open(temporary.c_str(), O_RDONLY);
-  if (fd < 0 || ::fsync(fd) != 0) {
-    if (fd >= 0) ::close(fd);
-    throw std::runtime_error(temporary + ": fsync failed");
-  }
-  ::close(fd);
-  std::filesystem::rename(temporary, path);
 }
 
 // (task, class) columns in task order, classes ascending, as the records hold them.
@@ -247,9 +226,9 @@ nlohmann::json results_to_json(const ProbeResults& results) {
 void write_results(const std::string& out_dir, const ProbeResults& results) {
   std::filesystem::create_directories(out_dir);
   const std::filesystem::path dir(out_dir);
-  write_text_atomic((dir / "results.json").string(), results_to_json(results).dump(2) + "\n");
-  write_text_atomic((dir / "results.csv").string(), results_csv(results));
-  write_text_atomic((dir / "results.md").string(), results_markdown(results));
+  data::write_file_atomic((dir / "results.json").string(), results_to_json(results).dump(2) + "\n");
+  data::write_file_atomic((dir / "results.csv").string(), results_csv(results));
+  data::write_file_atomic((dir / "results.md").string(), results_markdown(results));
 }
 
 }  // namespace gf::eval

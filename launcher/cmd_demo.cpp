@@ -2,8 +2,6 @@
 // synth → pack (patient-level split) → pretrain (configs/demo.json) → embed with the initial
 // and the pretrained encoder → probe both → energy/cost bill → report.html. Each stage runs
 // as the same CLI a user would type, in a child process, so the demo proves those commands.
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -12,9 +10,11 @@
 #include <nlohmann/json.hpp>
 
 #include "data/atomic_file.hpp"
+#include "launcher/child_process.hpp"
 #include "launcher/commands.hpp"
 #include "launcher/config_file.hpp"
 #include "launcher/report_html.hpp"
+#include "train/checkpoint.hpp"
 
 #ifndef GF_CONFIG_DIR
 #define GF_CONFIG_DIR "configs"
@@ -40,39 +40,13 @@ void run_stage(const std::string& stage, const std::vector<std::string>& args) {
   std::cout << "\n== demo: " << stage << " ==\n  greenfound";
   for (const auto& a : args) std::cout << ' ' << a;
   std::cout << std::endl;
-  const pid_t pid = fork();
-  if (pid < 0) throw std::runtime_error("demo: " + stage + ": fork failed");
-  if (pid == 0) {
-    std::vector<char*> argv;
-    std::string self = "greenfound";
-    argv.push_back(self.data());
-    std::vector<std::string> copy = args;
-    for (auto& a : copy) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv("/proc/self/exe", argv.data());
-    _exit(127);
-  }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    throw std::runtime_error("demo: stage '" + stage + "' failed (exit status " +
-                             std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)) + ")");
+  std::vector<std::string> argv{self_executable()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const int status = run_and_wait(argv);
+  if (status != 0)
+    throw std::runtime_error("demo: stage '" + stage + "' failed (exit status " + std::to_string(status) + ")");
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cout << "  (" << stage << ": " << static_cast<int>(seconds + 0.5) << " s)" << std::endl;
-}
-
-std::string newest_checkpoint(const fs::path& run_dir) {
-  fs::path best;
-  long best_step = -1;
-  for (const auto& entry : fs::directory_iterator(run_dir / "checkpoints")) {
-    const std::string name = entry.path().filename().string();
-    if (!entry.is_directory() || name.rfind("step-", 0) != 0) continue;
-    const long step = std::stol(name.substr(5));
-    if (step > best_step) best_step = step, best = entry.path();
-  }
-  if (best.empty()) throw std::runtime_error(run_dir.string() + "/checkpoints: no checkpoint after pretraining");
-  return best.string();
 }
 
 // The synthetic labels as the paper's task kinds (DR grade multiclass, derived referable/any
@@ -97,9 +71,7 @@ nlohmann::json demo_tasks() {
 }
 
 // The pretraining bill in one line, and whether its energy was measured or estimated.
-void print_bill(const fs::path& energy_json) {
-  std::ifstream in(energy_json);
-  const auto bill = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+void print_bill(const nlohmann::json& bill, const fs::path& energy_json) {
   if (!bill.is_object()) return;
   const auto& package = bill["domains"]["package"];
   std::cout << "pretraining bill: " << bill.value("duration_s", 0.0) << " s, " << bill.value("joules", 0.0) << " J ("
@@ -129,7 +101,8 @@ void run_demo(const DemoArgs& a) {
                      "patient_id", "--test-fraction", "0.3", "--seed", std::to_string(a.seed), "--quiet"});
   run_stage("pretrain", {"launch", "-n", ranks, "--", "pretrain", "--config", a.config, "--data", dataset.string(), "--run-dir",
                          run.string()});
-  const std::string checkpoint = newest_checkpoint(run);
+  const std::string checkpoint = train::latest_checkpoint(run.string());
+  if (checkpoint.empty()) throw std::runtime_error(run.string() + "/checkpoints: no checkpoint after pretraining");
   const std::vector<std::string> common = {"--data", dataset.string(), "--split", "all", "--img-size", std::to_string(img_size),
                                            "--pool", "mean_all", "--no-energy"};
   std::vector<std::string> initial = {"launch", "-n", ranks, "--", "embed", "--arch", arch, "--init-seed", init_seed, "--out",
@@ -157,7 +130,7 @@ void run_demo(const DemoArgs& a) {
             << "  report            " << (out / "report.html").string() << "\n";
   std::ifstream md(run / "probe" / "results.md");
   std::cout << "\n" << md.rdbuf() << std::endl;
-  print_bill(run / "energy.json");
+  print_bill(runs.front().energy, run / "energy.json");
 }
 
 }  // namespace

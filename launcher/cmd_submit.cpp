@@ -6,6 +6,7 @@
 #include <iostream>
 #include <memory>
 
+#include "launcher/child_process.hpp"
 #include "launcher/commands.hpp"
 #include "launcher/config_file.hpp"
 #include "slurm/array_sweep.hpp"
@@ -56,7 +57,7 @@ std::string resolve_run_dir(const SubmitFlags& flags) {
 // the requeued job continues from the newest checkpoint.
 std::vector<std::string> stage_command(const SubmitFlags& flags, const std::string& run_dir) {
   if (flags.command.empty()) throw std::runtime_error("submit: no stage given, expected `-- <subcommand> [args]` (e.g. -- pretrain)");
-  std::vector<std::string> argv{fs::read_symlink("/proc/self/exe").string()};
+  std::vector<std::string> argv{self_executable()};
   argv.insert(argv.end(), flags.command.begin(), flags.command.end());
   if (flags.command[0] != "pretrain") return argv;
 

@@ -1,16 +1,12 @@
 #include "launcher/rank_prefix.hpp"
 
-#include <cstdlib>
+#include "dist/world.hpp"
 
 namespace gf::launcher {
 
 std::string rank_prefix() {
-  struct Vars { const char* rank; const char* size; };
-  for (const Vars& v : {Vars{"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"}, Vars{"SLURM_PROCID", "SLURM_NTASKS"}}) {
-    const char* rank = std::getenv(v.rank);
-    const char* size = std::getenv(v.size);
-    if (rank && size && std::atoi(size) > 1) return std::string("greenfound[rank ") + rank + "]: ";
-  }
+  const auto launcher = dist::launcher_view_from_env();
+  if (launcher && launcher->size > 1) return "greenfound[rank " + std::to_string(launcher->rank) + "]: ";
   return "greenfound: ";
 }
 

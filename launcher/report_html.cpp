@@ -1,7 +1,6 @@
 #include "launcher/report_html.hpp"
 
 #include <hdf5.h>
-#include <mpi.h>
 #include <torch/version.h>
 
 #include <opencv2/core/version.hpp>
@@ -14,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include "dist/world.hpp"
 #include "launcher/report_svg.hpp"
 
 #ifndef GF_GIT_COMMIT
@@ -43,16 +43,11 @@ double num_at(const json& j, std::initializer_list<const char*> path) {
 }
 
 std::string library_versions() {
-  char mpi[MPI_MAX_LIBRARY_VERSION_STRING] = {0};
-  int len = 0;
-  MPI_Get_library_version(mpi, &len);
-  std::string mpi_line(mpi, len);
-  mpi_line = mpi_line.substr(0, mpi_line.find_first_of(",\n"));
   unsigned h5_major = 0, h5_minor = 0, h5_release = 0;
   H5get_libversion(&h5_major, &h5_minor, &h5_release);
   std::ostringstream s;
-  s << "LibTorch " << TORCH_VERSION << " · " << mpi_line << " · HDF5 " << h5_major << '.' << h5_minor << '.' << h5_release
-    << " · OpenCV " << CV_VERSION;
+  s << "LibTorch " << TORCH_VERSION << " · " << dist::mpi_library_version() << " · HDF5 " << h5_major << '.' << h5_minor
+    << '.' << h5_release << " · OpenCV " << CV_VERSION;
   return s.str();
 }
 

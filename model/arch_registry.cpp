@@ -104,7 +104,7 @@ double forward_flops(const VitOptions& o) {
   const double tokens = static_cast<double>(o.num_tokens());
   const double patches = static_cast<double>(o.num_patches());
   const double dim = static_cast<double>(o.embed_dim);
-  const double hidden = static_cast<double>(static_cast<int64_t>(dim * o.mlp_ratio));
+  const double hidden = static_cast<double>(o.mlp_hidden());
   const double patch_embed = 2.0 * patches * dim * static_cast<double>(o.in_chans * o.patch_size * o.patch_size);
   const double per_block = 2.0 * tokens * dim * (3.0 * dim)  // qkv
                            + 2.0 * 2.0 * tokens * tokens * dim  // q k^T and attn v
@@ -115,7 +115,7 @@ double forward_flops(const VitOptions& o) {
 
 int64_t parameter_count(const VitOptions& o) {
   const int64_t d = o.embed_dim;
-  const auto hidden = static_cast<int64_t>(static_cast<double>(d) * o.mlp_ratio);
+  const int64_t hidden = o.mlp_hidden();
   const int64_t tokens = d * (1 + o.num_reg_tokens + o.num_patches());
   const int64_t patch_embed = d * o.in_chans * o.patch_size * o.patch_size + d;
   const int64_t block = 2 * d               // norm1

@@ -2,7 +2,6 @@
 // Named architectures (timm's registry idea: a name is nothing but VitOptions), the timm
 // model each one corresponds to, and its analytic forward cost.
 #include <cstdint>
-#include <map>
 #include <string>
 #include <vector>
 

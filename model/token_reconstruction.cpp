@@ -28,11 +28,10 @@ CorruptionDraws draw_corruption(const DrawKey& key, const std::vector<int64_t>& 
   // A private generator of the device's kind, re-seeded per sample (draws stay on the device).
   at::Generator generator = at::globalContext().defaultGenerator(device).clone();
   std::vector<torch::Tensor> noise, ratio, mask;
+  // The (seed, epoch, step) part of the mix is the same for every sample of the step.
+  const uint64_t step_seed = mix(mix(key.seed, static_cast<uint64_t>(key.epoch)), static_cast<uint64_t>(key.step));
   for (const int64_t index : sample_indices) {
-    uint64_t seed = mix(key.seed, static_cast<uint64_t>(key.epoch));
-    seed = mix(seed, static_cast<uint64_t>(key.step));
-    seed = mix(seed, static_cast<uint64_t>(index));
-    generator.set_current_seed(seed);
+    generator.set_current_seed(mix(step_seed, static_cast<uint64_t>(index)));
     // Same order as the published forward: pixel noise, ratio, per-patch uniforms.
     noise.push_back(at::randn({vit.in_chans, vit.img_size, vit.img_size}, generator, options));
     ratio.push_back(at::rand({1}, generator, options));

@@ -62,9 +62,8 @@ VisionTransformerImpl::VisionTransformerImpl(VitOptions options) : options_(std:
   proj_ = patch_embed_->register_module(
       "proj", torch::nn::Conv2d(torch::nn::Conv2dOptions(o.in_chans, o.embed_dim, o.patch_size).stride(o.patch_size)));
   blocks_ = register_module("blocks", torch::nn::ModuleList());
-  const auto hidden = static_cast<int64_t>(static_cast<double>(o.embed_dim) * o.mlp_ratio);
   for (int64_t i = 0; i < o.depth; ++i)
-    blocks_->push_back(Block(o.embed_dim, o.num_heads, hidden, o.init_values, o.norm_eps));
+    blocks_->push_back(Block(o.embed_dim, o.num_heads, o.mlp_hidden(), o.init_values, o.norm_eps));
   norm_ = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({o.embed_dim}).eps(o.norm_eps)));
 }
 

@@ -29,6 +29,8 @@ struct VitOptions {
   int64_t num_patches() const { return grid() * grid(); }
   int64_t num_prefix_tokens() const { return 1 + num_reg_tokens; }
   int64_t num_tokens() const { return num_prefix_tokens() + num_patches(); }
+  // Width of each block's MLP: int(embed_dim * mlp_ratio), as timm computes it.
+  int64_t mlp_hidden() const { return static_cast<int64_t>(static_cast<double>(embed_dim) * mlp_ratio); }
 };
 
 // Embedding pooling after the final norm (DESIGN.md, Model).

@@ -46,13 +46,16 @@ at::Tensor find_tensor(const StateDict& state, const std::string& name) {
   return {};
 }
 
+bool has_torch_zip_magic(const char* head, int64_t size) {
+  return size >= 4 && head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4;
+}
+
 StateDict read_weights(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(path + ": cannot open for reading");
   char magic[4] = {};
   in.read(magic, 4);
-  if (in.gcount() == 4 && magic[0] == 'P' && magic[1] == 'K' && magic[2] == 3 && magic[3] == 4)
-    return read_torch_state_dict(path);
+  if (has_torch_zip_magic(magic, in.gcount())) return read_torch_state_dict(path);
   return read_safetensors(path).tensors;
 }
 

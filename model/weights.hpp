@@ -43,6 +43,11 @@ StateDict read_torch_state_dict(const std::string& path);
 // Either format, chosen by the file's first bytes (zip archive = torch.save).
 StateDict read_weights(const std::string& path);
 
+// True when `head`, the first `size` bytes of a file, begin with the zip local-file-header
+// signature "PK\3\4" that torch.save archives start with. The one format test read_weights,
+// looks_like_weights_file and print_weights_summary share.
+bool has_torch_zip_magic(const char* head, int64_t size);
+
 // ---- layout conversion and resampling (timm's checkpoint_filter_fn for this family) ----
 // Meta's original DINOv2 layout (has `mask_token`): mask_token dropped, register_tokens ->
 // reg_token, cls_token += pos_embed[:, 0], pos_embed = pos_embed[:, 1:], mlp.w12/w3 ->

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <regex>
 #include <set>
 #include <stdexcept>
@@ -83,9 +84,9 @@ bool looks_like_weights_file(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) return false;
   std::ifstream in(path, std::ios::binary);
-  unsigned char head[9] = {};
-  in.read(reinterpret_cast<char*>(head), 9);
-  if (in.gcount() >= 4 && head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4) return true;
+  char head[9] = {};
+  in.read(head, 9);
+  if (has_torch_zip_magic(head, in.gcount())) return true;
   return in.gcount() == 9 && head[8] == '{';  // safetensors: 8-byte length, then the JSON header
 }
 
@@ -115,9 +116,9 @@ VitOptions export_encoder(const StateDict& state, const std::string& source, con
 void print_weights_summary(const std::string& path, std::ostream& out) {
   const bool is_zip = [&] {
     std::ifstream in(path, std::ios::binary);
-    char magic[2] = {};
-    in.read(magic, 2);
-    return magic[0] == 'P' && magic[1] == 'K';
+    char magic[4] = {};
+    in.read(magic, 4);
+    return has_torch_zip_magic(magic, in.gcount());
   }();
   Metadata metadata;
   StateDict state;

@@ -32,9 +32,9 @@ Key state_key(const torch::Tensor& parameter) {
 
 }  // namespace
 
-Optimizer::Optimizer(const model::NamedTensors& optimized, const OptimConfig& config)
-    : groups_(model::split_weight_decay(optimized, config.decay_tokens ? model::TokenDecay::kDecay
-                                                                       : model::TokenDecay::kExclude)) {
+Optimizer::Optimizer(const model::NamedTensors& optimized, const OptimConfig& config) {
+  const model::ParamGroups groups = model::split_weight_decay(
+      optimized, config.decay_tokens ? model::TokenDecay::kDecay : model::TokenDecay::kExclude);
   auto options = [&](double weight_decay) {
     return std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(config.lr)
                                                             .betas({config.beta1, config.beta2})
@@ -42,19 +42,15 @@ Optimizer::Optimizer(const model::NamedTensors& optimized, const OptimConfig& co
                                                             .weight_decay(weight_decay));
   };
   std::vector<torch::optim::OptimizerParamGroup> param_groups;
-  param_groups.emplace_back(tensors_of(groups_.decay), options(config.weight_decay));
-  param_groups.emplace_back(tensors_of(groups_.no_decay), options(0.0));
+  param_groups.emplace_back(tensors_of(groups.decay), options(config.weight_decay));
+  param_groups.emplace_back(tensors_of(groups.no_decay), options(0.0));
   adamw_ = std::make_unique<torch::optim::AdamW>(std::move(param_groups), torch::optim::AdamWOptions(config.lr));
-  all_ = groups_.decay;
-  all_.insert(all_.end(), groups_.no_decay.begin(), groups_.no_decay.end());
+  all_ = groups.decay;
+  all_.insert(all_.end(), groups.no_decay.begin(), groups.no_decay.end());
 }
 
 void Optimizer::set_lr(double lr) {
   for (auto& group : adamw_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-}
-
-double Optimizer::lr() const {
-  return static_cast<const torch::optim::AdamWOptions&>(adamw_->param_groups().front().options()).lr();
 }
 
 model::NamedTensors Optimizer::state() const {

@@ -20,9 +20,7 @@ class Optimizer {
   Optimizer(const model::NamedTensors& optimized, const OptimConfig& config);
 
   void set_lr(double lr);
-  double lr() const;
   void step() { adamw_->step(); }
-  const model::ParamGroups& groups() const { return groups_; }
 
   // exp_avg.<name> and exp_avg_sq.<name> of every parameter with state (CPU copies), and
   // AdamW's step count (shared by all parameters: they are all stepped every time).
@@ -32,7 +30,6 @@ class Optimizer {
   void load_state(const model::NamedTensors& state, int64_t step_count, const std::string& source);
 
  private:
-  model::ParamGroups groups_;
   model::NamedTensors all_;  // decay then no-decay, the order of the AdamW groups
   std::unique_ptr<torch::optim::AdamW> adamw_;
 };

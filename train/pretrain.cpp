@@ -131,7 +131,7 @@ PretrainResult pretrain(const RunConfig& config_in, const PretrainOptions& optio
                              std::to_string(world.size) + ")");
 
   auto comm = dist::make_communicator(dist::parse_backend(config.dist.backend), world,
-                                      dist::CommunicatorOptions{config.dist.timeout_s, device.type()});
+                                      dist::CommunicatorOptions{config.dist.timeout_s, device.type(), device.index()});
   if (root) fs::create_directories(options.run_dir);
   comm->barrier();
 
@@ -156,10 +156,12 @@ PretrainResult pretrain(const RunConfig& config_in, const PretrainOptions& optio
     }
   }
 
+  const json resolved_config = to_json(config);
+  const std::string resolved_hash = config_hash(config);
   RunLog log(options.run_dir, root);
   if (root) {
-    json resolved = to_json(config);
-    resolved["config_hash"] = config_hash(config);
+    json resolved = resolved_config;
+    resolved["config_hash"] = resolved_hash;
     data::write_file_atomic(options.run_dir + "/config.json", resolved.dump(2) + "\n");
     log.truncate_metrics_after(checkpoint ? checkpoint->state.step : 0);
     record_session(options.run_dir, {checkpoint ? checkpoint->state.step : 0, world.host, world.size, world.local_size,
@@ -220,8 +222,8 @@ PretrainResult pretrain(const RunConfig& config_in, const PretrainOptions& optio
   TrainingState state;
   if (checkpoint) state = checkpoint->state;
   state.identity = identity;
-  state.config = to_json(config);
-  state.config_hash = config_hash(config);
+  state.config = resolved_config;
+  state.config_hash = resolved_hash;
   const int64_t start_step = state.step;
   PretrainResult result;
   result.last_loss = state.last_loss;
@@ -293,30 +295,30 @@ PretrainResult pretrain(const RunConfig& config_in, const PretrainOptions& optio
       const auto step_start = clock;
       torch::Tensor loss_sum = torch::zeros({}, tensor_options);
       for (int64_t micro = 0; micro < accum; ++micro) {
-        std::optional<data::Batch> batch;
+        // Each phase ends with its lap, whose device sync belongs to that phase's energy.
+        torch::Tensor images;
+        int64_t clean_index = -1;  // the global batch's last sample (last position of its last micro-batch) stays clean
+        model::CorruptionDraws draws;
         {
           energy::PhaseScope phase(tracker, energy::Phase::kData);
-          batch = loader.next();
+          const std::optional<data::Batch> batch = loader.next();
+          if (!batch) throw std::runtime_error("pretrain: the loader ended epoch " + std::to_string(state.epoch) +
+                                               " before step " + std::to_string(state.epoch_step));
+          images = batch->images.to(device);
+          if (micro == accum - 1)
+            for (size_t i = 0; i < batch->global_positions.size(); ++i)
+              if (batch->global_positions[i] == micro_batch - 1) clean_index = static_cast<int64_t>(i);
+          draws = model::draw_corruption({config.data.seed, state.epoch, state.step}, batch->dataset_indices, vit, device);
+          t_data += lap(clock, device);
         }
-        if (!batch) throw std::runtime_error("pretrain: the loader ended epoch " + std::to_string(state.epoch) +
-                                             " before step " + std::to_string(state.epoch_step));
-        const torch::Tensor images = batch->images.to(device);
-        // The global batch's last sample (last position of its last micro-batch) stays clean.
-        int64_t clean_index = -1;
-        if (micro == accum - 1)
-          for (size_t i = 0; i < batch->global_positions.size(); ++i)
-            if (batch->global_positions[i] == micro_batch - 1) clean_index = static_cast<int64_t>(i);
-        const auto draws = model::draw_corruption({config.data.seed, state.epoch, state.step}, batch->dataset_indices,
-                                                  vit, device);
-        t_data += lap(clock, device);
 
         torch::Tensor target;
         {
           energy::PhaseScope phase(tracker, energy::Phase::kTeacherForward);
           const CudaBf16Autocast autocast(bf16);
           target = wrapper->teacher_forward(images);
+          t_teacher += lap(clock, device);
         }
-        t_teacher += lap(clock, device);
         {
           energy::PhaseScope phase(tracker, energy::Phase::kStudentForwardBackward);
           model::TokenReconstructionOutput out;
@@ -332,19 +334,20 @@ PretrainResult pretrain(const RunConfig& config_in, const PretrainOptions& optio
             loss.backward();
           }
           loss_sum += loss.detach();
+          t_student += lap(clock, device);
         }
-        t_student += lap(clock, device);
       }
 
       // Gradients, the step's loss and the stop flag, agreed over ranks.
       torch::Tensor shared;
+      double t_allreduce = 0;
       {
         energy::PhaseScope phase(tracker, energy::Phase::kAllreduce);
         reducer.finalize();
         shared = torch::stack({loss_sum, torch::full({}, stop_signal.received() != 0 ? 1.0f : 0.0f, tensor_options)});
         comm->all_reduce(shared, dist::ReduceOp::kSum);
+        t_allreduce = lap(clock, device);
       }
-      const double t_allreduce = lap(clock, device);
       const auto values = shared.to(torch::kCPU);
       const double loss = values[0].item<double>() / world.size;
       const bool stop = values[1].item<double>() > 0;
@@ -355,13 +358,13 @@ PretrainResult pretrain(const RunConfig& config_in, const PretrainOptions& optio
                                  "; stopped before the optimizer step, last good checkpoint: " +
                                  (good.empty() ? std::string("none") : good));
       }
-      double grad_norm = 0;
+      double grad_norm = 0, t_optimizer = 0;
       {
         energy::PhaseScope phase(tracker, energy::Phase::kOptimizer);
         grad_norm = clip_grad_norm(parameters, config.optim.clip_grad_norm);
         optimizer.step();
+        t_optimizer = lap(clock, device);
       }
-      const double t_optimizer = lap(clock, device);
       const double step_seconds = std::chrono::duration<double>(clock - step_start).count();
       state.step += 1;
       state.epoch_step += 1;

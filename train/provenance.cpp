@@ -1,6 +1,5 @@
 #include "train/provenance.hpp"
 
-#include <mpi.h>
 #include <torch/version.h>
 
 #include <ctime>
@@ -8,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "data/atomic_file.hpp"
+#include "dist/world.hpp"
 
 #ifndef GF_GIT_COMMIT
 #define GF_GIT_COMMIT "unknown"
@@ -24,14 +24,6 @@ std::string utc_now() {
   char text[32];
   std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &utc);
   return text;
-}
-
-std::string mpi_version() {  // callable before MPI_Init
-  char text[MPI_MAX_LIBRARY_VERSION_STRING] = {0};
-  int length = 0;
-  MPI_Get_library_version(text, &length);
-  const std::string line(text, length);
-  return line.substr(0, line.find_first_of(",\n"));
 }
 
 }  // namespace
@@ -52,7 +44,7 @@ void record_session(const std::string& run_dir, const Session& s) {
                                   {"backend", s.backend},
                                   {"greenfound", GF_GIT_COMMIT},
                                   {"libtorch", TORCH_VERSION},
-                                  {"mpi", mpi_version()}});
+                                  {"mpi", dist::mpi_library_version()}});
   data::write_file_atomic(path, document.dump(2) + "\n");
 }
 

@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +14,7 @@
 #include <string>
 
 #include "tests/support/run_job.hpp"
+#include "train/checkpoint.hpp"
 
 namespace {
 
@@ -67,7 +67,7 @@ class Report : public ::testing::Test {
     }
     const std::string common = " --data " + dataset + " --split all --img-size 56 --threads 1 --workers 1 --no-energy";
     run_ok(bin() + " embed --arch vit_tiny_patch14_reg4 --init-seed 1 --out " + path("initial.h5") + common);
-    run_ok(bin() + " embed --checkpoint " + newest_checkpoint(path("lr-high")) + " --out " + path("pretrained.h5") + common);
+    run_ok(bin() + " embed --checkpoint " + gf::train::latest_checkpoint(path("lr-high")) + " --out " + path("pretrained.h5") + common);
     const json tasks = {{"tasks",
                          {{{"name", "any_dr"}, {"label", "dr_grade > 0"}},
                           {{"name", "quality"}, {"label", "quality"}, {"kind", "binary"}}}}};
@@ -78,13 +78,6 @@ class Report : public ::testing::Test {
   }
 
   static std::string path(const std::string& name) { return (root_ / name).string(); }
-
-  static std::string newest_checkpoint(const std::string& run_dir) {
-    std::string newest;
-    for (const auto& entry : fs::directory_iterator(run_dir + "/checkpoints"))
-      if (entry.path().filename().string().rfind("step-", 0) == 0) newest = std::max(newest, entry.path().string());
-    return newest;
-  }
 
   // Complete records in a run's metrics.jsonl: the points a curve of it must show.
   static int logged_steps(const std::string& run_dir) {
