@@ -190,8 +190,14 @@ at::Tensor augment_train(const cv::Mat& rgb, const AugmentOptions& o, SampleRng&
 
 at::Tensor eval_transform(const cv::Mat& rgb, int img_size) { return resize_bilinear(mat_to_chw(rgb), img_size, img_size).contiguous(); }
 
+void normalize_into(const at::Tensor& images_uint8, at::Tensor out) {
+  out.copy_(images_uint8).div_(255.0).sub_(0.5).div_(0.5);
+}
+
 at::Tensor normalize_to_float(const at::Tensor& images_uint8) {
-  return images_uint8.to(at::kFloat).div_(255.0).sub_(0.5).div_(0.5);
+  at::Tensor out = at::empty(images_uint8.sizes(), images_uint8.options().dtype(at::kFloat));
+  normalize_into(images_uint8, out);
+  return out;
 }
 
 }  // namespace gf::data

@@ -57,7 +57,9 @@ class SampleRng {
 at::Tensor augment_train(const cv::Mat& rgb, const AugmentOptions& options, SampleRng& rng);
 // The eval transform: Resize((S,S), bilinear, antialias) of one RGB HWC 8-bit image: uint8 [3,S,S].
 at::Tensor eval_transform(const cv::Mat& rgb, int img_size);
-// uint8 [.., 3, S, S] -> float32 (x/255 - 0.5) / 0.5.
+// uint8 [.., 3, S, S] -> float32 (x/255 - 0.5) / 0.5, into `out` (float32, same shape) or a
+// new tensor.
+void normalize_into(const at::Tensor& images_uint8, at::Tensor out);
 at::Tensor normalize_to_float(const at::Tensor& images_uint8);
 
 // RGB HWC cv::Mat <-> uint8 CHW tensor (copies).

@@ -243,9 +243,7 @@ void Loader::load_sample_into(int64_t index, int64_t epoch, at::Tensor dst) cons
     SampleRng rng(options_.seed, epoch, index);
     u8 = augment_train(rgb, options_.augment, rng);
   }
-  // normalize_to_float's exact op sequence (uint8 -> float32, /255, -0.5, /0.5), in place in
-  // the batch slot instead of on a temporary tensor: bit-identical, one allocation fewer.
-  dst.copy_(u8).div_(255.0).sub_(0.5).div_(0.5);
+  normalize_into(u8, dst);  // straight into the batch slot: no per-sample float tensor
 }
 
 std::vector<int64_t> Loader::indices_at(int64_t epoch, int64_t step) const { return describe_batch(epoch, step).dataset_indices; }
