@@ -5,7 +5,7 @@
 //
 //   bench_train_step [--arch vit_small_patch14_reg4] [--img-size 224] [--batch 8] [--steps 3]
 //                    [--warmup 1] [--threads N] [--python PATH] [--reference PATH]
-// Python: --python, else $GF_PYTHON3, else /usr/bin/python3.
+// Python: --python, else $GF_PYTHON, else /usr/bin/python3.
 #include <ATen/Parallel.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -113,7 +113,7 @@ int main(int argc, char** argv) {
   int64_t img_size = 224, batch = 8;
   int steps = 3, warmup = 1;
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const char* env_python = std::getenv("GF_PYTHON3");
+  const char* env_python = std::getenv("GF_PYTHON");
   std::string python = env_python != nullptr && *env_python != '\0' ? env_python : "/usr/bin/python3";
   std::string reference = (std::filesystem::path(__FILE__).parent_path() / "reference_train_step.py").string();
   app.add_option("--arch", arch, "Registered architecture");
@@ -122,7 +122,7 @@ int main(int argc, char** argv) {
   app.add_option("--steps", steps, "Timed steps");
   app.add_option("--warmup", warmup, "Untimed steps first");
   app.add_option("--threads", threads, "Intra-op threads of both runs");
-  app.add_option("--python", python, "Python with torch (default $GF_PYTHON3 or /usr/bin/python3)");
+  app.add_option("--python", python, "Python with torch (default $GF_PYTHON or /usr/bin/python3)");
   app.add_option("--reference", reference, "The reference script");
   CLI11_PARSE(app, argc, argv);
 

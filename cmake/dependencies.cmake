@@ -1,25 +1,49 @@
 # Every external dependency is found here, once; targets link the imported names.
 
-# LibTorch: a TorchConfig.cmake (CUDA LibTorch / PyTorch install via CMAKE_PREFIX_PATH, or
-# Debian's libtorch-dev) when one works, else Debian's plain header/library layout.
-find_package(Torch CONFIG QUIET)
-if(Torch_FOUND)
-  add_library(gf_torch INTERFACE)
-  target_link_libraries(gf_torch INTERFACE ${TORCH_LIBRARIES})
-  target_include_directories(gf_torch SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS})
-  separate_arguments(_gf_torch_flags UNIX_COMMAND "${TORCH_CXX_FLAGS}")
-  target_compile_options(gf_torch INTERFACE ${_gf_torch_flags})
-  message(STATUS "greenfound: LibTorch from TorchConfig.cmake (${Torch_DIR})")
-else()
-  find_path(GF_TORCH_INCLUDE torch/csrc/api/include/torch/torch.h PATHS /usr/include REQUIRED)
-  find_library(GF_TORCH_LIB torch REQUIRED)
-  find_library(GF_TORCH_CPU_LIB torch_cpu REQUIRED)
-  find_library(GF_C10_LIB c10 REQUIRED)
-  add_library(gf_torch INTERFACE)
-  target_include_directories(gf_torch SYSTEM INTERFACE ${GF_TORCH_INCLUDE} ${GF_TORCH_INCLUDE}/torch/csrc/api/include)
-  target_link_libraries(gf_torch INTERFACE ${GF_TORCH_LIB} ${GF_TORCH_CPU_LIB} ${GF_C10_LIB})
-  message(STATUS "greenfound: LibTorch from Debian layout (${GF_TORCH_LIB})")
+# LibTorch with CUDA, from the torch wheel in the project's venv (scripts/install-deps.sh): the
+# venv's interpreter says where its TorchConfig.cmake and its NCCL are. That interpreter also
+# runs the tests' Python peers (timm, scikit-learn, scipy, h5py), never the first python3 on PATH.
+set(GF_PYTHON "" CACHE FILEPATH "Python of the project's venv (torch, timm, sklearn, ...); scripts/build.sh passes it")
+if(NOT GF_PYTHON OR NOT EXISTS "${GF_PYTHON}")
+  message(FATAL_ERROR "GF_PYTHON: found '${GF_PYTHON}', expected the venv's python "
+                      "(run scripts/install-deps.sh, then scripts/build.sh, which passes -DGF_PYTHON)")
 endif()
+execute_process(
+  COMMAND "${GF_PYTHON}" -c "import torch, nvidia.nccl as n; print(torch.utils.cmake_prefix_path); print(list(n.__path__)[0]); print(torch.__version__)"
+  OUTPUT_VARIABLE _gf_py_out ERROR_VARIABLE _gf_py_err RESULT_VARIABLE _gf_py_rc OUTPUT_STRIP_TRAILING_WHITESPACE)
+if(NOT _gf_py_rc EQUAL 0)
+  message(FATAL_ERROR "GF_PYTHON (${GF_PYTHON}): cannot import torch and its NCCL wheel: ${_gf_py_err}")
+endif()
+string(REPLACE "\n" ";" _gf_py_out "${_gf_py_out}")
+list(GET _gf_py_out 0 _gf_torch_prefix)
+list(GET _gf_py_out 1 _gf_nccl_root)
+list(GET _gf_py_out 2 GF_TORCH_WHEEL_VERSION)
+list(PREPEND CMAKE_PREFIX_PATH "${_gf_torch_prefix}")
+set(Python_EXECUTABLE "${GF_PYTHON}" CACHE FILEPATH "")  # Caffe2's config looks for a Python too
+find_package(CUDAToolkit REQUIRED)
+find_package(Torch REQUIRED CONFIG)
+if(NOT TARGET torch_cuda)
+  message(FATAL_ERROR "LibTorch ${GF_TORCH_WHEEL_VERSION} at ${Torch_DIR} has no CUDA (torch_cuda): "
+                      "expected the CUDA build that scripts/requirements.txt pins")
+endif()
+add_library(gf_torch INTERFACE)
+# libstdc++ ahead of LibTorch in every binary's NEEDED list: the wheel's libtorch exports its own
+# broken copies of std::filesystem (pytorch/pytorch#133437), which must not win symbol lookup.
+target_link_libraries(gf_torch INTERFACE stdc++ ${TORCH_LIBRARIES})
+target_include_directories(gf_torch SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS})
+separate_arguments(_gf_torch_flags UNIX_COMMAND "${TORCH_CXX_FLAGS}")
+target_compile_options(gf_torch INTERFACE ${_gf_torch_flags})
+
+# NCCL: the very libnccl the LibTorch build loads (the venv's nvidia-nccl wheel), so one NCCL
+# lives in the process; its header comes from the same wheel.
+find_path(GF_NCCL_INCLUDE nccl.h PATHS "${_gf_nccl_root}/include" NO_DEFAULT_PATH REQUIRED)
+find_file(GF_NCCL_LIB libnccl.so.2 PATHS "${_gf_nccl_root}/lib" NO_DEFAULT_PATH REQUIRED)
+file(STRINGS "${GF_NCCL_INCLUDE}/nccl.h" _gf_nccl_version REGEX "^#define NCCL_(MAJOR|MINOR|PATCH) ")
+string(REGEX REPLACE "[^0-9;]" "" _gf_nccl_version "${_gf_nccl_version}")
+string(REPLACE ";" "." _gf_nccl_version "${_gf_nccl_version}")
+message(STATUS "greenfound: LibTorch ${GF_TORCH_WHEEL_VERSION} with CUDA ${CUDAToolkit_VERSION} (${Torch_DIR})")
+message(STATUS "greenfound: CUDA on, NCCL backend on (NCCL ${_gf_nccl_version}, ${GF_NCCL_LIB})")
+message(STATUS "greenfound: Python peers from ${GF_PYTHON}")
 
 find_package(MPI REQUIRED COMPONENTS C)
 find_package(HDF5 REQUIRED COMPONENTS C)
@@ -47,22 +71,3 @@ add_library(gf_hdf5 INTERFACE)
 target_include_directories(gf_hdf5 SYSTEM INTERFACE ${HDF5_C_INCLUDE_DIRS} ${HDF5_INCLUDE_DIRS})
 target_link_libraries(gf_hdf5 INTERFACE ${HDF5_C_LIBRARIES})
 target_compile_definitions(gf_hdf5 INTERFACE ${HDF5_C_DEFINITIONS})
-
-# CUDA + NCCL are optional: the NCCL backend is built whenever both are found, so it at
-# least compiles and links on CPU-only machines that carry the toolkit (/usr/local/cuda).
-find_package(CUDAToolkit QUIET)
-find_path(GF_NCCL_INCLUDE nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS} /usr/local/cuda/include)
-find_library(GF_NCCL_LIB nccl HINTS ${CUDAToolkit_LIBRARY_DIR} /usr/local/cuda/lib64 /usr/local/cuda/lib)
-if(CUDAToolkit_FOUND AND GF_NCCL_INCLUDE AND GF_NCCL_LIB)
-  set(_gf_nccl_default ON)
-else()
-  set(_gf_nccl_default OFF)
-endif()
-option(GF_WITH_NCCL "Build the NCCL communicator backend" ${_gf_nccl_default})
-message(STATUS "greenfound: NCCL backend ${GF_WITH_NCCL}")
-
-# Tests that use h5py/sklearn/scipy/torch need Debian's interpreter, not the first python3 on PATH.
-find_program(GF_PYTHON3 python3 PATHS /usr/bin NO_DEFAULT_PATH)
-if(NOT GF_PYTHON3)
-  find_program(GF_PYTHON3 python3)
-endif()

@@ -7,12 +7,6 @@ function(gf_add_library folder)
     list(REMOVE_ITEM _srcs ${CMAKE_CURRENT_SOURCE_DIR}/${_ex})
   endforeach()
   set(_t gf_${folder})
-  if(NOT _srcs)  # a folder whose sources have not landed yet
-    add_library(${_t} INTERFACE)
-    target_include_directories(${_t} INTERFACE ${PROJECT_SOURCE_DIR})
-    target_link_libraries(${_t} INTERFACE ${ARG_DEPS})
-    return()
-  endif()
   add_library(${_t} STATIC ${_srcs})
   target_include_directories(${_t} PUBLIC ${PROJECT_SOURCE_DIR})
   target_link_libraries(${_t} PUBLIC ${ARG_DEPS})
@@ -40,7 +34,7 @@ function(gf_use_torch_pch target)
 endfunction()
 
 # gf_add_gtest(<name> SOURCES ... LIBS ... [LABELS ...]): a GoogleTest binary under ctest with
-# the environment tests need to find fixtures, the CLI and Debian's python.
+# the environment tests need to find fixtures, the CLI and the venv's python.
 include(GoogleTest)
 function(gf_add_gtest name)
   cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
@@ -55,7 +49,7 @@ function(gf_add_gtest name)
     set(ARG_LABELS unit)
   endif()
   set(_env
-    "GF_SHARED_DIR=${GF_SHARED_DIR}" "GF_FIXTURES=${GF_SHARED_DIR}/fixtures" "GF_PYTHON3=${GF_PYTHON3}"
+    "GF_FIXTURES=${PROJECT_SOURCE_DIR}/tests/fixtures" "GF_PYTHON=${GF_PYTHON}"
     "GF_BIN=$<TARGET_FILE:greenfound>" "GF_MPIEXEC=${MPIEXEC_EXECUTABLE}" "GF_SOURCE_DIR=${PROJECT_SOURCE_DIR}"
     "OMP_NUM_THREADS=1" "OMPI_ALLOW_RUN_AS_ROOT=1" "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1" "OMPI_MCA_rmaps_base_oversubscribe=1")
   # gtest_discover_tests (PRE_TEST) re-splits list-valued properties twice: escape the

@@ -7,8 +7,6 @@
 namespace gf::dist {
 
 std::unique_ptr<Communicator> make_mpi_communicator(const World& world, const CommunicatorOptions& options);
-#ifdef GF_WITH_NCCL
 std::unique_ptr<Communicator> make_nccl_communicator(const World& world, const CommunicatorOptions& options);
-#endif
 
 }  // namespace gf::dist

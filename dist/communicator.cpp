@@ -22,27 +22,14 @@ std::string backend_name(Backend backend) {
   return "unknown";
 }
 
-bool nccl_built() {
-#ifdef GF_WITH_NCCL
-  return true;
-#else
-  return false;
-#endif
-}
-
-Backend select_backend(Backend requested, at::DeviceType device, bool nccl_is_built) {
+Backend select_backend(Backend requested, at::DeviceType device) {
   const bool cuda = device == at::kCUDA;
   switch (requested) {
     case Backend::kAuto:
-      // MPI can still serve CUDA tensors (staged through host memory) when NCCL is absent.
-      return cuda && nccl_is_built ? Backend::kNccl : Backend::kMpi;
+      return cuda ? Backend::kNccl : Backend::kMpi;
     case Backend::kMpi:
-      return Backend::kMpi;
+      return Backend::kMpi;  // CUDA tensors too, staged through host memory
     case Backend::kNccl:
-      if (!nccl_is_built) {
-        throw std::runtime_error("dist.backend: found 'nccl', but this build has no NCCL backend "
-                                 "(configure with CUDA and NCCL installed, GF_WITH_NCCL=ON)");
-      }
       if (!cuda) {
         throw std::runtime_error("dist.backend: found 'nccl' with tensors on " + c10::DeviceTypeName(device) +
                                  ", expected CUDA tensors (use mpi or auto on CPU)");
@@ -53,12 +40,8 @@ Backend select_backend(Backend requested, at::DeviceType device, bool nccl_is_bu
 }
 
 std::unique_ptr<Communicator> make_communicator(Backend backend, const World& world, const CommunicatorOptions& options) {
-  switch (select_backend(backend, options.device, nccl_built())) {
-#ifdef GF_WITH_NCCL
-    case Backend::kNccl: return make_nccl_communicator(world, options);
-#endif
-    default: return make_mpi_communicator(world, options);
-  }
+  if (select_backend(backend, options.device) == Backend::kNccl) return make_nccl_communicator(world, options);
+  return make_mpi_communicator(world, options);
 }
 
 }  // namespace gf::dist

@@ -28,11 +28,9 @@ struct CommunicatorOptions {
   int device_index = -1;               // NCCL's CUDA device; -1 = local_rank modulo the visible GPUs
 };
 
-// Whether this build has the NCCL backend (CUDA + NCCL were found at configure time).
-bool nccl_built();
-// The backend make_communicator uses: kAuto → NCCL for CUDA tensors when built, else MPI.
-// Throws for NCCL without CUDA tensors or when NCCL is not built.
-Backend select_backend(Backend requested, at::DeviceType device, bool nccl_is_built);
+// The backend make_communicator uses: kAuto → NCCL for CUDA tensors, else MPI. Throws for
+// NCCL without CUDA tensors.
+Backend select_backend(Backend requested, at::DeviceType device);
 
 // Completion of a non-blocking collective. wait() blocks until the result is in the tensor
 // (NCCL: stream-ordered, later work on the default CUDA stream sees it) and rethrows errors.

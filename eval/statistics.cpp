@@ -106,9 +106,9 @@ WilcoxonResult wilcoxon_signed_rank(const std::vector<double>& x, const std::vec
   WilcoxonResult result;
   result.p_value = kNaN;
   if (d.empty()) return result;
+  const size_t len = d.size();
   const bool has_zero = std::any_of(d.begin(), d.end(), [](double v) { return v == 0; });
-  result.exact = d.size() <= 50 && !has_zero;  // scipy's method="auto"
-  if (!result.exact) d.erase(std::remove(d.begin(), d.end(), 0.0), d.end());
+  d.erase(std::remove(d.begin(), d.end(), 0.0), d.end());
   result.n_used = static_cast<int64_t>(d.size());
   if (d.empty()) return result;
 
@@ -120,20 +120,34 @@ WilcoxonResult wilcoxon_signed_rank(const std::vector<double>& x, const std::vec
   for (size_t i = 0; i < d.size(); ++i) (d[i] > 0 ? r_plus : r_minus) += ranks[i];
   result.statistic = std::min(r_plus, r_minus);
   const double n = static_cast<double>(d.size());
+  const bool ties = !tie_sizes.empty();
 
-  if (result.exact) {
+  if (len <= 50 && !ties && !has_zero) {
+    result.exact = true;
     const std::vector<double> pmf = wilcoxon_null_pmf(result.n_used);
-    const int64_t observed = static_cast<int64_t>(r_plus);  // scipy truncates tied rank sums
-    if (observed == static_cast<int64_t>(pmf.size() - 1) / 2) {
-      result.p_value = 1.0;
-    } else {
-      double p_less = 0, p_greater = 0;
-      for (int64_t s = 0; s < static_cast<int64_t>(pmf.size()); ++s) {
-        if (s <= observed) p_less += pmf[s];
-        if (s >= observed) p_greater += pmf[s];
-      }
-      result.p_value = std::clamp(2 * std::min(p_less, p_greater), 0.0, 1.0);
+    const auto observed = static_cast<int64_t>(r_plus);  // integral without ties
+    double p_less = 0, p_greater = 0;
+    for (int64_t s = 0; s < static_cast<int64_t>(pmf.size()); ++s) {
+      if (s <= observed) p_less += pmf[s];
+      if (s >= observed) p_greater += pmf[s];
     }
+    result.p_value = std::clamp(2 * std::min(p_less, p_greater), 0.0, 1.0);
+    return result;
+  }
+  if (len <= 13) {
+    // scipy's permutation_test: every one of the 2^n sign patterns (n <= 13 < its 9999 resamples).
+    result.exact = true;
+    const uint32_t patterns = 1u << d.size();
+    const double tolerance = 1e-14 * std::max(1.0, std::fabs(r_plus));
+    uint32_t less = 0, greater = 0;
+    for (uint32_t signs = 0; signs < patterns; ++signs) {
+      double sum = 0;
+      for (size_t i = 0; i < d.size(); ++i)
+        if (signs >> i & 1u) sum += ranks[i];
+      less += sum <= r_plus + tolerance;
+      greater += sum >= r_plus - tolerance;
+    }
+    result.p_value = std::min(1.0, 2.0 * std::min(less, greater) / patterns);
     return result;
   }
   const double mean = n * (n + 1) * 0.25;

@@ -20,12 +20,15 @@ struct WilcoxonResult {
   double statistic = 0;  // min(R+, R-)
   double p_value = 0;    // NaN when every difference is zero (scipy raises there)
   int64_t n_used = 0;    // differences left after dropping zeros
-  bool exact = false;    // exact null distribution (n <= 50 and no zero differences)
+  bool exact = false;    // p from an exact null distribution (no normal approximation)
 };
 
-// scipy.stats.wilcoxon(x, y) with its defaults (scipy 1.10): two-sided, zero_method "wilcox",
-// no continuity correction, method "auto" (exact when len <= 50 without zeros, else the
-// normal approximation with the tie correction of the variance).
+// scipy.stats.wilcoxon(x, y) with its defaults (scipy >= 1.13, as pinned): two-sided,
+// zero_method "wilcox" (zero differences dropped), no continuity correction, method "auto":
+// len <= 50 without ties or zeros: the exact signed-rank distribution; ties or zeros with
+// len <= 13: the exact permutation distribution of R+ over every sign pattern; otherwise the
+// normal approximation with the tie correction of the variance. With the published 100
+// bootstrap resamples every version of scipy takes the normal approximation.
 WilcoxonResult wilcoxon_signed_rank(const std::vector<double>& x, const std::vector<double>& y);
 
 }  // namespace gf::eval

@@ -2,32 +2,12 @@
 
 #include <ATen/ATen.h>
 #include <torch/nn/functional/activation.h>
-#include <torch/version.h>
 
-#include <cmath>
 #include <stdexcept>
 #include <string>
 
 namespace gf::model {
-namespace {
-
-// softmax(q k^T * scale) v over [B, heads, T, head_dim]. LibTorch 2.x has the fused kernel
-// (its default scale is head_dim^-0.5, the one used here); 1.13 computes it as timm's
-// non-fused path does: q scaled first, then the two matmuls.
-at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                        double scale) {
-#if TORCH_VERSION_MAJOR >= 2
-  (void)scale;
-  return at::scaled_dot_product_attention(q, k, v);
-#else
-  return at::matmul(at::matmul(q * scale, k.transpose(-2, -1)).softmax(-1), v);
-#endif
-}
-
-}  // namespace
-
-AttentionImpl::AttentionImpl(int64_t dim, int64_t num_heads)
-    : num_heads_(num_heads), scale_(1.0 / std::sqrt(static_cast<double>(dim / num_heads))) {
+AttentionImpl::AttentionImpl(int64_t dim, int64_t num_heads) : num_heads_(num_heads) {
   if (num_heads <= 0 || dim % num_heads != 0)
     throw std::runtime_error("model: embed_dim " + std::to_string(dim) + " is not divisible by num_heads " +
                              std::to_string(num_heads));
@@ -38,7 +18,8 @@ AttentionImpl::AttentionImpl(int64_t dim, int64_t num_heads)
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
   const int64_t batch = x.size(0), tokens = x.size(1), dim = x.size(2);
   auto qkv = qkv_->forward(x).reshape({batch, tokens, 3, num_heads_, dim / num_heads_}).permute({2, 0, 3, 1, 4});
-  auto out = scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], scale_);
+  // The fused kernel (timm's fused_attn path); its default scale is head_dim^-0.5, timm's.
+  auto out = at::scaled_dot_product_attention(qkv[0], qkv[1], qkv[2]);
   return proj_->forward(out.transpose(1, 2).reshape({batch, tokens, dim}));
 }
 

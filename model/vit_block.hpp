@@ -18,7 +18,6 @@ class AttentionImpl : public torch::nn::Module {
 
  private:
   int64_t num_heads_;
-  double scale_;
   torch::nn::Linear qkv_{nullptr}, proj_{nullptr};
 };
 TORCH_MODULE(Attention);

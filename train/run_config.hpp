@@ -1,6 +1,6 @@
 #pragma once
 // The run configuration of `greenfound pretrain`: plain structs whose defaults are the
-// published recipe (../shared/reference/retfound-green.md), filled from JSON and validated
+// published recipe (shared/reference/retfound-green.md beside the checkout), filled from JSON and validated
 // in one function, serialized back as the run folder's config.json.
 #include <nlohmann/json.hpp>
 

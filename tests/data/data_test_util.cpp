@@ -76,7 +76,7 @@ std::string env_or(const char* name, const char* fallback) {
   return value && *value ? value : fallback;
 }
 
-std::string python3() { return env_or("GF_PYTHON3", GF_DATA_TEST_PYTHON3); }
+std::string python3() { return env_or("GF_PYTHON", GF_DATA_TEST_PYTHON3); }
 
 std::string greenfound_bin() { return env_or("GF_BIN", GF_DATA_TEST_BIN); }
 

@@ -1,6 +1,6 @@
 #pragma once
 // Helpers of the data tests: scratch folders, fundus-like test images drawn with OpenCV,
-// a small labelled image folder, and where Debian's python3, the helper scripts and the
+// a small labelled image folder, and where the venv's python, the helper scripts and the
 // greenfound binary are (the tests run them with tests/support/run_job.hpp).
 #include <opencv2/core.hpp>
 
@@ -29,7 +29,7 @@ struct ImageFolder {
 // site (text A/B/C), cdr (float, every 7th missing).
 ImageFolder write_image_folder(const std::string& dir, int n);
 
-// Debian's python3 (GF_PYTHON3) and the helper scripts' folder (GF_SOURCE_DIR/tests/data).
+// the venv's python (GF_PYTHON) and the helper scripts' folder (GF_SOURCE_DIR/tests/data).
 std::string python3();
 std::string script(const std::string& name);
 std::string greenfound_bin();  // GF_BIN

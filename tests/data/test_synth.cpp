@@ -297,7 +297,7 @@ void check_sites_differ_in_colour(const SynthSet& set) {
 }
 
 std::string python3() {
-  const char* env = std::getenv("GF_PYTHON3");
+  const char* env = std::getenv("GF_PYTHON");
   return env != nullptr && *env != '\0' ? env : GF_SYNTH_TEST_PYTHON3;
 }
 

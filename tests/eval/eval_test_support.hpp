@@ -51,9 +51,9 @@ inline nlohmann::json read_json(const std::filesystem::path& path) {
   return nlohmann::json::parse(in);
 }
 
-// Runs tests/eval/<script> with Debian's python3 (GF_PYTHON3); returns the exit status.
+// Runs tests/eval/<script> with the venv's python (GF_PYTHON); returns the exit status.
 inline int run_python(const std::string& script, const std::string& args) {
-  const std::string python = env_or("GF_PYTHON3", "/usr/bin/python3");
+  const std::string python = env_or("GF_PYTHON", "/usr/bin/python3");
   const std::string source = env_or("GF_SOURCE_DIR", GF_EVAL_TEST_SOURCE_DIR "/../..");
   const std::string command = python + " " + source + "/tests/eval/" + script + " " + args;
   return std::system(command.c_str());

@@ -1,4 +1,4 @@
-// greenfound's probe against python3-sklearn's make_pipeline(StandardScaler(),
+// greenfound's probe against scikit-learn's make_pipeline(StandardScaler(),
 // LogisticRegression(max_iter=20000)) on the same embeddings files and bootstrap indices,
 // and the bad inputs that must become per-task errors.
 #include <gtest/gtest.h>

@@ -72,8 +72,8 @@ class StatisticsVsPython : public ::testing::Test {
       quantiles_.push_back(v);
       input["quantiles"].push_back(v);
     }
-    // Wilcoxon: continuous n=100; ties and zeros n=100; exact n=30; zeros at n=30 (normal
-    // approximation); tied magnitudes at n=20 (exact with scipy's truncated rank sum).
+    // Wilcoxon: continuous n=100; ties and zeros n=100; exact n=30; zeros at n=30 and tied
+    // magnitudes at n=20 (normal approximation); ties, and zeros, at n<=13 (permutation).
     auto paired = [&](int n, int decimals, double shift) {
       std::vector<double> x, y;
       const double scale = std::pow(10.0, decimals);
@@ -85,7 +85,8 @@ class StatisticsVsPython : public ::testing::Test {
       return std::make_pair(x, y);
     };
     for (auto [n, decimals, shift] : std::vector<std::tuple<int, int, double>>{
-             {100, 12, 0.002}, {100, 2, 0.001}, {30, 12, 0.004}, {30, 2, 0.0}, {20, 3, 0.003}, {100, 12, 0.0}}) {
+             {100, 12, 0.002}, {100, 2, 0.001}, {30, 12, 0.004}, {30, 2, 0.0}, {20, 3, 0.003}, {100, 12, 0.0},
+             {11, 2, 0.004}, {13, 2, 0.0}, {9, 12, 0.003}}) {
       wilcoxon_.push_back(paired(n, decimals, shift));
       input["wilcoxon"].push_back({{"x", wilcoxon_.back().first}, {"y", wilcoxon_.back().second}});
     }

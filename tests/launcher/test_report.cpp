@@ -103,7 +103,7 @@ class Report : public ::testing::Test {
     EXPECT_TRUE(fs::exists(chromium)) << "chromium not found (scripts/install-deps.sh installs Debian's chromium)";
     const std::string screenshot = (fs::current_path() / (name + ".png")).string();
     fs::remove(screenshot);
-    const JobResult check = run_job(std::string(std::getenv("GF_PYTHON3")) + " " + GF_CHROMIUM_CHECK + " " + chromium +
+    const JobResult check = run_job(std::string(std::getenv("GF_PYTHON")) + " " + GF_CHROMIUM_CHECK + " " + chromium +
                                     " " + page + " " + screenshot + " 2>" + path(name + ".chromium.log"));
     EXPECT_EQ(check.exit_code, 0) << check.output << read_text(path(name + ".chromium.log"));
     const json seen = json::parse(check.output, nullptr, false);

@@ -1,6 +1,6 @@
 // The published learning-rate curve: timm's CosineLRScheduler(t_initial=100, warmup_t=10,
 // warmup_lr_init=5e-9, lr_min=5e-9, warmup_prefix=False) over 120 epochs
-// (../shared/fixtures/token_reconstruction/lr_schedule.json).
+// (tests/fixtures/token_reconstruction/lr_schedule.json).
 #include <gtest/gtest.h>
 
 #include <cmath>

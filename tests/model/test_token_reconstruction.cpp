@@ -1,5 +1,5 @@
 // The Token Reconstruction objective against the published implementation, run with injected
-// draws (../shared/fixtures/token_reconstruction, tolerances from its README).
+// draws (tests/fixtures/token_reconstruction, tolerances from its README).
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 

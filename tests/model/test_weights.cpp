@@ -207,7 +207,7 @@ TEST(Weights, Sha256MatchesTheFixturesChecksumList) {
 // ---- PyTorch itself as the peer ----
 
 std::string python() {
-  const char* py = std::getenv("GF_PYTHON3");
+  const char* py = std::getenv("GF_PYTHON");
   return py ? py : "/usr/bin/python3";
 }
 

@@ -1,5 +1,5 @@
 #pragma once
-// Reading ../shared/fixtures files in tests: NAME.bin (raw little-endian float32, C order)
+// Reading tests/fixtures files in tests: NAME.bin (raw little-endian float32, C order)
 // with its shape in NAME.json.
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>

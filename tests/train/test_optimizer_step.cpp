@@ -1,5 +1,5 @@
 // One clipped AdamW step with the published parameter groups, against the published code
-// (../shared/fixtures/token_reconstruction/*/after_step): stored gradients x stored clip
+// (tests/fixtures/token_reconstruction/*/after_step): stored gradients x stored clip
 // coefficient through train::Optimizer, compared to 1e-6.
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
