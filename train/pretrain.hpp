@@ -1,9 +1,9 @@
 #pragma once
 // `train::pretrain`: the Token Reconstruction training loop over W ranks (W = 1 needs no
-// mpirun). The global batch is split over ranks and accumulation steps; gradients are
-// all-reduced by dist/'s bucketed reducer; only rank 0 writes files. The run folder holds
-// config.json, metrics.jsonl, train.log, checkpoints/ (train/checkpoint.hpp) and the energy
-// tracker's files.
+// mpirun), run by train/trainer.hpp's Trainer. The global batch is split over ranks and
+// accumulation steps; gradients are all-reduced by dist/'s bucketed reducer; only rank 0
+// writes files. The run folder holds config.json, metrics.jsonl, train.log, checkpoints/
+// (train/checkpoint.hpp) and the energy tracker's files.
 #include <cstdint>
 #include <functional>
 #include <string>

@@ -41,13 +41,13 @@ void RunLog::detail(const std::string& text) {
   log_.flush();
 }
 
-void RunLog::metrics(const nlohmann::json& record) {
+void RunLog::metrics(const MetricsRecord& record) {
   if (!enabled_) return;
   if (!metrics_.is_open()) {
     metrics_.open(metrics_path_, std::ios::app);
     if (!metrics_) throw std::runtime_error(metrics_path_ + ": cannot open for writing");
   }
-  metrics_ << record.dump() << '\n';
+  metrics_ << to_json(record).dump() << '\n';
   metrics_.flush();
 }
 

@@ -7,6 +7,8 @@
 #include <fstream>
 #include <string>
 
+#include "train/metrics_record.hpp"
+
 namespace gf::train {
 
 class RunLog {
@@ -16,7 +18,7 @@ class RunLog {
 
   void event(const std::string& text);        // train.log and stderr (start, checkpoints, end)
   void detail(const std::string& text);       // train.log only (the periodic step lines)
-  void metrics(const nlohmann::json& record);  // metrics.jsonl
+  void metrics(const MetricsRecord& record);  // metrics.jsonl
   // On resume: drops metrics.jsonl records of steps after `step` (they are trained again).
   void truncate_metrics_after(int64_t step);
 

@@ -1,0 +1,28 @@
+#pragma once
+// One line of RUN_DIR/metrics.jsonl: what an optimizer step did and how long each phase took.
+// The Trainer writes it (RunLog::metrics); `status`, `report` and `demo` read it back.
+#include <nlohmann/json_fwd.hpp>
+
+#include <cstdint>
+
+namespace gf::train {
+
+// Seconds of one optimizer step, by phase; each phase includes its device sync.
+struct StepTimes {
+  double step = 0;  // the whole step
+  double data = 0, teacher = 0, student = 0, allreduce = 0, optimizer = 0;
+};
+
+struct MetricsRecord {
+  int64_t step = 0;   // optimizer steps done, this one included
+  int64_t epoch = 0;  // the epoch this step belongs to
+  double loss = 0;    // mean over ranks
+  double lr = 0;
+  double grad_norm = 0;  // before clipping
+  double images_per_s = 0;
+  StepTimes time_s;
+};
+
+nlohmann::json to_json(const MetricsRecord& record);
+
+}  // namespace gf::train

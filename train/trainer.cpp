@@ -1,0 +1,455 @@
+#include "train/trainer.hpp"
+
+#include <ATen/Parallel.h>
+#include <torch/cuda.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "data/atomic_file.hpp"
+#include "model/arch_registry.hpp"
+#include "model/weights.hpp"
+#include "train/autocast.hpp"
+#include "train/provenance.hpp"
+
+namespace gf::train {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+const char* const kCpuGenerator = "torch_cpu";
+
+torch::Device pick_device(const std::string& name, const dist::World& world) {
+  const bool cuda = torch::cuda::is_available();
+  if (name == "cuda" && !cuda) throw std::runtime_error("train.device: found \"cuda\", but no CUDA device is visible");
+  if (name == "cpu" || !cuda) return torch::kCPU;
+  const auto count = static_cast<int>(torch::cuda::device_count());
+  return {torch::kCUDA, static_cast<c10::DeviceIndex>(world.local_rank % count)};
+}
+
+// OMP_NUM_THREADS first: `launch --threads` and SLURM job scripts share cores out through it.
+int64_t default_threads(const dist::World& world) {
+  if (const char* omp = std::getenv("OMP_NUM_THREADS")) {
+    const int64_t n = std::atoll(omp);
+    if (n > 0) return n;
+  }
+  const int64_t cores = std::max(1u, std::thread::hardware_concurrency());
+  return std::max<int64_t>(1, cores / std::max(1, world.local_size));
+}
+
+data::AugmentOptions augment_options(bool augment) {
+  data::AugmentOptions options;
+  if (augment) return options;
+  // Every branch reduced to the plain Resize((S, S)).
+  options.hflip_p = options.vflip_p = options.side_padding_p = options.rotation_p = options.jitter_p = 0;
+  options.crop_scale_min = options.crop_scale_max = 1;
+  options.crop_ratio_min = options.crop_ratio_max = 1;
+  options.center_crop_enlarge = 1;
+  return options;
+}
+
+std::string format_step_line(const MetricsRecord& r) {
+  std::ostringstream line;
+  line << "step " << r.step << " epoch " << r.epoch << " loss " << r.loss << " lr " << r.lr << " grad_norm "
+       << r.grad_norm << " images/s " << r.images_per_s;
+  return line.str();
+}
+
+// Which checkpoint to continue from, "" for a fresh run.
+std::string resolve_resume(const PretrainOptions& options) {
+  if (options.resume.empty()) {
+    const std::string existing = latest_checkpoint(options.run_dir);
+    if (!existing.empty())
+      throw std::runtime_error(options.run_dir + ": holds checkpoint " + existing +
+                               "; expected --resume auto (continue) or another --run-dir (start afresh)");
+    return "";
+  }
+  if (options.resume == "auto") return latest_checkpoint(options.run_dir);
+  return options.resume;
+}
+
+// The config the run trains with (options.max_steps applied), its inputs checked before any
+// rank starts MPI.
+RunConfig effective_config(const RunConfig& config_in, const PretrainOptions& options) {
+  RunConfig config = config_in;
+  if (options.max_steps > 0) config.train.max_steps = options.max_steps;
+  if (options.run_dir.empty()) throw std::runtime_error("pretrain: run_dir: found \"\", expected a folder for the run");
+  if (config.data.path.empty())
+    throw std::runtime_error("pretrain: data.path: found \"\", expected a packed dataset folder (--data)");
+  if (!config.model.init.empty() && !fs::is_regular_file(config.model.init))
+    throw std::runtime_error("model.init: found \"" + config.model.init +
+                             "\", no such file; expected the initial weights (e.g. DINOv2 ViT-S/14-reg4 as timm "
+                             ".safetensors or Meta's .pth), or \"\" for a seeded random init");
+  return config;
+}
+
+}  // namespace
+
+// Seconds of each phase of a step, measured after the device finished its queued work (CUDA
+// is asynchronous), so a phase's sync belongs to that phase's time and energy.
+class Trainer::StepClock {
+ public:
+  explicit StepClock(torch::Device device) : device_(device), start_(Clock::now()), last_(start_) {}
+  double lap() {
+    if (device_.is_cuda()) torch::cuda::synchronize(device_.index());
+    const auto now = Clock::now();
+    const double seconds = std::chrono::duration<double>(now - last_).count();
+    last_ = now;
+    return seconds;
+  }
+  double total() const { return std::chrono::duration<double>(last_ - start_).count(); }  // up to the last lap
+
+ private:
+  torch::Device device_;
+  Clock::time_point start_, last_;
+};
+
+Trainer::Trainer(const RunConfig& config, const PretrainOptions& options)
+    : config_(effective_config(config, options)), options_(options), world_(dist::init_world()) {
+  root_ = world_.is_root();
+  setup_device();
+  setup_communicator();
+  resume();
+  write_run_files();
+  build_model();
+  build_data();
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::setup_device() {
+  device_ = pick_device(config_.train.device, world_);
+  device_guard_.emplace(device_);
+  bf16_ = config_.train.precision == "bf16" || (config_.train.precision == "auto" && device_.is_cuda());
+  if (bf16_ && !device_.is_cuda())
+    throw std::runtime_error("train.precision: found \"bf16\" on a CPU device, expected fp32 or auto");
+  at::set_num_threads(static_cast<int>(config_.train.threads > 0 ? config_.train.threads : default_threads(world_)));
+}
+
+void Trainer::setup_communicator() {
+  global_batch_ = config_.data.batch_size;
+  accum_ = config_.train.grad_accum;
+  micro_batch_ = global_batch_ / accum_;
+  if (micro_batch_ % world_.size != 0)
+    throw std::runtime_error("data.batch_size: found " + std::to_string(global_batch_) +
+                             ", expected a multiple of train.grad_accum x ranks (" + std::to_string(accum_) + " x " +
+                             std::to_string(world_.size) + ")");
+  comm_ = dist::make_communicator(dist::parse_backend(config_.dist.backend), world_,
+                                  dist::CommunicatorOptions{config_.dist.timeout_s, device_.type(), device_.index()});
+  if (root_) fs::create_directories(options_.run_dir);
+  comm_->barrier();
+}
+
+void Trainer::resume() {
+  // Every rank must pick the same checkpoint.
+  resume_path_ = resolve_resume(options_);
+  if (!resume_path_.empty()) checkpoint_ = load_checkpoint(resume_path_);
+  const float step = checkpoint_ ? static_cast<float>(checkpoint_->state.step) : -1.0f;
+  const auto all = comm_->all_gather(torch::full({1}, step, torch::TensorOptions().device(device_)));
+  if (!all.eq(step).all().item<bool>())
+    throw std::runtime_error(options_.run_dir + ": ranks found different checkpoints to resume (is the run folder "
+                             "on a shared file system?)");
+  identity_ = identity_fields(config_);
+  if (!checkpoint_) return;
+  const auto differences = identity_differences(checkpoint_->state.identity, identity_);
+  if (differences.empty()) return;
+  std::string list;
+  for (const auto& d : differences) list += (list.empty() ? "" : "; ") + d;
+  throw std::runtime_error(resume_path_ + ": config differs from the checkpoint's (checkpoint vs now): " + list);
+}
+
+void Trainer::write_run_files() {
+  resolved_config_ = to_json(config_);
+  resolved_hash_ = config_hash(config_);
+  log_ = std::make_unique<RunLog>(options_.run_dir, root_);
+  if (!root_) return;
+  json resolved = resolved_config_;
+  resolved["config_hash"] = resolved_hash_;
+  data::write_file_atomic(options_.run_dir + "/config.json", resolved.dump(2) + "\n");
+  const int64_t start_step = checkpoint_ ? checkpoint_->state.step : 0;
+  log_->truncate_metrics_after(start_step);
+  record_session(options_.run_dir, {start_step, world_.host, world_.size, world_.local_size, at::get_num_threads(),
+                                    device_.str(), dist::backend_name(comm_->backend())});
+}
+
+void Trainer::build_model() {
+  // Student = the initial weights, teacher = a frozen copy of them.
+  vit_ = model::arch_options(config_.model.arch, config_.model.img_size);
+  model::VisionTransformer student(vit_);
+  if (!config_.model.init.empty())
+    model::load_weights_file(*student, config_.model.init);
+  else
+    student->init_weights(config_.model.init_seed);
+  torch::manual_seed(config_.model.init_seed);  // the projector's init
+  wrapper_ = model::TokenReconstruction(student, config_.objective);
+  if (checkpoint_) wrapper_->load_state(checkpoint_->model);
+  wrapper_->to_device(device_);
+  wrapper_->train();
+
+  optimizer_ = std::make_unique<Optimizer>(wrapper_->optimized_parameters(), config_.optim);
+  if (checkpoint_) {
+    optimizer_->load_state(checkpoint_->optimizer, checkpoint_->state.adam_step, resume_path_);
+    for (const auto& [name, state] : checkpoint_->rng)
+      if (name == kCpuGenerator) {
+        at::Generator generator = at::detail::getDefaultCPUGenerator();  // shares the global one
+        generator.set_state(state);
+      }
+  }
+  parameters_ = wrapper_->parameters();
+  reducer_ = std::make_unique<dist::GradientReducer>(
+      *comm_, parameters_, dist::GradientReducerOptions{static_cast<int64_t>(config_.dist.bucket_mb * 1024 * 1024)});
+}
+
+void Trainer::build_data() {
+  data::LoaderOptions loader_options;
+  loader_options.dataset_dir = config_.data.path;
+  loader_options.split = config_.data.split;
+  loader_options.mode = data::LoaderMode::kTrain;
+  loader_options.global_batch_size = micro_batch_;
+  loader_options.rank = world_.rank;
+  loader_options.world_size = world_.size;
+  loader_options.seed = config_.data.seed;
+  loader_options.img_size = static_cast<int>(config_.model.img_size);
+  loader_options.augment = augment_options(config_.data.augment);
+  loader_options.workers = static_cast<int>(config_.data.workers);
+  loader_options.prefetch = static_cast<int>(config_.data.prefetch);
+  loader_ = std::make_unique<data::Loader>(loader_options);
+  steps_per_epoch_ = loader_->steps_per_epoch() / accum_;
+  if (steps_per_epoch_ == 0)
+    throw std::runtime_error("data.batch_size: found " + std::to_string(global_batch_) + ", expected at most the " +
+                             std::to_string(loader_->split_size()) + " images of split '" + config_.data.split + "'");
+
+  schedule_.emplace(model::CosineScheduleOptions{config_.optim.lr, config_.optim.cosine_epochs,
+                                                 config_.optim.warmup_epochs, config_.optim.warmup_lr,
+                                                 config_.optim.min_lr, false, 1});
+  auto energy_options = energy::energy_options_from_json(config_.energy);
+  if (energy_options.gpus_per_rank < 0) energy_options.gpus_per_rank = device_.is_cuda() ? 1 : 0;
+  tracker_ = std::make_unique<energy::EnergyTracker>(energy_options, world_, comm_.get(), options_.run_dir);
+  flops_per_image_ = 4 * model::forward_flops(vit_);  // teacher fwd + student fwd + bwd (2x)
+
+  if (checkpoint_) state_ = checkpoint_->state;
+  state_.identity = identity_;
+  state_.config = resolved_config_;
+  state_.config_hash = resolved_hash_;
+  start_step_ = state_.step;
+  result_.last_loss = state_.last_loss;
+  if (checkpoint_) {
+    saved_step_ = checkpoint_->state.step;
+    if (root_) result_.checkpoint = resume_path_;
+  }
+  checkpoint_.reset();  // its tensors are in the model and optimizer now
+}
+
+PretrainResult Trainer::run() {
+  log_->event((resume_path_.empty() ? std::string("starting") : "resuming from " + resume_path_) + ": " +
+              config_.model.arch + " at " + std::to_string(config_.model.img_size) + " px, " +
+              std::to_string(world_.size) + " rank(s) × " + std::to_string(at::get_num_threads()) + " thread(s) on " +
+              device_.str() + (bf16_ ? " (bf16 autocast)" : " (fp32)") + ", global batch " +
+              std::to_string(global_batch_) + ", " + std::to_string(steps_per_epoch_) + " steps per epoch, " +
+              std::to_string(config_.optim.epochs) + " epochs");
+  const StopSignalGuard stop_signal;
+  tracker_->start();
+  for (; state_.epoch < config_.optim.epochs; state_.epoch += 1, state_.epoch_step = 0)
+    if (const auto status = train_epoch(stop_signal)) return finish(*status);
+  state_.epoch = config_.optim.epochs - 1;
+  state_.epoch_step = steps_per_epoch_;
+  save();
+  log_->event("finished " + std::to_string(config_.optim.epochs) + " epochs, " + std::to_string(state_.step) +
+              " steps, last loss " + std::to_string(result_.last_loss));
+  return finish(PretrainStatus::kCompleted);
+}
+
+std::optional<PretrainStatus> Trainer::train_epoch(const StopSignalGuard& stop_signal) {
+  const double lr = schedule_->lr(state_.epoch);
+  optimizer_->set_lr(lr);
+  loader_->start(state_.epoch, state_.epoch_step * accum_);
+  data::Progress progress({"epoch " + std::to_string(state_.epoch + 1) + "/" + std::to_string(config_.optim.epochs),
+                           "images", root_ ? data::ProgressStyle::kAuto : data::ProgressStyle::kSilent, 10},
+                          steps_per_epoch_ * global_batch_);
+  progress.advance(state_.epoch_step * global_batch_);
+
+  while (state_.epoch_step < steps_per_epoch_) {
+    if (max_steps_reached()) {
+      progress.finish();
+      save();
+      log_->event("reached max_steps " + std::to_string(config_.train.max_steps));
+      return PretrainStatus::kMaxSteps;
+    }
+    const StepOutcome outcome = step(lr, stop_signal);
+    record(outcome, progress);
+    const bool last = state_.epoch + 1 == config_.optim.epochs && state_.epoch_step == steps_per_epoch_;
+    if (last) break;
+    if (outcome.stop) {
+      progress.finish();
+      log_->event("stop signal at step " + std::to_string(state_.step) + ": checkpointing for requeue");
+      save();
+      return PretrainStatus::kPreempted;
+    }
+    maybe_checkpoint_after_step();
+  }
+  progress.finish();
+  maybe_checkpoint_after_epoch();
+  return std::nullopt;
+}
+
+Trainer::StepOutcome Trainer::step(double lr, const StopSignalGuard& stop_signal) {
+  comm_->set_step(state_.step);
+  for (auto& parameter : parameters_) parameter.mutable_grad().reset();
+  StepOutcome outcome;
+  MetricsRecord& metrics = outcome.record;
+  StepClock clock(device_);
+  torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device_));
+  for (int64_t micro = 0; micro < accum_; ++micro) loss_sum += forward_backward(micro, clock, metrics.time_s);
+  reduce(loss_sum, stop_signal.received() != 0, clock, outcome);
+  update(clock, outcome);
+  metrics.time_s.step = clock.total();
+  state_.step += 1;
+  state_.epoch_step += 1;
+  state_.last_loss = result_.last_loss = metrics.loss;
+  metrics.step = state_.step;
+  metrics.epoch = state_.epoch;
+  metrics.lr = lr;
+  metrics.images_per_s = static_cast<double>(global_batch_) / metrics.time_s.step;
+  return outcome;
+}
+
+torch::Tensor Trainer::forward_backward(int64_t micro, StepClock& clock, StepTimes& times) {
+  // Each phase ends with its lap, whose device sync belongs to that phase's energy.
+  torch::Tensor images;
+  int64_t clean_index = -1;  // the global batch's last sample (last position of its last micro-batch) stays clean
+  model::CorruptionDraws draws;
+  {
+    energy::PhaseScope phase(*tracker_, energy::Phase::kData);
+    const std::optional<data::Batch> batch = loader_->next();
+    if (!batch)
+      throw std::runtime_error("pretrain: the loader ended epoch " + std::to_string(state_.epoch) + " before step " +
+                               std::to_string(state_.epoch_step));
+    images = batch->images.to(device_);
+    if (micro == accum_ - 1)
+      for (size_t i = 0; i < batch->global_positions.size(); ++i)
+        if (batch->global_positions[i] == micro_batch_ - 1) clean_index = static_cast<int64_t>(i);
+    draws = model::draw_corruption({config_.data.seed, state_.epoch, state_.step}, batch->dataset_indices, vit_, device_);
+    times.data += clock.lap();
+  }
+  torch::Tensor target;
+  {
+    energy::PhaseScope phase(*tracker_, energy::Phase::kTeacherForward);
+    const CudaBf16Autocast autocast(bf16_);
+    target = wrapper_->teacher_forward(images);
+    times.teacher += clock.lap();
+  }
+  energy::PhaseScope phase(*tracker_, energy::Phase::kStudentForwardBackward);
+  model::TokenReconstructionOutput out;
+  {
+    const CudaBf16Autocast autocast(bf16_);
+    out = wrapper_->student_forward(images, target, draws, clean_index);
+  }
+  const torch::Tensor loss = out.loss / static_cast<double>(accum_);
+  if (micro + 1 < accum_) {
+    auto no_sync = reducer_->no_sync();
+    loss.backward();
+  } else {
+    loss.backward();
+  }
+  times.student += clock.lap();
+  return loss.detach();
+}
+
+void Trainer::reduce(const torch::Tensor& loss_sum, bool stop_here, StepClock& clock, StepOutcome& outcome) {
+  // Gradients, the step's loss and the stop flag, agreed over ranks.
+  torch::Tensor shared;
+  {
+    energy::PhaseScope phase(*tracker_, energy::Phase::kAllreduce);
+    reducer_->finalize();
+    shared = torch::stack({loss_sum, torch::full({}, stop_here ? 1.0f : 0.0f, loss_sum.options())});
+    comm_->all_reduce(shared, dist::ReduceOp::kSum);
+    outcome.record.time_s.allreduce = clock.lap();
+  }
+  const auto values = shared.to(torch::kCPU);
+  const double loss = values[0].item<double>() / world_.size;
+  outcome.record.loss = loss;
+  outcome.stop = values[1].item<double>() > 0;
+  if (std::isfinite(loss)) return;
+  const std::string good = latest_checkpoint(options_.run_dir);
+  throw std::runtime_error("pretrain: step " + std::to_string(state_.step + 1) + " (epoch " +
+                           std::to_string(state_.epoch) + "): loss is " + std::to_string(loss) +
+                           "; stopped before the optimizer step, last good checkpoint: " +
+                           (good.empty() ? std::string("none") : good));
+}
+
+void Trainer::update(StepClock& clock, StepOutcome& outcome) {
+  energy::PhaseScope phase(*tracker_, energy::Phase::kOptimizer);
+  outcome.record.grad_norm = clip_grad_norm(parameters_, config_.optim.clip_grad_norm);
+  optimizer_->step();
+  outcome.record.time_s.optimizer = clock.lap();
+}
+
+void Trainer::record(const StepOutcome& outcome, data::Progress& progress) {
+  const MetricsRecord& r = outcome.record;
+  log_->metrics(r);
+  if (r.step % config_.train.log_every == 0) log_->detail(format_step_line(r));
+  std::ostringstream note;
+  note << "loss " << r.loss;
+  progress.set_note(note.str());
+  progress.advance(global_batch_);
+  if (options_.on_step) options_.on_step(r.step);
+}
+
+bool Trainer::max_steps_reached() const {
+  return config_.train.max_steps > 0 && state_.step >= config_.train.max_steps;
+}
+
+void Trainer::maybe_checkpoint_after_step() {
+  const int64_t every = config_.train.checkpoint_every_steps;
+  if (every > 0 && state_.step % every == 0) save();
+}
+
+void Trainer::maybe_checkpoint_after_epoch() {
+  const int64_t done = state_.epoch + 1, every = config_.train.checkpoint_every_epochs;
+  if (done < config_.optim.epochs && every > 0 && done % every == 0) save();
+}
+
+TrainingState Trainer::position() const {
+  // A finished epoch continues at the next one's start.
+  TrainingState at = state_;
+  if (at.epoch_step == steps_per_epoch_) at.epoch += 1, at.epoch_step = 0;
+  at.samples_seen = at.epoch_step * global_batch_;
+  at.adam_step = optimizer_->step_count();
+  return at;
+}
+
+void Trainer::save() {
+  if (state_.step == saved_step_) return;  // e.g. max_steps right after a periodic checkpoint
+  saved_step_ = state_.step;
+  energy::PhaseScope phase(*tracker_, energy::Phase::kCheckpoint);
+  if (root_) {
+    Checkpoint out;
+    out.state = position();
+    out.model = wrapper_->state();
+    out.optimizer = optimizer_->state();
+    out.rng.emplace_back(kCpuGenerator, at::detail::getDefaultCPUGenerator().get_state());
+    result_.checkpoint = save_checkpoint(options_.run_dir, out, config_.train.keep_last);
+    log_->event("checkpoint " + result_.checkpoint);
+  }
+  comm_->barrier();
+}
+
+PretrainResult Trainer::finish(PretrainStatus status) {
+  const double images = static_cast<double>((state_.step - start_step_) * global_batch_);
+  tracker_->finish(images, images * flops_per_image_);
+  if (root_) tracker_->print_summary(std::cerr);
+  result_.status = status;
+  result_.step = state_.step;
+  result_.epoch = position().epoch;
+  return result_;
+}
+
+}  // namespace gf::train
