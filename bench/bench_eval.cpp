@@ -66,9 +66,9 @@ EmbedFigure embed_speed(const std::string& arch, int64_t img_size, const std::fi
   config.track_energy = false;
   config.verbose = false;
   // A first run warms the allocator, thread pool and page cache; the second is timed.
-  const auto summary = gf::eval::run_embed(config, gf::dist::World{}, nullptr);
+  const auto summary = gf::eval::run_embed(config);
   (void)summary;
-  const auto timed = gf::eval::run_embed(config, gf::dist::World{}, nullptr);
+  const auto timed = gf::eval::run_embed(config);
   const auto options = gf::model::arch_options(arch, img_size);
   return {timed.images_per_second, gf::model::forward_flops(options) / 1e9, options.num_tokens(),
           timed.bytes_per_embedding};
@@ -122,7 +122,7 @@ double probe_seconds_per_task(int64_t dim, const Args& args, const std::filesyst
   config.track_energy = false;
   config.verbose = false;
   const auto start = Clock::now();
-  gf::eval::run_probe(config, gf::dist::World{}, nullptr);
+  gf::eval::run_probe(config);
   return seconds_since(start) / 3;
 }
 

@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <future>
 #include <limits>
 #include <stdexcept>
-#include <thread>
 
+#include "base/parallel_for.hpp"
+#include "base/sha256.hpp"
 #include "data/image_codec.hpp"
 #include "data/shard_file.hpp"
 
@@ -30,7 +30,7 @@ std::string verify_shard(const std::string& path, const ShardInfo& info, Verify 
            " (truncated or modified shard; re-run greenfound pack)";
   }
   if (verify == Verify::kChecksums) {
-    const std::string sha = sha256_file(path);
+    const std::string sha = base::sha256_file(path);
     if (sha != info.sha256) {
       return path + ": sha256: found " + sha.substr(0, 12) + ".., expected " + info.sha256.substr(0, 12) +
              ".. (corrupt or modified shard; re-run greenfound pack)";
@@ -50,17 +50,12 @@ std::shared_ptr<Dataset> Dataset::open(const std::string& dir, Verify verify) {
   // Checksums first, in parallel over shards (sha256 is CPU-bound; the files are independent).
   std::vector<std::string> paths;
   for (const auto& s : m.shards) paths.push_back((std::filesystem::path(dir) / s.file).string());
-  const size_t parallel = std::max(1u, std::min(8u, std::thread::hardware_concurrency()));
-  for (size_t begin = 0; begin < paths.size(); begin += parallel) {
-    std::vector<std::future<std::string>> checks;
-    for (size_t s = begin; s < std::min(paths.size(), begin + parallel); ++s) {
-      checks.push_back(std::async(std::launch::async, verify_shard, paths[s], m.shards[s], verify));
-    }
-    for (auto& check : checks) {
-      const std::string error = check.get();
-      if (!error.empty()) throw std::runtime_error(error);
-    }
-  }
+  std::vector<std::string> errors(paths.size());
+  base::parallel_for(static_cast<int64_t>(paths.size()), std::min(8, base::resolve_threads(0)), [&](int64_t s) {
+    errors[static_cast<size_t>(s)] = verify_shard(paths[static_cast<size_t>(s)], m.shards[static_cast<size_t>(s)], verify);
+  });
+  for (const auto& error : errors)
+    if (!error.empty()) throw std::runtime_error(error);
 
   const bool has_split = !m.split.by.empty();
   for (const auto& column : m.labels) {
@@ -126,7 +121,7 @@ std::vector<int64_t> Dataset::split_indices(const std::string& split) const {
   }
   if (split != "train" && split != "test") throw std::runtime_error("split: found '" + split + "', expected train, test or all");
   if (split_.empty()) {
-    throw std::runtime_error(dir_ + ": split 'test': found a dataset without a split, expected one (pack with --split-by)");
+    throw std::runtime_error(dir_ + ": split 'test': found a dataset without a split, expected one packed with a split_by column");
   }
   const uint8_t wanted = split == "test" ? 1 : 0;
   for (size_t i = 0; i < split_.size(); ++i) {

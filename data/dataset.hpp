@@ -135,9 +135,6 @@ class Dataset {
   mutable std::mutex read_mutex_;  // libhdf5 is not re-entrant
 };
 
-// sha256 of a file, lower-case hex (OpenSSL).
-std::string sha256_file(const std::string& path);
-
 // `greenfound inspect DATASET`: prints counts, resolution, encoding, label columns with their
 // value counts, splits and shards, verifying every shard's sha256 (throws naming the first
 // corrupt shard after printing what it checked).

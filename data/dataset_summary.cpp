@@ -8,6 +8,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "base/sha256.hpp"
 #include "data/dataset.hpp"
 
 namespace gf::data {
@@ -83,7 +84,7 @@ void print_dataset_summary(const std::string& dir, std::ostream& out) {
       status = "MISSING";
       if (first_error.empty()) first_error = path + ": found no file, expected the shard listed in manifest.json";
     } else {
-      const std::string sha = sha256_file(path);
+      const std::string sha = base::sha256_file(path);
       if (sha != s.sha256) {
         status = "CORRUPT (sha256 " + sha.substr(0, 12) + ".., expected " + s.sha256.substr(0, 12) + "..)";
         if (first_error.empty()) {

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "base/error.hpp"
 #include "data/augment.hpp"
 
 namespace gf::data {
@@ -193,8 +194,8 @@ LabelTable read_label_table(const std::string& path, const std::string& id_colum
   if (id_it == table.header.end()) {
     std::string names;
     for (const auto& h : table.header) names += (names.empty() ? "" : ", ") + h;
-    throw std::runtime_error(path + ": header: found columns " + names + ", expected an id column '" + id_column +
-                             "' (--id-column)");
+    throw base::FieldError("pack", "id_column", path + ": header: found columns " + names + ", expected an id column '" +
+                                                    id_column + "'");
   }
   const size_t id_index = static_cast<size_t>(id_it - table.header.begin());
   const size_t width = table.header.size();
@@ -243,7 +244,7 @@ std::vector<uint8_t> assign_split(const LabelTable& table, const std::vector<siz
                                   double test_fraction, uint64_t seed) {
   const auto it = std::find(table.header.begin(), table.header.end(), split_by);
   if (it == table.header.end()) {
-    throw std::runtime_error(table.path + ": header: found no column '" + split_by + "', expected the --split-by column");
+    throw base::FieldError("pack", "split_by", table.path + ": header: found no column '" + split_by + "', expected that column");
   }
   const size_t column = static_cast<size_t>(it - table.header.begin());
   // A group key per row; a missing patient makes the image its own group (prefixed so it

@@ -1,15 +1,14 @@
 // manifest.json: the dataset's table of contents, written last by pack (and by anyone who
 // lays a dataset out the same way, e.g. the h5py helper in tests/data).
 #include <nlohmann/json.hpp>
-#include <openssl/evp.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <memory>
 #include <stdexcept>
 
-#include "data/atomic_file.hpp"
+#include "base/atomic_file.hpp"
+#include "base/json_reader.hpp"
 #include "data/dataset.hpp"
 
 namespace gf::data {
@@ -77,14 +76,9 @@ bool is_dataset_dir(const std::string& path) {
 
 Manifest read_manifest(const std::string& dataset_dir) {
   const std::string path = (std::filesystem::path(dataset_dir) / kManifestFile).string();
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error(path + ": cannot be opened, expected a packed dataset folder with a manifest.json");
-  json j;
-  try {
-    in >> j;
-  } catch (const json::exception& e) {
-    throw std::runtime_error(path + ": found invalid JSON (" + e.what() + "), expected a manifest");
-  }
+  if (!std::filesystem::exists(path))
+    throw std::runtime_error(path + ": cannot be opened, expected a packed dataset folder with a manifest.json");
+  const json j = base::load_json_file(path);
   const std::string where = path;
   Manifest m;
   m.format_version = field<int>(j, "format_version", where);
@@ -169,30 +163,7 @@ void write_manifest(const Manifest& m, const std::string& dataset_dir) {
                   {"train", m.split.train_count}, {"test", m.split.test_count}};
   }
   j["sources"] = m.sources;
-  write_file_atomic((std::filesystem::path(dataset_dir) / kManifestFile).string(), j.dump(2) + "\n");
-}
-
-std::string sha256_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(path + ": cannot be opened for its sha256");
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
-  std::vector<char> buffer(1 << 20);
-  while (in) {
-    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    if (in.gcount() > 0) EVP_DigestUpdate(ctx.get(), buffer.data(), static_cast<size_t>(in.gcount()));
-  }
-  if (in.bad()) throw std::runtime_error(path + ": read failed while computing its sha256");
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_DigestFinal_ex(ctx.get(), digest, &length);
-  static const char* const kHex = "0123456789abcdef";
-  std::string hex;
-  for (unsigned int i = 0; i < length; ++i) {
-    hex += kHex[digest[i] >> 4];
-    hex += kHex[digest[i] & 15];
-  }
-  return hex;
+  base::write_file_atomic((std::filesystem::path(dataset_dir) / kManifestFile).string(), j.dump(2) + "\n");
 }
 
 }  // namespace gf::data

@@ -1,7 +1,6 @@
 #include "data/pack.hpp"
 
 #include <nlohmann/json.hpp>
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <chrono>
@@ -17,12 +16,15 @@
 #include <stdexcept>
 #include <thread>
 
-#include "data/atomic_file.hpp"
+#include "base/atomic_file.hpp"
+#include "base/error.hpp"
+#include "base/parallel_for.hpp"
+#include "base/progress.hpp"
+#include "base/sha256.hpp"
 #include "data/image_codec.hpp"
 #include "data/labels_csv.hpp"
 #include "data/pack_state.hpp"
 #include "data/preprocess.hpp"
-#include "data/progress.hpp"
 #include "data/shard_file.hpp"
 
 namespace gf::data {
@@ -49,15 +51,6 @@ struct Plan {
   std::string sha256;                 // identity of inputs and options
 };
 
-std::string sha256_text(const std::string& text) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_Digest(text.data(), text.size(), digest, &length, EVP_sha256(), nullptr);
-  std::ostringstream hex;
-  for (unsigned int i = 0; i < length; ++i) hex << std::hex << std::setw(2) << std::setfill('0') << static_cast<int>(digest[i]);
-  return hex.str();
-}
-
 std::string shard_name(size_t index) {
   std::ostringstream name;
   name << "shard-" << std::setw(5) << std::setfill('0') << index << ".h5";
@@ -81,17 +74,20 @@ std::string preprocessing_json(const PackOptions& o, const PreprocessOptions& p)
 }
 
 void add_problem(std::vector<PackProblem>* problems, PackProblem problem, BadInputPolicy policy) {
-  if (policy == BadInputPolicy::kStop) throw std::runtime_error(problem.detail + " (--strict stops at the first bad input)");
+  if (policy == BadInputPolicy::kStop)
+    throw base::FieldError("pack", "bad_input", problem.detail + " (stopped at the first bad input)");
   std::cerr << "warning: " << problem.detail << " (skipped)\n";
   problems->push_back(std::move(problem));
 }
 
-Plan make_plan(const PackOptions& o) {
-  Plan plan;
-  const fs::path root = fs::absolute(o.images_dir);
-  if (!fs::is_directory(root)) throw std::runtime_error(o.images_dir + ": found no folder, expected a folder of images (--images)");
+using ImageFiles = std::vector<std::pair<std::string, std::string>>;  // relative, absolute; sorted
+
+// Every image under `root` (recursive), the output folder left out.
+ImageFiles list_image_files(const PackOptions& o, const fs::path& root) {
+  if (!fs::is_directory(root))
+    base::throw_found_expected("pack", "images_dir", base::shown(o.images_dir) + ", no folder", "a folder of images");
   const fs::path out = fs::weakly_canonical(fs::absolute(o.out_dir));
-  std::vector<std::pair<std::string, std::string>> files;  // relative, absolute
+  ImageFiles files;
   for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::skip_permission_denied);
        it != fs::recursive_directory_iterator(); ++it) {
     if (it->is_directory() && fs::weakly_canonical(it->path()) == out) {
@@ -103,8 +99,34 @@ Plan make_plan(const PackOptions& o) {
     files.emplace_back(fs::relative(it->path(), root).generic_string(), it->path().string());
   }
   std::sort(files.begin(), files.end());
+  if (files.empty())
+    base::throw_found_expected("pack", "images_dir", base::shown(o.images_dir) + " with no .jpg/.jpeg/.png files",
+                               "images to pack");
+  return files;
+}
+
+// The plan's identity: options that shape the output plus every input's name, size and time.
+std::string plan_sha256(const PackOptions& o, const ImageFiles& files) {
+  json identity = {{"format_version", kFormatVersion}, {"resolution", o.resolution},     {"encoding", to_string(o.encoding)},
+                   {"jpeg_quality", o.jpeg_quality},  {"shard_size", o.shard_size},     {"split_by", o.split_by},
+                   {"test_fraction", o.test_fraction}, {"seed", o.seed},                {"source", o.source},
+                   {"id_column", o.id_column},         {"labels_sha256", o.labels_csv.empty() ? "" : base::sha256_file(o.labels_csv)}};
+  std::ostringstream inputs;
+  for (const auto& [relative, absolute] : files) {
+    std::error_code ec;
+    const auto size = fs::file_size(absolute, ec);
+    const auto time = fs::last_write_time(absolute, ec).time_since_epoch().count();
+    inputs << relative << '\t' << size << '\t' << time << '\n';
+  }
+  identity["inputs_sha256"] = base::sha256_hex(inputs.str());
+  return base::sha256_hex(identity.dump());
+}
+
+Plan make_plan(const PackOptions& o) {
+  Plan plan;
+  const fs::path root = fs::absolute(o.images_dir);
+  const ImageFiles files = list_image_files(o, root);
   plan.inputs = static_cast<int64_t>(files.size());
-  if (files.empty()) throw std::runtime_error(o.images_dir + ": found no .jpg/.jpeg/.png files, expected images to pack");
 
   std::vector<PackProblem> csv_problems;
   std::unique_ptr<LabelTable> table;
@@ -113,7 +135,8 @@ Plan make_plan(const PackOptions& o) {
     plan.columns = table->columns;
     plan.id_column = o.id_column;
   } else if (!o.split_by.empty()) {
-    throw std::runtime_error("--split-by " + o.split_by + ": found no --labels CSV, expected one holding that column");
+    base::throw_found_expected("pack", "labels_csv", "none with split_by " + base::shown(o.split_by),
+                               "a labels CSV holding that column");
   }
   for (auto& p : csv_problems) add_problem(&plan.problems, p, o.bad_input);
 
@@ -163,21 +186,7 @@ Plan make_plan(const PackOptions& o) {
       for (size_t i = 0; i < plan.entries.size(); ++i) plan.entries[i].split = split[i];
     }
   }
-
-  // The plan's identity: options that shape the output plus every input's name, size and time.
-  json identity = {{"format_version", kFormatVersion}, {"resolution", o.resolution},     {"encoding", to_string(o.encoding)},
-                   {"jpeg_quality", o.jpeg_quality},  {"shard_size", o.shard_size},     {"split_by", o.split_by},
-                   {"test_fraction", o.test_fraction}, {"seed", o.seed},                {"source", o.source},
-                   {"id_column", o.id_column},         {"labels_sha256", o.labels_csv.empty() ? "" : sha256_file(o.labels_csv)}};
-  std::ostringstream inputs;
-  for (const auto& [relative, absolute] : files) {
-    std::error_code ec;
-    const auto size = fs::file_size(absolute, ec);
-    const auto time = fs::last_write_time(absolute, ec).time_since_epoch().count();
-    inputs << relative << '\t' << size << '\t' << time << '\n';
-  }
-  identity["inputs_sha256"] = sha256_text(inputs.str());
-  plan.sha256 = sha256_text(identity.dump());
+  plan.sha256 = plan_sha256(o, files);
   return plan;
 }
 
@@ -262,130 +271,128 @@ void process_in_order(const Plan& plan, int64_t begin, int64_t end, const PackOp
   shutdown();
 }
 
-}  // namespace
+void check_options(const PackOptions& o) {
+  if (o.resolution < 16) base::throw_found_expected("pack", "resolution", std::to_string(o.resolution), ">= 16");
+  if (o.shard_size < 1) base::throw_found_expected("pack", "shard_size", std::to_string(o.shard_size), ">= 1");
+  if (!o.split_by.empty() && !(o.test_fraction > 0.0 && o.test_fraction < 1.0))
+    base::throw_found_expected("pack", "test_fraction", base::shown(o.test_fraction), "a value in (0, 1)");
+  if (o.jpeg_quality < 1 || o.jpeg_quality > 100)
+    base::throw_found_expected("pack", "jpeg_quality", std::to_string(o.jpeg_quality), "1..100");
+}
 
-PackResult pack(const PackOptions& o) {
-  const auto started = std::chrono::steady_clock::now();
-  if (o.resolution < 16) throw std::runtime_error("--resolution: found " + std::to_string(o.resolution) + ", expected >= 16");
-  if (o.shard_size < 1) throw std::runtime_error("--shard-size: found " + std::to_string(o.shard_size) + ", expected >= 1");
-  if (!o.split_by.empty() && !(o.test_fraction > 0.0 && o.test_fraction < 1.0)) {
-    throw std::runtime_error("--test-fraction: found " + std::to_string(o.test_fraction) + ", expected a value in (0, 1)");
+// The dataset in `out` when it was packed from the same inputs and options and verifies.
+bool already_packed(const fs::path& out, const Plan& plan, PackResult& result) {
+  if (!is_dataset_dir(out.string())) return false;
+  try {
+    Manifest existing = read_manifest(out.string());
+    if (existing.plan_sha256 != plan.sha256 || !read_pack_report(out.string(), &result)) return false;
+    Dataset::open(out.string(), Verify::kChecksums);
+    result.manifest = existing;
+    result.packed = existing.count;
+    result.resumed_shards = static_cast<int64_t>(existing.shards.size());
+    return true;
+  } catch (const std::exception& e) {
+    std::cerr << "pack: " << out.string() << ": the existing dataset does not verify (" << e.what() << "); repacking\n";
+    return false;
   }
-  if (o.jpeg_quality < 1 || o.jpeg_quality > 100) {
-    throw std::runtime_error("--jpeg-quality: found " + std::to_string(o.jpeg_quality) + ", expected 1..100");
-  }
-  const fs::path out = fs::absolute(o.out_dir);
-  fs::create_directories(out);
+}
 
-  PackResult result;
-  Plan plan = make_plan(o);
-  result.inputs = plan.inputs;
-
-  // Already packed from the same inputs and options: nothing to do.
-  if (is_dataset_dir(out.string())) {
-    try {
-      Manifest existing = read_manifest(out.string());
-      if (existing.plan_sha256 == plan.sha256 && read_pack_report(out.string(), &result)) {
-        Dataset::open(out.string(), Verify::kChecksums);
-        result.manifest = existing;
-        result.packed = existing.count;
-        result.resumed_shards = static_cast<int64_t>(existing.shards.size());
-        return result;
-      }
-    } catch (const std::exception& e) {
-      std::cerr << "pack: " << out.string() << ": the existing dataset does not verify (" << e.what() << "); repacking\n";
-    }
-  }
-
+// The finished shards of an interrupted run of this plan; everything else in `out` removed.
+std::vector<DoneShard> prepare_output(const fs::path& out, const Plan& plan) {
   std::vector<DoneShard> done = resumable_shards(out.string(), plan.sha256);
   if (done.empty()) {
     remove_pack_outputs(out.string());
-  } else {
-    std::error_code ec;
-    fs::remove(out / "manifest.json", ec);
-    // Shards beyond the last intact one belong to the interrupted run: drop them.
-    std::set<std::string> keep;
-    for (const auto& d : done) keep.insert(d.info.file);
-    for (const auto& e : fs::directory_iterator(out)) {
-      const std::string name = e.path().filename().string();
-      if (name.rfind("shard-", 0) == 0 && !keep.count(name)) fs::remove(e.path(), ec);
-    }
-    std::cerr << "pack: resuming after " << done.size() << " finished shard(s)\n";
+    return done;
   }
-  result.resumed_shards = static_cast<int64_t>(done.size());
+  std::error_code ec;
+  fs::remove(out / "manifest.json", ec);
+  // Shards beyond the last intact one belong to the interrupted run: drop them.
+  std::set<std::string> keep;
+  for (const auto& d : done) keep.insert(d.info.file);
+  for (const auto& e : fs::directory_iterator(out)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("shard-", 0) == 0 && !keep.count(name)) fs::remove(e.path(), ec);
+  }
+  std::cerr << "pack: resuming after " << done.size() << " finished shard(s)\n";
+  return done;
+}
 
-  PreprocessOptions pre;
-  pre.resolution = o.resolution;
-  ShardLayout layout;
-  layout.resolution = o.resolution;
-  layout.encoding = o.encoding;
-  layout.preprocessing_json = preprocessing_json(o, pre);
-  layout.labels = plan.columns;
-  layout.has_split = !o.split_by.empty();
+// Receives processed entries in order and writes them into shards of o.shard_size images:
+// each shard under a temporary name until complete, then renamed, checksummed and recorded
+// in the pack state (so an interrupted pack resumes after it).
+class ShardSink {
+ public:
+  ShardSink(const PackOptions& o, const fs::path& out, const Plan& plan, ShardLayout layout, std::vector<DoneShard>& done)
+      : o_(o), out_(out), plan_(plan), layout_(std::move(layout)), done_(done) {}
+  ~ShardSink() { abandon(); }
 
-  const int64_t begin = done.empty() ? 0 : done.back().input_end;
-  const int64_t end = static_cast<int64_t>(plan.entries.size());
-  const int threads = o.threads > 0 ? o.threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-
-  std::unique_ptr<ShardWriter> writer;
-  DoneShard current;
-  std::string tmp_path;
-  auto first_index = [&] { return done.empty() ? int64_t{0} : done.back().info.first_index + done.back().info.count; };
-  auto finish_shard = [&](int64_t input_end) {
-    writer->close();
-    writer.reset();
-    const std::string final_path = (out / current.info.file).string();
-    rename_durable(tmp_path, final_path);
-    current.info.bytes = static_cast<int64_t>(fs::file_size(final_path));
-    current.info.sha256 = sha256_file(final_path);
-    current.input_end = input_end;
-    done.push_back(current);
-    write_pack_state(out.string(), plan.sha256, done);
-  };
-
-  Progress progress({"pack", "images", o.show_progress ? ProgressStyle::kAuto : ProgressStyle::kSilent}, end - begin);
-  int64_t processed = 0;
-  auto consume = [&](int64_t i, Processed r) {
-    const PlanEntry& entry = plan.entries[static_cast<size_t>(i)];
-    progress.advance();
-    ++processed;
-    if (!writer) {
-      current = DoneShard();
-      current.info.file = shard_name(done.size());
-      current.info.first_index = first_index();
-      tmp_path = (out / (current.info.file + ".tmp")).string();
-      layout.first_index = current.info.first_index;
-      writer = std::make_unique<ShardWriter>(tmp_path, layout);
-    }
+  void consume(int64_t i, Processed r) {
+    const PlanEntry& entry = plan_.entries[static_cast<size_t>(i)];
+    if (!writer_) open_shard();
     if (!r.ok) {
-      add_problem(&current.problems, r.problem, o.bad_input);
+      add_problem(&current_.problems, r.problem, o_.bad_input);
     } else {
-      writer->append(entry.id, entry.source, std::move(r.encoded), entry.split, entry.labels);
-      ++current.info.count;
-      ++current.sources[entry.source];
-      (entry.split ? current.test : current.train) += 1;
-      current.fallback += r.fallback ? 1 : 0;
+      writer_->append(entry.id, entry.source, std::move(r.encoded), entry.split, entry.labels);
+      ++current_.info.count;
+      ++current_.sources[entry.source];
+      (entry.split ? current_.test : current_.train) += 1;
+      current_.fallback += r.fallback ? 1 : 0;
     }
-    if (current.info.count == o.shard_size) finish_shard(i + 1);
-  };
-  try {
-    process_in_order(plan, begin, end, o, pre, threads, consume);
-  } catch (...) {
-    writer.reset();  // a shard never left under its temporary name
-    std::error_code ec;
-    if (!tmp_path.empty()) fs::remove(tmp_path, ec);
-    throw;
+    if (current_.info.count == o_.shard_size) finish_shard(i + 1);
   }
-  if (writer && current.info.count > 0) {
-    finish_shard(end);
-  } else if (writer) {
-    writer.reset();  // only bad images since the last shard
-    std::error_code ec;
-    fs::remove(tmp_path, ec);
-    plan.problems.insert(plan.problems.end(), current.problems.begin(), current.problems.end());
-  }
-  progress.finish();
 
+  // After the last entry: the last shard, or (only bad images since the last shard) its problems.
+  void finish(int64_t input_end, std::vector<PackProblem>& problems) {
+    if (writer_ && current_.info.count > 0) return finish_shard(input_end);
+    if (!writer_) return;
+    abandon();
+    problems.insert(problems.end(), current_.problems.begin(), current_.problems.end());
+  }
+
+ private:
+  void open_shard() {
+    current_ = DoneShard();
+    current_.info.file = shard_name(done_.size());
+    current_.info.first_index = done_.empty() ? 0 : done_.back().info.first_index + done_.back().info.count;
+    tmp_path_ = (out_ / (current_.info.file + ".tmp")).string();
+    layout_.first_index = current_.info.first_index;
+    writer_ = std::make_unique<ShardWriter>(tmp_path_, layout_);
+  }
+
+  void finish_shard(int64_t input_end) {
+    writer_->close();
+    writer_.reset();
+    const std::string final_path = (out_ / current_.info.file).string();
+    base::rename_durable(tmp_path_, final_path);
+    tmp_path_.clear();
+    current_.info.bytes = static_cast<int64_t>(fs::file_size(final_path));
+    current_.info.sha256 = base::sha256_file(final_path);
+    current_.input_end = input_end;
+    done_.push_back(current_);
+    write_pack_state(out_.string(), plan_.sha256, done_);
+  }
+
+  // A shard never stays under its temporary name.
+  void abandon() {
+    writer_.reset();
+    std::error_code ec;
+    if (!tmp_path_.empty()) fs::remove(tmp_path_, ec);
+    tmp_path_.clear();
+  }
+
+  const PackOptions& o_;
+  const fs::path out_;
+  const Plan& plan_;
+  ShardLayout layout_;
+  std::vector<DoneShard>& done_;
+  std::unique_ptr<ShardWriter> writer_;
+  DoneShard current_;
+  std::string tmp_path_;
+};
+
+// The manifest of the finished shards, and the result's counts and problems.
+void summarize_shards(const PackOptions& o, const Plan& plan, const ShardLayout& layout,
+                      const std::vector<DoneShard>& done, PackResult& result) {
   Manifest& m = result.manifest;
   m.resolution = o.resolution;
   m.encoding = o.encoding;
@@ -406,12 +413,54 @@ PackResult pack(const PackOptions& o) {
     result.fallback_resized += d.fallback;
     result.problems.insert(result.problems.end(), d.problems.begin(), d.problems.end());
   }
-  if (m.count == 0) throw std::runtime_error(o.images_dir + ": found no usable image, expected at least one (see the warnings above)");
+  if (m.count == 0)
+    throw std::runtime_error(o.images_dir + ": found no usable image, expected at least one (see the warnings above)");
   result.packed = m.count;
+}
+
+}  // namespace
+
+PackResult pack(const PackOptions& o) {
+  const auto started = std::chrono::steady_clock::now();
+  check_options(o);
+  const fs::path out = fs::absolute(o.out_dir);
+  fs::create_directories(out);
+
+  PackResult result;
+  Plan plan = make_plan(o);
+  result.inputs = plan.inputs;
+  if (already_packed(out, plan, result)) return result;  // same inputs and options: nothing to do
+  std::vector<DoneShard> done = prepare_output(out, plan);
+  result.resumed_shards = static_cast<int64_t>(done.size());
+
+  PreprocessOptions pre;
+  pre.resolution = o.resolution;
+  ShardLayout layout;
+  layout.resolution = o.resolution;
+  layout.encoding = o.encoding;
+  layout.preprocessing_json = preprocessing_json(o, pre);
+  layout.labels = plan.columns;
+  layout.has_split = !o.split_by.empty();
+
+  const int64_t begin = done.empty() ? 0 : done.back().input_end;
+  const int64_t end = static_cast<int64_t>(plan.entries.size());
+  base::Progress progress({"pack", "images", o.show_progress ? base::ProgressStyle::kAuto : base::ProgressStyle::kSilent},
+                          end - begin);
+  {
+    ShardSink sink(o, out, plan, layout, done);
+    process_in_order(plan, begin, end, o, pre, base::resolve_threads(o.threads), [&](int64_t i, Processed r) {
+      progress.advance();
+      sink.consume(i, std::move(r));
+    });
+    sink.finish(end, plan.problems);
+  }
+  progress.finish();
+
+  summarize_shards(o, plan, layout, done, result);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  result.images_per_second = result.seconds > 0 ? static_cast<double>(processed) / result.seconds : 0.0;
+  result.images_per_second = result.seconds > 0 ? static_cast<double>(end - begin) / result.seconds : 0.0;
   write_pack_report(out.string(), result);
-  write_manifest(m, out.string());  // last: the dataset is complete from here on
+  write_manifest(result.manifest, out.string());  // last: the dataset is complete from here on
   std::error_code ec;
   fs::remove(out / kPackStateFile, ec);
   return result;

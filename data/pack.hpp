@@ -40,7 +40,7 @@ struct PackOptions {
   double test_fraction = 0.2;
   uint64_t seed = 0;
   std::string source;             // "" = first folder level under images_dir (or its name)
-  int threads = 0;                // 0 = hardware threads
+  int threads = 0;                // 0 = automatic (base::resolve_threads)
   BadInputPolicy bad_input = BadInputPolicy::kSkip;
   bool show_progress = true;
 };

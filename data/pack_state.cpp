@@ -5,7 +5,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "data/atomic_file.hpp"
+#include "base/atomic_file.hpp"
+#include "base/sha256.hpp"
 
 namespace gf::data {
 namespace {
@@ -71,7 +72,7 @@ std::vector<DoneShard> resumable_shards(const std::string& out_dir, const std::s
       DoneShard d = done_shard_from_json(s);
       const fs::path file = out / d.info.file;
       std::error_code ec;
-      if (!fs::is_regular_file(file, ec) || sha256_file(file.string()) != d.info.sha256) break;
+      if (!fs::is_regular_file(file, ec) || base::sha256_file(file.string()) != d.info.sha256) break;
       kept.push_back(std::move(d));
     }
   } catch (const std::exception&) {
@@ -83,7 +84,7 @@ std::vector<DoneShard> resumable_shards(const std::string& out_dir, const std::s
 void write_pack_state(const std::string& out_dir, const std::string& plan_sha256, const std::vector<DoneShard>& shards) {
   json state = {{"plan_sha256", plan_sha256}, {"shards", json::array()}};
   for (const auto& d : shards) state["shards"].push_back(done_shard_json(d));
-  write_file_atomic((fs::path(out_dir) / kPackStateFile).string(), state.dump(1) + "\n");
+  base::write_file_atomic((fs::path(out_dir) / kPackStateFile).string(), state.dump(1) + "\n");
 }
 
 void write_pack_report(const std::string& out_dir, const PackResult& r) {
@@ -102,7 +103,7 @@ void write_pack_report(const std::string& out_dir, const PackResult& r) {
                        {"resumed_shards", r.resumed_shards},
                        {"seconds", r.seconds},
                        {"images_per_second", r.images_per_second}};
-  write_file_atomic((fs::path(out_dir) / kPackReportFile).string(), report.dump(2) + "\n");
+  base::write_file_atomic((fs::path(out_dir) / kPackReportFile).string(), report.dump(2) + "\n");
 }
 
 bool read_pack_report(const std::string& out_dir, PackResult* result) {

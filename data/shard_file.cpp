@@ -5,7 +5,7 @@
 #include <stdexcept>
 #include <utility>
 
-#include "data/atomic_file.hpp"
+#include "base/atomic_file.hpp"
 
 namespace gf::data {
 namespace {
@@ -225,7 +225,7 @@ void ShardWriter::close() {
   images_.reset();
   check(H5Fflush(root, H5F_SCOPE_GLOBAL), path_, "flushing the file");
   file_.reset();
-  fsync_path(path_);
+  base::fsync_path(path_);
 }
 
 // ---------------------------------------------------------------- reader

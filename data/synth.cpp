@@ -12,21 +12,18 @@
 
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <chrono>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <exception>
 #include <filesystem>
 #include <fstream>
-#include <mutex>
 #include <stdexcept>
-#include <thread>
 
-#include "data/atomic_file.hpp"
-#include "data/progress.hpp"
+#include "base/atomic_file.hpp"
+#include "base/parallel_for.hpp"
+#include "base/progress.hpp"
 #include "data/synth_draw.hpp"
 
 namespace gf::data {
@@ -208,31 +205,6 @@ void sync_filesystem_of(const std::string& dir) {
   if (rc != 0) throw std::runtime_error(dir + ": syncfs failed (" + std::strerror(err) + ")");
 }
 
-// Runs body(i) for i in [0, count) on `threads` threads; the first exception stops the
-// others and is rethrown.
-template <class Body>
-void parallel_for(int count, int threads, Body body) {
-  std::atomic<int> next{0};
-  std::exception_ptr error;
-  std::mutex error_mutex;
-  auto worker = [&] {
-    for (int i = next++; i < count; i = next++) {
-      try {
-        body(i);
-      } catch (...) {
-        const std::lock_guard<std::mutex> lock(error_mutex);
-        if (!error) error = std::current_exception();
-        next = count;
-      }
-    }
-  };
-  std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back(worker);
-  worker();
-  for (std::thread& t : pool) t.join();
-  if (error) std::rethrow_exception(error);
-}
-
 }  // namespace
 
 SynthSample synth_sample(const SynthOptions& options, int index) {
@@ -256,17 +228,15 @@ SynthSample synth_sample(const SynthOptions& options, int index) {
   return sample;
 }
 
-SynthResult write_synth_dataset(const SynthOptions& options, const std::string& out_dir, Progress* progress) {
+SynthResult write_synth_dataset(const SynthOptions& options, const std::string& out_dir, base::Progress* progress) {
   validate(options);
   const auto start = std::chrono::steady_clock::now();
   std::filesystem::create_directories(out_dir);
   SynthResult result;
   result.labels.resize(static_cast<std::size_t>(options.count));
-  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  const int threads = std::clamp(options.threads > 0 ? options.threads : cores, 1, options.count);
   const std::vector<int> jpeg_params{cv::IMWRITE_JPEG_QUALITY, options.jpeg_quality};
-  parallel_for(options.count, threads, [&](int i) {
-    SynthSample sample = synth_sample(options, i);
+  base::parallel_for(options.count, base::resolve_threads(options.threads), [&](int64_t i) {
+    SynthSample sample = synth_sample(options, static_cast<int>(i));
     std::vector<uchar> jpeg;
     if (!cv::imencode(".jpg", sample.image, jpeg, jpeg_params))
       throw std::runtime_error(out_dir + ": " + sample.labels.image_id + ".jpg: JPEG encoding failed");
@@ -280,7 +250,7 @@ SynthResult write_synth_dataset(const SynthOptions& options, const std::string& 
     const std::filesystem::path jpg = std::filesystem::path(out_dir) / (l.image_id + ".jpg");
     std::filesystem::rename(jpg.string() + ".tmp", jpg);
   }
-  write_file_atomic((std::filesystem::path(out_dir) / "labels.csv").string(), labels_csv(result.labels));
+  base::write_file_atomic((std::filesystem::path(out_dir) / "labels.csv").string(), labels_csv(result.labels));
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }
@@ -315,7 +285,7 @@ void write_synth_preview(const SynthOptions& options, const std::string& png_pat
   }
   std::vector<uchar> png;
   if (!cv::imencode(".png", sheet, png)) throw std::runtime_error(png_path + ": PNG encoding failed");
-  write_file_atomic(png_path, std::string(png.begin(), png.end()));
+  base::write_file_atomic(png_path, std::string(png.begin(), png.end()));
 }
 
 }  // namespace gf::data

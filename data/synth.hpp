@@ -9,16 +9,18 @@
 #include <string>
 #include <vector>
 
-namespace gf::data {
+namespace gf::base {
+class Progress;  // base/progress.hpp
+}
 
-class Progress;
+namespace gf::data {
 
 struct SynthOptions {
   int count = 200;
   std::uint64_t seed = 0;
   int sites = 3;                // sites "A", "B", ... (1 to 26), each its own colour cast, exposure, frame
   cv::Size frame_size{0, 0};    // every site's camera frame; {0, 0}: each site's own raw-camera size
-  int threads = 0;              // 0: all cores
+  int threads = 0;              // 0 = automatic (base::resolve_threads)
   int jpeg_quality = 92;
 };
 
@@ -60,7 +62,7 @@ struct SynthResult {
 // labels.csv comes last (temporary name, fsync, rename), so its presence marks a complete set. Workers advance
 // `progress` (data/progress.hpp) once per image when it is given.
 SynthResult write_synth_dataset(const SynthOptions& options, const std::string& out_dir,
-                                Progress* progress = nullptr);
+                                base::Progress* progress = nullptr);
 
 // A contact sheet of the first `columns` x `rows` samples with their labels printed under
 // each tile, written atomically as a PNG.

@@ -6,21 +6,7 @@
 
 namespace gf::dist {
 
-Backend parse_backend(const std::string& name) {
-  if (name == "auto") return Backend::kAuto;
-  if (name == "mpi") return Backend::kMpi;
-  if (name == "nccl") return Backend::kNccl;
-  throw std::runtime_error("dist.backend: found '" + name + "', expected auto, mpi or nccl");
-}
-
-std::string backend_name(Backend backend) {
-  switch (backend) {
-    case Backend::kAuto: return "auto";
-    case Backend::kMpi: return "mpi";
-    case Backend::kNccl: return "nccl";
-  }
-  return "unknown";
-}
+std::string backend_name(Backend backend) { return base::enum_name(backend, kBackendNames); }
 
 Backend select_backend(Backend requested, at::DeviceType device) {
   const bool cuda = device == at::kCUDA;
@@ -42,6 +28,11 @@ Backend select_backend(Backend requested, at::DeviceType device) {
 std::unique_ptr<Communicator> make_communicator(Backend backend, const World& world, const CommunicatorOptions& options) {
   if (select_backend(backend, options.device) == Backend::kNccl) return make_nccl_communicator(world, options);
   return make_mpi_communicator(world, options);
+}
+
+std::unique_ptr<Communicator> make_stage_communicator(const World& world, const CommunicatorOptions& options) {
+  if (world.size == 1) return nullptr;
+  return make_communicator(Backend::kMpi, world, options);
 }
 
 }  // namespace gf::dist

@@ -12,13 +12,15 @@
 #include <memory>
 #include <string>
 
+#include "base/enum_names.hpp"
 #include "dist/world.hpp"
 
 namespace gf::dist {
 
 enum class Backend { kAuto, kMpi, kNccl };
-Backend parse_backend(const std::string& name);  // "auto" | "mpi" | "nccl"
-std::string backend_name(Backend backend);
+inline constexpr base::EnumName<Backend> kBackendNames[] = {
+    {"auto", Backend::kAuto}, {"mpi", Backend::kMpi}, {"nccl", Backend::kNccl}};
+std::string backend_name(Backend backend);  // "auto" | "mpi" | "nccl"
 
 enum class ReduceOp { kSum, kAvg };  // kAvg: sum divided by the world size
 
@@ -73,5 +75,8 @@ class Communicator {
 // Collective over the world (every rank calls it with the same backend and options).
 std::unique_ptr<Communicator> make_communicator(Backend backend, const World& world,
                                                 const CommunicatorOptions& options = {});
+// The communicator of a stage that exchanges CPU tensors only (embed, probe: gathers of
+// results): MPI over `world`, or null when the world is one rank.
+std::unique_ptr<Communicator> make_stage_communicator(const World& world, const CommunicatorOptions& options = {});
 
 }  // namespace gf::dist

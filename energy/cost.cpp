@@ -7,6 +7,8 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "base/json_reader.hpp"
+
 namespace gf::energy {
 namespace {
 
@@ -60,15 +62,7 @@ void apply_gpu_table_json(std::vector<GpuSpec>& table, const nlohmann::json& row
 }
 
 void apply_gpu_table_file(std::vector<GpuSpec>& table, const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error(path + ": cannot open GPU table");
-  nlohmann::json rows;
-  try {
-    rows = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw std::runtime_error(path + ": not valid JSON (" + e.what() + ")");
-  }
-  apply_gpu_table_json(table, rows, path);
+  apply_gpu_table_json(table, base::load_json_file(path, base::JsonTop::kAny), path);
 }
 
 std::vector<GpuSpec> gpu_table_for(const EnergyOptions& options) {

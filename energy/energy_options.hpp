@@ -6,6 +6,10 @@
 #include <string>
 #include <vector>
 
+namespace gf::base {
+class Section;  // base/json_reader.hpp
+}
+
 namespace gf::energy {
 
 struct EnergyOptions {
@@ -47,10 +51,13 @@ struct EnergyOptions {
   std::string country_iso_code;
 };
 
-// Reads the "energy" section of a run config (the object itself, not the whole config).
-// Unknown keys and wrong types are errors naming the field, e.g.
-// "energy.pue: found 0.5, expected a number >= 1".
-EnergyOptions energy_options_from_json(const nlohmann::json& section);
+// Reads the "energy" section of a run config into `options` (absent keys keep their value)
+// and validates it. Unknown keys, wrong types and values out of range are base::FieldErrors
+// naming the field, e.g. "run.json: energy.pue: found 0.5, expected a number >= 1".
+void read_energy_options(base::Section& section, EnergyOptions& options);
+void validate_energy_options(const EnergyOptions& options, const std::string& source);
+// The same for the section's object alone (null: the defaults).
+EnergyOptions energy_options_from_json(const nlohmann::json& section, const std::string& source = "");
 nlohmann::json energy_options_to_json(const EnergyOptions& options);
 
 }  // namespace gf::energy

@@ -1,13 +1,10 @@
 #include "energy/summary.hpp"
 
-#include <fcntl.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -16,6 +13,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "base/atomic_file.hpp"
+#include "base/json_reader.hpp"
 #include "energy/cost.hpp"
 
 namespace gf::energy {
@@ -28,10 +27,17 @@ nlohmann::json domains_json(const std::array<DomainEnergy, kNumDomains>& domains
   return json;
 }
 
-Label parse_label(const std::string& name) {
-  for (Label label : {Label::kUnavailable, Label::kMeasured, Label::kEstimated, Label::kMixed})
-    if (label_name(label) == name) return label;
-  throw std::runtime_error("energy record: unknown label " + name);
+Label parse_label(const std::string& name) { return base::parse_enum(name, kLabelNames, "energy record", "label"); }
+
+void read_domains(base::Section section, std::array<DomainEnergy, kNumDomains>& domains) {
+  for (int d = 0; d < kNumDomains; ++d) {
+    const std::string name = domain_name(static_cast<Domain>(d));
+    base::Section domain = section.child(name.c_str());
+    domain.read("joules", domains[d].joules);
+    domain.read("label", domains[d].label, kLabelNames);
+    domain.finish();
+  }
+  section.finish();
 }
 
 std::string csv_field(const std::string& text) {
@@ -67,10 +73,6 @@ std::string cpu_model() {
 double ram_total_gb() {
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
   return pages > 0 && page > 0 ? static_cast<double>(pages) * page / (1024.0 * 1024.0 * 1024.0) : 0.0;
-}
-
-[[noreturn]] void io_error(const std::string& path, const char* what) {
-  throw std::runtime_error(path + ": " + what + " failed (" + std::strerror(errno) + ")");
 }
 
 }  // namespace
@@ -144,10 +146,13 @@ EnergySummary summarize(const std::vector<RankRecord>& records, const EnergyOpti
   s.flops = flops;
   s.joules_per_image = images > 0 ? s.joules / images : 0.0;
   s.cost_per_image = images > 0 ? s.cost / images : 0.0;
+  s.pue = options.pue;
+  s.carbon_g_per_kwh = options.carbon_g_per_kwh;
+  s.energy_price_per_kwh = options.energy_price_per_kwh;
   return s;
 }
 
-nlohmann::json EnergySummary::to_json(const EnergyOptions& options) const {
+nlohmann::json EnergySummary::to_json() const {
   nlohmann::json node_list = nlohmann::json::array();
   for (const auto& node : nodes)
     node_list.push_back({{"host", node.host}, {"joules", node.joules()}, {"domains", domains_json(node.domains)}});
@@ -158,15 +163,15 @@ nlohmann::json EnergySummary::to_json(const EnergyOptions& options) const {
           {"nodes", node_list},
           {"joules", joules},
           {"kwh", kwh},
-          {"pue", options.pue},
+          {"pue", pue},
           {"kwh_x_pue", kwh_x_pue},
-          {"carbon_g_per_kwh", options.carbon_g_per_kwh},
+          {"carbon_g_per_kwh", carbon_g_per_kwh},
           {"co2e_kg", co2e_kg},
           {"gpus", gpus},
           {"gpu_name", gpu_name},
           {"device_hours", device_hours},
           {"device_price_per_hour", device_price_per_hour},
-          {"energy_price_per_kwh", options.energy_price_per_kwh},
+          {"energy_price_per_kwh", energy_price_per_kwh},
           {"energy_cost", energy_cost},
           {"device_cost", device_cost},
           {"cost", cost},
@@ -177,6 +182,54 @@ nlohmann::json EnergySummary::to_json(const EnergyOptions& options) const {
           {"flops", flops},
           {"phases", phases},
           {"notes", notes}};
+}
+
+EnergySummary EnergySummary::from_json(const nlohmann::json& json, const std::string& source) {
+  EnergySummary e;
+  base::Section s = base::Section::of(json, "", source);
+  s.read("duration_s", e.duration_s);
+  read_domains(s.child("domains"), e.domains);
+  for (base::Section& item : s.children("nodes")) {
+    NodeEnergy node;
+    item.read("host", node.host);
+    item.skip("joules");  // the sum of its domains
+    read_domains(item.child("domains"), node.domains);
+    item.finish();
+    e.nodes.push_back(std::move(node));
+  }
+  const std::pair<const char*, double*> numbers[] = {
+      {"joules", &e.joules},
+      {"kwh", &e.kwh},
+      {"pue", &e.pue},
+      {"kwh_x_pue", &e.kwh_x_pue},
+      {"carbon_g_per_kwh", &e.carbon_g_per_kwh},
+      {"co2e_kg", &e.co2e_kg},
+      {"device_hours", &e.device_hours},
+      {"device_price_per_hour", &e.device_price_per_hour},
+      {"energy_price_per_kwh", &e.energy_price_per_kwh},
+      {"energy_cost", &e.energy_cost},
+      {"device_cost", &e.device_cost},
+      {"cost", &e.cost},
+      {"images", &e.images},
+      {"joules_per_image", &e.joules_per_image},
+      {"cost_per_image", &e.cost_per_image},
+      {"flops", &e.flops},
+  };
+  for (const auto& [key, field] : numbers) s.read(key, *field);
+  s.read("gpus", e.gpus);
+  s.read("gpu_name", e.gpu_name);
+  s.skip("currency");  // always USD
+  base::Section phases = s.child("phases");
+  for (int p = 0; p < kNumPhases; ++p) phases.read(phase_name(static_cast<Phase>(p)).c_str(), e.phase_joules[p]);
+  phases.finish();
+  s.read("notes", e.notes);
+  s.finish();
+  return e;
+}
+
+std::optional<EnergySummary> read_energy_summary(const std::string& path) {
+  if (!std::filesystem::exists(path)) return std::nullopt;
+  return EnergySummary::from_json(base::load_json_file(path), path);
 }
 
 std::string emissions_csv_header() {
@@ -207,28 +260,6 @@ std::string emissions_csv_row(const EnergySummary& s, const EnergyOptions& optio
   return row;
 }
 
-void write_file_atomic(const std::string& path, const std::string& content) {
-  const std::string temp = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) io_error(temp, "open");
-  size_t done = 0;
-  while (done < content.size()) {
-    const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      ::close(fd);
-      io_error(temp, "write");
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0) {
-    ::close(fd);
-    io_error(temp, "fsync");
-  }
-  ::close(fd);
-  if (std::rename(temp.c_str(), path.c_str()) != 0) io_error(path, "rename");
-}
-
 void append_emissions_row(const std::string& path, const std::string& row) {
   std::string content = emissions_csv_header() + "\n";
   std::ifstream in(path);
@@ -236,7 +267,7 @@ void append_emissions_row(const std::string& path, const std::string& row) {
   if (in && std::getline(in, line) && line == emissions_csv_header())
     while (std::getline(in, line))
       if (!line.empty()) content += line + "\n";
-  write_file_atomic(path, content + row + "\n");
+  base::write_file_atomic(path, content + row + "\n");
 }
 
 void print_summary(const EnergySummary& s, const EnergyOptions& options, std::ostream& out) {

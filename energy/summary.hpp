@@ -39,8 +39,6 @@ struct RunInfo {
 };
 std::string emissions_csv_row(const EnergySummary& summary, const EnergyOptions& options, const RunInfo& run);
 
-// Writes `content` to a temporary name beside `path`, fsyncs it and renames it over `path`.
-void write_file_atomic(const std::string& path, const std::string& content);
 // emissions.csv: keeps the rows of an existing file with the same header, appends `row`.
 void append_emissions_row(const std::string& path, const std::string& row);
 

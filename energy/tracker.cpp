@@ -17,8 +17,11 @@
 #include <stdexcept>
 #include <thread>
 
+#include "base/atomic_file.hpp"
+#include "base/text.hpp"
 #include "dist/communicator.hpp"
 #include "energy/cost.hpp"
+#include "energy/energy_csv.hpp"
 #include "energy/meters.hpp"
 #include "energy/summary.hpp"
 
@@ -26,7 +29,6 @@ namespace gf::energy {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr const char* kCsvHeader = "time,rank,host,device,domain,joules,watts,label\n";
 
 // Every rank's JSON text, in rank order. Bytes travel as float32 (exact below 2^24), the one
 // dtype every backend reduces and gathers; on NCCL the tensors go through the current GPU.
@@ -66,15 +68,6 @@ std::string random_uuid() {
   return id;
 }
 
-std::string local_timestamp() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  localtime_r(&now, &tm);
-  char buffer[32];
-  std::strftime(buffer, sizeof(buffer), "%Y-%m-%dT%H:%M:%S", &tm);
-  return buffer;
-}
-
 }  // namespace
 
 std::string phase_name(Phase phase) {
@@ -83,15 +76,7 @@ std::string phase_name(Phase phase) {
   return kNames[static_cast<int>(phase)];
 }
 
-std::string label_name(Label label) {
-  switch (label) {
-    case Label::kMeasured: return "measured";
-    case Label::kEstimated: return "estimated";
-    case Label::kMixed: return "mixed";
-    case Label::kUnavailable: break;
-  }
-  return "unavailable";
-}
+std::string label_name(Label label) { return base::enum_name(label, kLabelNames); }
 
 Label combine_labels(Label a, Label b) {
   if (a == Label::kUnavailable) return b;
@@ -170,8 +155,7 @@ struct EnergyTracker::State {
     const auto seconds = take_phase_seconds(now);
 
     double interval = 0;
-    std::ostringstream rows;
-    rows << std::fixed;
+    std::string rows;
     const double wall = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     for (size_t i = 0; i < readings.size(); ++i) {
       if (!counted[i]) continue;
@@ -180,9 +164,8 @@ struct EnergyTracker::State {
       last[i] = r.joules;
       domains[static_cast<int>(r.domain)].joules += delta;
       interval += delta;
-      rows << std::setprecision(3) << wall << ',' << world.rank << ',' << world.host << ',' << r.device << ','
-           << domain_name(r.domain) << ',' << std::setprecision(3) << (r.joules - baseline[i]) << ','
-           << std::setprecision(2) << (dt > 0 ? delta / dt : 0.0) << ',' << label_name(r.label) << '\n';
+      rows += energy_csv_row({wall, world.rank, world.host, r.device, domain_name(r.domain), r.joules - baseline[i],
+                              dt > 0 ? delta / dt : 0.0, label_name(r.label)});
     }
     // Split the interval's joules over the phases by the time each was active in it.
     double total_seconds = 0;
@@ -190,7 +173,7 @@ struct EnergyTracker::State {
     for (int p = 0; p < kNumPhases; ++p)
       phase_joules[p] += total_seconds > 0 ? interval * seconds[p] / total_seconds
                                            : (p == static_cast<int>(Phase::kIdle) ? interval : 0.0);
-    const std::string text = rows.str();
+    const std::string& text = rows;
     // One append per sample: ranks sharing the file never interleave inside a row.
     if (csv_fd >= 0 && !text.empty() && ::write(csv_fd, text.data(), text.size()) < 0) {
       ::close(csv_fd);
@@ -272,7 +255,7 @@ void EnergyTracker::start() {
   s.started = true;
   const std::string csv = s.run_dir + "/energy.csv";
   std::filesystem::create_directories(s.run_dir);
-  if (s.world.rank == 0 && !std::filesystem::exists(csv)) write_file_atomic(csv, kCsvHeader);
+  if (s.world.rank == 0 && !std::filesystem::exists(csv)) base::write_file_atomic(csv, energy_csv_header());
 
   // A GPU another rank of the same host already counts (two ranks on one GPU) is dropped
   // here so the job counts every device once.
@@ -358,9 +341,9 @@ EnergySummary EnergyTracker::finish(double images, double flops) {
   s.summary = summarize(records, s.options, images, flops);
 
   if (s.world.rank == 0) {
-    nlohmann::json json = s.summary.to_json(s.options);
-    write_file_atomic(s.run_dir + "/energy.json", json.dump(2) + "\n");
-    const RunInfo run{random_uuid(), std::filesystem::path(s.run_dir).filename().string(), local_timestamp()};
+    nlohmann::json json = s.summary.to_json();
+    base::write_file_atomic(s.run_dir + "/energy.json", json.dump(2) + "\n");
+    const RunInfo run{random_uuid(), std::filesystem::path(s.run_dir).filename().string(), base::format_now(base::Zone::kLocal, "%Y-%m-%dT%H:%M:%S")};
     append_emissions_row(s.run_dir + "/emissions.csv", emissions_csv_row(s.summary, s.options, run));
   }
   return s.summary;

@@ -15,11 +15,13 @@
 #include <array>
 #include <iosfwd>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "base/enum_names.hpp"
 #include "dist/world.hpp"
 #include "energy/energy_options.hpp"
 
@@ -44,6 +46,10 @@ std::string phase_name(Phase phase);  // "data", "teacher_forward", ..., "idle"
 
 // How a reading was obtained. kMixed: a job-wide total made of measured and estimated parts.
 enum class Label { kUnavailable, kMeasured, kEstimated, kMixed };
+inline constexpr base::EnumName<Label> kLabelNames[] = {{"unavailable", Label::kUnavailable},
+                                                        {"measured", Label::kMeasured},
+                                                        {"estimated", Label::kEstimated},
+                                                        {"mixed", Label::kMixed}};
 std::string label_name(Label label);  // "unavailable" | "measured" | "estimated" | "mixed"
 Label combine_labels(Label a, Label b);
 
@@ -85,9 +91,17 @@ struct EnergySummary {
   std::array<double, kNumPhases> phase_joules{};    // indexed by Phase, sums to joules
   std::string gpu_name;                             // GPU model (NVML's name or options.gpu; "" if none)
   std::vector<std::string> notes;                   // why a domain is estimated or missing
+  double pue = 1.0;                                 // the factors the bill used (EnergyOptions)
+  double carbon_g_per_kwh = 0.0;
+  double energy_price_per_kwh = 0.0;
 
-  nlohmann::json to_json(const EnergyOptions& options) const;
+  nlohmann::json to_json() const;  // energy.json
+  // energy.json back; errors are base::FieldErrors naming `source` and the field.
+  static EnergySummary from_json(const nlohmann::json& json, const std::string& source);
 };
+
+// RUN_DIR/energy.json (nullopt when the file is absent).
+std::optional<EnergySummary> read_energy_summary(const std::string& path);
 
 class EnergyTracker {
  public:

@@ -13,8 +13,6 @@
 #include <cstdint>
 #include <string>
 
-#include "dist/communicator.hpp"
-#include "dist/world.hpp"
 #include "energy/energy_options.hpp"
 #include "eval/embeddings_file.hpp"
 #include "model/vit.hpp"
@@ -37,7 +35,7 @@ struct EmbedConfig {
   std::string out;
   int64_t batch_size = 32;
   EmbeddingDtype dtype = EmbeddingDtype::kFloat32;
-  int threads = 0;              // torch intra-op threads per rank; 0 = leave as is
+  int threads = 0;              // torch intra-op threads per rank; 0 = automatic (base::resolve_threads)
   int workers = 0;              // dataset form: decode threads per rank; 0 = hardware threads
   std::string device = "auto";  // "cpu", "cuda" (GPU local_rank), "auto" = cuda when available
   bool track_energy = true;     // energy.csv / energy.json in energy_dir, summary printed by rank 0
@@ -54,7 +52,8 @@ struct EmbedSummary {
   int64_t bytes_per_embedding = 0;  // dim x element size of the stored dtype
 };
 
-// Collective (communicator null when world.size == 1).
-EmbedSummary run_embed(const EmbedConfig& config, const dist::World& world, dist::Communicator* communicator);
+// Collective over this process's world (dist::init_world); a stage is a function of its
+// config, as train::pretrain and run_probe are.
+EmbedSummary run_embed(const EmbedConfig& config);
 
 }  // namespace gf::eval

@@ -10,7 +10,8 @@
 #include <limits>
 #include <stdexcept>
 
-#include "data/atomic_file.hpp"
+#include "base/atomic_file.hpp"
+#include "base/error.hpp"
 
 namespace gf::eval {
 namespace {
@@ -54,13 +55,26 @@ hid_t make_string_type() {
   return type;
 }
 
+// Variable-length strings as HDF5 writes them: the C strings, their type and a 1-D space.
+struct StringArray {
+  StringArray(const std::vector<std::string>& values, const std::string& path)
+      : dims{values.size()},
+        type(make_string_type(), H5Tclose, path + ": cannot create a string type"),
+        space(H5Screate_simple(1, dims, nullptr), H5Sclose, path + ": cannot create a dataspace") {
+    for (const auto& value : values) pointers.push_back(value.c_str());
+  }
+  hsize_t dims[1];
+  Handle type;
+  Handle space;
+  std::vector<const char*> pointers;
+};
+
 void write_strings(hid_t parent, const std::string& name, const std::vector<std::string>& values,
                    const std::string& path) {
-  std::vector<const char*> pointers(values.size());
-  for (size_t i = 0; i < values.size(); ++i) pointers[i] = values[i].c_str();
-  const hsize_t dims[1] = {values.size()};
-  Handle type(make_string_type(), H5Tclose, path + ": cannot create a string type");
-  Handle space(H5Screate_simple(1, dims, nullptr), H5Sclose, path + ": cannot create a dataspace");
+  const StringArray strings(values, path);
+  const hid_t& type = strings.type;
+  const hid_t& space = strings.space;
+  const auto& pointers = strings.pointers;
   Handle dataset(H5Dcreate2(parent, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
                  H5Dclose, path + ": cannot create dataset " + name);
   if (!values.empty())
@@ -80,11 +94,10 @@ void write_string_attribute(hid_t object, const std::string& name, const std::st
 
 void write_string_list_attribute(hid_t object, const std::string& name, const std::vector<std::string>& values,
                                  const std::string& path) {
-  std::vector<const char*> pointers(values.size());
-  for (size_t i = 0; i < values.size(); ++i) pointers[i] = values[i].c_str();
-  const hsize_t dims[1] = {values.size()};
-  Handle type(make_string_type(), H5Tclose, path + ": cannot create a string type");
-  Handle space(H5Screate_simple(1, dims, nullptr), H5Sclose, path + ": cannot create a dataspace");
+  const StringArray strings(values, path);
+  const hid_t& type = strings.type;
+  const hid_t& space = strings.space;
+  const auto& pointers = strings.pointers;
   Handle attribute(H5Acreate2(object, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
                    path + ": cannot create attribute " + name);
   if (!values.empty()) check(H5Awrite(attribute, type, pointers.data()), path + ": cannot write attribute " + name);
@@ -209,6 +222,7 @@ void write_file(const std::string& path, const EmbeddingTable& table, EmbeddingD
   write_string_attribute(file, "arch", table.arch, path);
   write_string_attribute(file, "pool", table.pool, path);
   write_string_attribute(file, "weights_sha256", table.weights_sha256, path);
+  if (!table.split_by.empty()) write_string_attribute(file, "split_by", table.split_by, path);
   Handle space(H5Screate(H5S_SCALAR), H5Sclose, path + ": cannot create a dataspace");
   Handle attribute(H5Acreate2(file, "img_size", H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
                    path + ": cannot create attribute img_size");
@@ -221,7 +235,7 @@ void write_file(const std::string& path, const EmbeddingTable& table, EmbeddingD
 EmbeddingDtype parse_embedding_dtype(const std::string& name) {
   if (name == "float32") return EmbeddingDtype::kFloat32;
   if (name == "float16") return EmbeddingDtype::kFloat16;
-  throw std::runtime_error("--dtype: found \"" + name + "\", expected float32 or float16");
+  base::throw_found_expected("embed", "dtype", base::shown(name), "float32 or float16");
 }
 
 void write_embeddings(const std::string& path, const EmbeddingTable& table, EmbeddingDtype dtype) {
@@ -238,8 +252,8 @@ void write_embeddings(const std::string& path, const EmbeddingTable& table, Embe
                                " entries, expected " + std::to_string(n));
   const std::string temporary = path + ".tmp";
   write_file(temporary, table, dtype);
-  data::fsync_path(temporary);
-  data::rename_durable(temporary, path);
+  base::fsync_path(temporary);
+  base::rename_durable(temporary, path);
 }
 
 EmbeddingTable read_embeddings(const std::string& path) {
@@ -313,6 +327,7 @@ EmbeddingTable read_embeddings(const std::string& path) {
   table.arch = read_string_attribute(file, "arch", path);
   table.pool = read_string_attribute(file, "pool", path);
   table.weights_sha256 = read_string_attribute(file, "weights_sha256", path);
+  table.split_by = read_string_attribute(file, "split_by", path);
   if (H5Aexists(file, "img_size") > 0) {
     Handle attribute(H5Aopen(file, "img_size", H5P_DEFAULT), H5Aclose, path + ": cannot open attribute img_size");
     check(H5Aread(attribute, H5T_NATIVE_INT64, &table.img_size), path + ": cannot read attribute img_size");

@@ -6,7 +6,8 @@
 //   labels/<c>  one dataset per label column, [N], dtype and attributes as in the packed
 //               shards (int64, -1 = missing, or float64, NaN = missing; attribute "type", and
 //               "categories" for category columns)
-//   attributes  arch, img_size, pool, weights_sha256 (strings / int64)
+//   attributes  arch, img_size, pool, weights_sha256 (strings / int64); split_by (string, the
+//               label column the dataset's train/test split grouped by, when it has one)
 #include <cstdint>
 #include <map>
 #include <string>
@@ -33,6 +34,7 @@ struct EmbeddingTable {
   std::vector<std::string> split;      // empty, or one entry per row
   std::map<std::string, LabelColumn> labels;
   std::string arch, pool, weights_sha256;
+  std::string split_by;  // "" = no split, or the folder form
   int64_t img_size = 0;
 
   int64_t rows() const { return static_cast<int64_t>(ids.size()); }

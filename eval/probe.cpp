@@ -13,6 +13,10 @@
 #include <memory>
 #include <stdexcept>
 
+#include "base/error.hpp"
+#include "base/parallel_for.hpp"
+#include "dist/communicator.hpp"
+#include "dist/world.hpp"
 #include "energy/tracker.hpp"
 #include "eval/probe_unit.hpp"
 #include "eval/tasks.hpp"
@@ -70,7 +74,7 @@ std::string class_suffix(const ProbeRecord& r) { return r.cls ? " [" + std::to_s
 EmbeddingsArg parse_embeddings_arg(const std::string& text) {
   const auto equals = text.find('=');
   if (equals == std::string::npos || equals == 0 || equals + 1 == text.size())
-    throw std::runtime_error("--embeddings: found \"" + text + "\", expected MODEL=FILE or MODEL:SOURCE=FILE");
+    base::throw_found_expected("probe", "embeddings", base::shown(text), "MODEL=FILE or MODEL:SOURCE=FILE");
   EmbeddingsArg arg;
   arg.path = text.substr(equals + 1);
   const std::string name = text.substr(0, equals);
@@ -78,24 +82,56 @@ EmbeddingsArg parse_embeddings_arg(const std::string& text) {
   arg.model = name.substr(0, colon);
   if (colon != std::string::npos) arg.source = name.substr(colon + 1);
   if (arg.model.empty() || (colon != std::string::npos && arg.source.empty()))
-    throw std::runtime_error("--embeddings: found \"" + text + "\", expected MODEL=FILE or MODEL:SOURCE=FILE");
+    base::throw_found_expected("probe", "embeddings", base::shown(text), "MODEL=FILE or MODEL:SOURCE=FILE");
   return arg;
 }
 
-ProbeResults run_probe(const ProbeConfig& config, const dist::World& world, dist::Communicator* communicator) {
-  if (world.size > 1 && !communicator)
-    throw std::runtime_error("probe: " + std::to_string(world.size) + " ranks need a communicator");
-  if (config.out_dir.empty()) throw std::runtime_error("probe: --out: expected an output folder");
-  if (config.bootstrap < 1) throw std::runtime_error("probe: bootstrap: found " + std::to_string(config.bootstrap) +
+namespace {
+
+// Task order, then class, then model order (the order of the files and tables).
+void sort_records(std::vector<ProbeRecord>& records, const std::vector<std::string>& tasks,
+                  const std::vector<std::string>& models) {
+  std::map<std::string, size_t> task_order, model_order;
+  for (size_t i = 0; i < tasks.size(); ++i) task_order[tasks[i]] = i;
+  for (size_t i = 0; i < models.size(); ++i) model_order[models[i]] = i;
+  std::stable_sort(records.begin(), records.end(), [&](const ProbeRecord& a, const ProbeRecord& b) {
+    if (a.task != b.task) return task_order[a.task] < task_order[b.task];
+    if (a.cls != b.cls) return a.cls < b.cls;
+    return model_order[a.model] < model_order[b.model];
+  });
+}
+
+void print_results(const ProbeResults& results, size_t units, double total_seconds, const std::string& out_dir) {
+  for (const auto& r : results.records)
+    std::cout << "probe: " << r.task << class_suffix(r) << " " << r.model << ": AUROC " << std::setprecision(4)
+              << r.auroc << ", median " << r.auroc_median << " [" << r.auroc_ci_low << ", " << r.auroc_ci_high << "]"
+              << std::endl;
+  for (const auto& c : results.comparisons)
+    std::cout << "probe: " << c.task << (c.cls ? " [" + std::to_string(*c.cls) + "]" : "") << ": " << c.outcome
+              << " for " << c.best << " over " << c.second << " (" << format_p_value(c.p_value) << ")" << std::endl;
+  for (const auto& e : results.errors) std::cout << "probe: error: " << e.message << std::endl;
+  std::cout << "probe: " << units << " (model, task) probes, " << std::setprecision(3)
+            << (units ? total_seconds / static_cast<double>(units) : 0.0) << " s each on average; results in "
+            << out_dir << "/results.{json,csv,md}" << std::endl;
+}
+
+}  // namespace
+
+ProbeResults run_probe(const ProbeConfig& config) {
+  const dist::World& world = dist::init_world();
+  const std::unique_ptr<dist::Communicator> ranks = dist::make_stage_communicator(world);
+  dist::Communicator* communicator = ranks.get();
+  if (config.out_dir.empty()) base::throw_found_expected("probe", "out_dir", "\"\"", "an output folder");
+  if (config.bootstrap < 1) throw base::FieldError("probe", "bootstrap", "found " + std::to_string(config.bootstrap) +
                                                      ", expected at least 1 resample");
-  if (config.threads > 0) at::set_num_threads(config.threads);
+  at::set_num_threads(base::resolve_threads(config.threads, world.local_size));
 
   std::vector<std::string> models;
   std::map<std::string, std::map<std::string, std::string>> files;
   for (const auto& arg : config.embeddings) {
     if (!files.count(arg.model)) models.push_back(arg.model);
     if (!files[arg.model].emplace(arg.source, arg.path).second)
-      throw std::runtime_error("--embeddings: " + arg.model + (arg.source.empty() ? "" : ":" + arg.source) +
+      throw base::FieldError("probe", "embeddings", arg.model + (arg.source.empty() ? "" : ":" + arg.source) +
                                " is given twice, expected one file per model and source");
   }
   EmbeddingSources sources(models, files);
@@ -139,36 +175,17 @@ ProbeResults run_probe(const ProbeConfig& config, const dist::World& world, dist
   std::vector<ProbeError> errors;
   double total_seconds = 0;
   for (const auto& rank_share : gather_json(share, communicator)) {
-    for (const auto& r : rank_share["records"]) results.records.push_back(record_from_json(r));
+    for (const auto& r : rank_share["records"]) results.records.push_back(record_from_json(r, "a rank's probe records"));
     for (const auto& e : rank_share["errors"]) errors.push_back({e["task"], e["model"], e["message"]});
     total_seconds += rank_share["seconds"].get<double>();
   }
-  std::map<std::string, size_t> task_order, model_order;
-  for (size_t i = 0; i < tasks.size(); ++i) task_order[tasks[i].name] = i;
-  for (size_t i = 0; i < models.size(); ++i) model_order[models[i]] = i;
-  std::stable_sort(results.records.begin(), results.records.end(), [&](const ProbeRecord& a, const ProbeRecord& b) {
-    if (a.task != b.task) return task_order[a.task] < task_order[b.task];
-    if (a.cls != b.cls) return a.cls < b.cls;
-    return model_order[a.model] < model_order[b.model];
-  });
+  sort_records(results.records, results.tasks, models);
   results.errors = collapse_errors(errors, models, results.tasks);
   results.comparisons = compare_models(models, results.tasks, results.records, config.alpha);
 
   if (world.is_root()) {
     write_results(config.out_dir, results);
-    if (config.verbose) {
-      for (const auto& r : results.records)
-        std::cout << "probe: " << r.task << class_suffix(r) << " " << r.model << ": AUROC " << std::setprecision(4)
-                  << r.auroc << ", median " << r.auroc_median << " [" << r.auroc_ci_low << ", " << r.auroc_ci_high
-                  << "]" << std::endl;
-      for (const auto& c : results.comparisons)
-        std::cout << "probe: " << c.task << (c.cls ? " [" + std::to_string(*c.cls) + "]" : "") << ": " << c.outcome
-                  << " for " << c.best << " over " << c.second << " (" << format_p_value(c.p_value) << ")" << std::endl;
-      for (const auto& e : results.errors) std::cout << "probe: error: " << e.message << std::endl;
-      std::cout << "probe: " << units << " (model, task) probes, " << std::setprecision(3)
-                << (units ? total_seconds / static_cast<double>(units) : 0.0) << " s each on average; results in "
-                << config.out_dir << "/results.{json,csv,md}" << std::endl;
-    }
+    if (config.verbose) print_results(results, units, total_seconds, config.out_dir);
   }
   if (tracker) {
     tracker->finish(0.0, 0.0);

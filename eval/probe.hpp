@@ -5,8 +5,6 @@
 #include <string>
 #include <vector>
 
-#include "dist/communicator.hpp"
-#include "dist/world.hpp"
 #include "energy/energy_options.hpp"
 #include "eval/logistic_probe.hpp"
 #include "eval/results.hpp"
@@ -27,16 +25,16 @@ struct ProbeConfig {
   uint32_t seed = 42;          // of the bootstrap generator (published: RandomState(42))
   double alpha = 0.05;         // a win needs Wilcoxon p below this
   LogisticOptions logistic;
-  int threads = 0;             // torch intra-op threads per rank; 0 = leave as is
+  int threads = 0;             // torch intra-op threads per rank; 0 = automatic (base::resolve_threads)
   bool track_energy = true;    // energy.csv / energy.json in out_dir, summary printed by rank 0
   energy::EnergyOptions energy;
   bool verbose = true;         // a line per (model, task) and a summary on stdout
 };
 
-// Collective over the communicator (null when world.size == 1). Bad input confined to one
+// Collective over this process's world (dist::init_world), as every stage. Bad input confined to one
 // task or model (missing column, one class in training, NaN embeddings, ids that differ
 // between models) becomes an entry of `errors` and the rest still runs; a file that cannot
 // be read at all throws. Rank 0 writes the results files; every rank returns the results.
-ProbeResults run_probe(const ProbeConfig& config, const dist::World& world, dist::Communicator* communicator);
+ProbeResults run_probe(const ProbeConfig& config);
 
 }  // namespace gf::eval

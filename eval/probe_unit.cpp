@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <unordered_map>
 
+#include "base/error.hpp"
 #include "eval/metrics.hpp"
 #include "eval/statistics.hpp"
 
@@ -130,7 +131,7 @@ std::vector<double> training_classes(const TaskSpec& task, const TaskRows& train
 EmbeddingSources::EmbeddingSources(std::vector<std::string> models,
                                    std::map<std::string, std::map<std::string, std::string>> files)
     : models_(std::move(models)), files_(std::move(files)) {
-  if (models_.empty()) throw std::runtime_error("--embeddings: expected at least one MODEL=FILE");
+  if (models_.empty()) throw base::FieldError("probe", "embeddings", "found none, expected at least one MODEL=FILE");
 }
 
 const std::string& EmbeddingSources::path(const std::string& model, const std::string& source,
@@ -145,7 +146,7 @@ const std::string& EmbeddingSources::path(const std::string& model, const std::s
   }
   if (found == files.end())
     throw UnitError("model " + model + " has no embeddings file for source \"" + source +
-                    "\", expected --embeddings " + model + ":" + source + "=FILE");
+                    "\", expected " + model + ":" + source + "=FILE among the embeddings");
   return found->second;
 }
 

@@ -2,7 +2,6 @@
 
 #include <nlohmann/json.hpp>
 
-
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -11,8 +10,10 @@
 #include <map>
 #include <sstream>
 #include <stdexcept>
+#include <type_traits>
 
-#include "data/atomic_file.hpp"
+#include "base/atomic_file.hpp"
+#include "base/json_reader.hpp"
 #include "eval/statistics.hpp"
 
 namespace gf::eval {
@@ -21,9 +22,6 @@ namespace {
 using Key = std::pair<std::string, std::optional<int64_t>>;  // (task, class)
 
 nlohmann::json number_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
-double number_from(const nlohmann::json& j) {
-  return j.is_null() ? std::numeric_limits<double>::quiet_NaN() : j.get<double>();
-}
 nlohmann::json class_json(const std::optional<int64_t>& cls) {
   return cls ? nlohmann::json(*cls) : nlohmann::json(nullptr);
 }
@@ -163,18 +161,48 @@ std::string format_p_value(double p) {
   return "p=" + fixed(p, 4);
 }
 
+namespace {
+
+// A record's fields but its bootstrap values, once, as (key, field): written and read in this
+// order. Scores are doubles, NaN (no score) written as null. `R` is ProbeRecord or const ProbeRecord.
+template <class R, class F>
+void visit_record(R& r, F&& f) {
+  f("model", r.model);
+  f("task", r.task);
+  f("class", r.cls);
+  f("auroc", r.auroc);
+  f("auroc_median", r.auroc_median);
+  f("auroc_ci_low", r.auroc_ci_low);
+  f("auroc_ci_high", r.auroc_ci_high);
+  f("auprc", r.auprc);
+  f("balanced_accuracy", r.balanced_accuracy);
+  f("n_train", r.n_train);
+  f("n_test", r.n_test);
+}
+
+template <class T>
+nlohmann::json field_json(const T& value) {
+  if constexpr (std::is_same_v<T, double>) return number_or_null(value);
+  else if constexpr (std::is_same_v<T, std::optional<int64_t>>) return class_json(value);
+  else return value;
+}
+
+ProbeRecord read_record(base::Section& s) {
+  ProbeRecord r;
+  visit_record(r, [&](const char* key, auto& field) {
+    if constexpr (std::is_same_v<std::decay_t<decltype(field)>, double>) s.read_or_nan(key, field);
+    else s.read(key, field);
+  });
+  s.read_or_nan("bootstrap", r.bootstrap);
+  s.finish();
+  return r;
+}
+
+}  // namespace
+
 nlohmann::json record_to_json(const ProbeRecord& r, bool with_bootstrap) {
-  nlohmann::json j = {{"model", r.model},
-                      {"task", r.task},
-                      {"class", class_json(r.cls)},
-                      {"auroc", number_or_null(r.auroc)},
-                      {"auroc_median", number_or_null(r.auroc_median)},
-                      {"auroc_ci_low", number_or_null(r.auroc_ci_low)},
-                      {"auroc_ci_high", number_or_null(r.auroc_ci_high)},
-                      {"auprc", number_or_null(r.auprc)},
-                      {"balanced_accuracy", number_or_null(r.balanced_accuracy)},
-                      {"n_train", r.n_train},
-                      {"n_test", r.n_test}};
+  nlohmann::json j = nlohmann::json::object();
+  visit_record(r, [&](const char* key, const auto& field) { j[key] = field_json(field); });
   if (with_bootstrap) {
     nlohmann::json values = nlohmann::json::array();
     for (double v : r.bootstrap) values.push_back(number_or_null(v));
@@ -183,22 +211,9 @@ nlohmann::json record_to_json(const ProbeRecord& r, bool with_bootstrap) {
   return j;
 }
 
-ProbeRecord record_from_json(const nlohmann::json& j) {
-  ProbeRecord r;
-  r.model = j.at("model").get<std::string>();
-  r.task = j.at("task").get<std::string>();
-  if (!j.at("class").is_null()) r.cls = j.at("class").get<int64_t>();
-  r.auroc = number_from(j.at("auroc"));
-  r.auroc_median = number_from(j.at("auroc_median"));
-  r.auroc_ci_low = number_from(j.at("auroc_ci_low"));
-  r.auroc_ci_high = number_from(j.at("auroc_ci_high"));
-  r.auprc = number_from(j.at("auprc"));
-  r.balanced_accuracy = number_from(j.at("balanced_accuracy"));
-  r.n_train = j.at("n_train").get<int64_t>();
-  r.n_test = j.at("n_test").get<int64_t>();
-  if (j.contains("bootstrap"))
-    for (const auto& v : j["bootstrap"]) r.bootstrap.push_back(number_from(v));
-  return r;
+ProbeRecord record_from_json(const nlohmann::json& json, const std::string& source) {
+  base::Section s = base::Section::of(json, "", source);
+  return read_record(s);
 }
 
 nlohmann::json results_to_json(const ProbeResults& results) {
@@ -223,12 +238,53 @@ nlohmann::json results_to_json(const ProbeResults& results) {
   return j;
 }
 
+ProbeResults results_from_json(const nlohmann::json& json, const std::string& source) {
+  base::Section s = base::Section::of(json, "", source);
+  ProbeResults results;
+  s.read("models", results.models);
+  s.read("tasks", results.tasks);
+  base::Section bootstrap = s.child("bootstrap");
+  bootstrap.read("resamples", results.bootstrap);
+  bootstrap.read("seed", results.seed);
+  bootstrap.finish();
+  s.read("alpha", results.alpha);
+  for (base::Section& item : s.children("results")) results.records.push_back(read_record(item));
+  for (base::Section& item : s.children("comparisons")) {
+    Comparison c;
+    item.read("task", c.task);
+    item.read("class", c.cls);
+    item.read("best", c.best);
+    item.read("second", c.second);
+    item.read_or_nan("p_value", c.p_value);
+    item.read("outcome", c.outcome);
+    item.finish();
+    results.comparisons.push_back(std::move(c));
+  }
+  for (base::Section& item : s.children("errors")) {
+    ProbeError e;
+    item.read("task", e.task);
+    std::optional<std::string> model;
+    item.read("model", model);
+    e.model = model.value_or("");
+    item.read("message", e.message);
+    item.finish();
+    results.errors.push_back(std::move(e));
+  }
+  s.finish();
+  return results;
+}
+
+std::optional<ProbeResults> read_results(const std::string& path) {
+  if (!std::filesystem::exists(path)) return std::nullopt;
+  return results_from_json(base::load_json_file(path), path);
+}
+
 void write_results(const std::string& out_dir, const ProbeResults& results) {
   std::filesystem::create_directories(out_dir);
   const std::filesystem::path dir(out_dir);
-  data::write_file_atomic((dir / "results.json").string(), results_to_json(results).dump(2) + "\n");
-  data::write_file_atomic((dir / "results.csv").string(), results_csv(results));
-  data::write_file_atomic((dir / "results.md").string(), results_markdown(results));
+  base::write_file_atomic((dir / "results.json").string(), results_to_json(results).dump(2) + "\n");
+  base::write_file_atomic((dir / "results.csv").string(), results_csv(results));
+  base::write_file_atomic((dir / "results.md").string(), results_markdown(results));
 }
 
 }  // namespace gf::eval

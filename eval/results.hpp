@@ -54,9 +54,14 @@ std::vector<Comparison> compare_models(const std::vector<std::string>& models,
 // "***" below 1e-4, else "p=0.0123" (the published display).
 std::string format_p_value(double p);
 
+// results.json, and back; errors are base::FieldErrors naming `source` and the field.
 nlohmann::json results_to_json(const ProbeResults& results);
-ProbeRecord record_from_json(const nlohmann::json& j);  // inverse of one "results" entry (+ bootstrap)
+ProbeResults results_from_json(const nlohmann::json& json, const std::string& source);
+// A results.json (nullopt when the file is absent).
+std::optional<ProbeResults> read_results(const std::string& path);
+// One "results" entry (with "bootstrap" when asked), and back.
 nlohmann::json record_to_json(const ProbeRecord& record, bool with_bootstrap);
+ProbeRecord record_from_json(const nlohmann::json& json, const std::string& source);
 
 // Writes out_dir/results.json, results.csv and results.md (each atomically).
 void write_results(const std::string& out_dir, const ProbeResults& results);

@@ -9,8 +9,23 @@
 #include <set>
 #include <stdexcept>
 
+#include "base/json_reader.hpp"
+
 namespace gf::eval {
 namespace {
+
+// A column that names rows rather than describing them: "id", "*_id", or integer (category)
+// values mostly distinct (more distinct values than half its labelled rows). A continuous
+// column stays a task: the probe says why it cannot be one.
+bool is_id_like(const std::string& name, const LabelColumn& column) {
+  if (name == "id" || (name.size() > 3 && name.compare(name.size() - 3, 3, "_id") == 0)) return true;
+  if (!column.integer) return false;
+  std::set<double> distinct;
+  size_t labelled = 0;
+  for (double v : column.values)
+    if (!std::isnan(v)) distinct.insert(v), ++labelled;
+  return labelled >= 10 && distinct.size() * 2 > labelled;
+}
 
 Condition::Op parse_op(const std::string& op) {
   if (op == ">") return Condition::Op::kGt;
@@ -163,20 +178,13 @@ std::vector<TaskSpec> parse_tasks(const nlohmann::json& document, const std::str
 }
 
 std::vector<TaskSpec> load_tasks(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error(path + ": cannot open the tasks file");
-  nlohmann::json document;
-  try {
-    document = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw std::runtime_error(path + ": invalid JSON (" + std::string(e.what()) + ")");
-  }
-  return parse_tasks(document, path);
+  return parse_tasks(base::load_json_file(path, base::JsonTop::kAny), path);
 }
 
 std::vector<TaskSpec> auto_tasks(const EmbeddingTable& table) {
   std::vector<TaskSpec> tasks;
   for (const auto& [name, column] : table.labels) {
+    if (name == table.split_by || is_id_like(name, column)) continue;
     TaskSpec task;
     task.name = name;
     task.column = name;

@@ -65,7 +65,9 @@ struct TaskSpec {
 // Parses a tasks document; errors name `origin` (the file) and the field.
 std::vector<TaskSpec> parse_tasks(const nlohmann::json& document, const std::string& origin);
 std::vector<TaskSpec> load_tasks(const std::string& path);
-// `--tasks auto`: one task per label column of the table, named after it, kind inferred.
+// `--tasks auto`: one task per label column of the table, named after it, kind inferred;
+// never the column the split grouped by (split_by) or an id-like one ("id", "*_id", or
+// mostly distinct values).
 std::vector<TaskSpec> auto_tasks(const EmbeddingTable& table);
 
 // The rows of `table` a task uses for one side (split, the task's and the side's filters

@@ -77,7 +77,7 @@ std::string grouped(double x) {
 void run_cost(const CostFlags& flags) {
   const nlohmann::json json = load_config(flags.config, flags.sets);
   const train::RunConfig config = train::parse_run_config(json, flags.config);
-  const energy::EnergyOptions options = energy::energy_options_from_json(config.energy);
+  const energy::EnergyOptions& options = config.energy;
   auto table = energy::gpu_table_for(options);
   if (!flags.gpu_table.empty()) energy::apply_gpu_table_file(table, flags.gpu_table);
   const energy::GpuSpec gpu = energy::require_gpu(table, flags.gpu);

@@ -8,13 +8,16 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
-#include "data/atomic_file.hpp"
+#include "base/atomic_file.hpp"
 #include "launcher/child_process.hpp"
 #include "launcher/commands.hpp"
 #include "launcher/config_file.hpp"
 #include "launcher/report_html.hpp"
+#include "launcher/shared_options.hpp"
 #include "train/checkpoint.hpp"
+#include "train/run_config.hpp"
 
 #ifndef GF_CONFIG_DIR
 #define GF_CONFIG_DIR "configs"
@@ -71,22 +74,22 @@ nlohmann::json demo_tasks() {
 }
 
 // The pretraining bill in one line, and whether its energy was measured or estimated.
-void print_bill(const nlohmann::json& bill, const fs::path& energy_json) {
-  if (!bill.is_object()) return;
-  const auto& package = bill["domains"]["package"];
-  std::cout << "pretraining bill: " << bill.value("duration_s", 0.0) << " s, " << bill.value("joules", 0.0) << " J ("
-            << package.value("label", "?") << "), " << bill.value("co2e_kg", 0.0) * 1000 << " g CO2e, $" << bill.value("cost", 0.0)
-            << ", " << bill.value("joules_per_image", 0.0) << " J/image (" << energy_json.string() << ")\n";
+void print_bill(const std::optional<energy::EnergySummary>& bill, const fs::path& energy_json) {
+  if (!bill) return;
+  const auto& package = bill->domains[static_cast<int>(energy::Domain::kPackage)];
+  std::cout << "pretraining bill: " << bill->duration_s << " s, " << bill->joules << " J ("
+            << energy::label_name(package.label) << "), " << bill->co2e_kg * 1000 << " g CO2e, $" << bill->cost << ", "
+            << bill->joules_per_image << " J/image (" << energy_json.string() << ")\n";
 }
 
 void run_demo(const DemoArgs& a) {
   const auto start = std::chrono::steady_clock::now();
   const fs::path out = fs::absolute(a.out);
   fs::create_directories(out);
-  const nlohmann::json config = load_config(a.config, {});
-  const std::string arch = config.at("model").value("arch", "vit_tiny_patch14_reg4");
-  const int img_size = config.at("model").value("img_size", 112);
-  const std::string init_seed = std::to_string(config.at("model").value("init_seed", 0));
+  const train::RunConfig config = train::parse_run_config(load_config(a.config, {}), a.config);
+  const std::string& arch = config.model.arch;
+  const int64_t img_size = config.model.img_size;
+  const std::string init_seed = std::to_string(config.model.init_seed);
   const std::string ranks = std::to_string(a.ranks);
   const fs::path images = out / "synth", dataset = out / "dataset", run = out / "run", emb = out / "embeddings";
   fs::create_directories(emb);
@@ -113,13 +116,13 @@ void run_demo(const DemoArgs& a) {
                                       (emb / "pretrained.h5").string()};
   student.insert(student.end(), common.begin(), common.end());
   run_stage("embed (pretrained student)", student);
-  data::write_file_atomic((out / "tasks.json").string(), demo_tasks().dump(2) + "\n");
+  base::write_file_atomic((out / "tasks.json").string(), demo_tasks().dump(2) + "\n");
   run_stage("probe", {"launch", "-n", ranks, "--", "probe", "--embeddings", "initial=" + (emb / "initial.h5").string(),
                       "pretrained=" + (emb / "pretrained.h5").string(), "--tasks", (out / "tasks.json").string(), "--out",
                       (run / "probe").string(), "--no-energy"});
 
   std::vector<RunData> runs{read_run(run.string())};
-  data::write_file_atomic((out / "report.html").string(), render_report(runs, {}));
+  base::write_file_atomic((out / "report.html").string(), render_report(runs, {}));
   const double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / 60;
   std::cout << "\n== demo: done in " << minutes << " min ==\n"
             << "  synthetic images  " << images.string() << " (contact sheet: " << (out / "synth-preview.png").string() << ")\n"
@@ -141,7 +144,7 @@ void setup_demo(CLI::App& sub) {
   sub.add_option("--ranks", args->ranks, "Local ranks for pretrain, embed and probe")->capture_default_str()->check(CLI::Range(1, 64));
   sub.add_option("--images", args->images, "Synthetic images to generate")->capture_default_str()->check(CLI::Range(40, 1000000));
   sub.add_option("--config", args->config, "Pretraining config")->capture_default_str();
-  sub.add_option("--seed", args->seed, "Seed of the synthetic data and the split")->capture_default_str();
+  add_seed_option(sub, args->seed, "the synthetic data and the split");
   sub.callback([args] { run_demo(*args); });
 }
 

@@ -4,10 +4,10 @@
 #include <memory>
 #include <string>
 
-#include "dist/communicator.hpp"
-#include "dist/world.hpp"
+#include "base/sha256.hpp"
 #include "eval/embed.hpp"
 #include "launcher/commands.hpp"
+#include "launcher/shared_options.hpp"
 #include "model/weights.hpp"
 #include "train/checkpoint.hpp"
 
@@ -22,6 +22,10 @@ struct EmbedFlags {
   int64_t init_seed = -1;
   bool no_energy = false;
 };
+
+const FieldFlags kEmbedFlags = {{"images_dir", "--images"}, {"data_dir", "--data"}, {"out", "--out"},
+                                 {"batch_size", "--batch-size"}, {"arch", "--arch"}, {"weights", "--weights"},
+                                 {"dtype", "--dtype"}};
 
 void run_embed(EmbedFlags flags) {
   eval::EmbedConfig& config = flags.config;
@@ -40,12 +44,9 @@ void run_embed(EmbedFlags flags) {
     config.state = std::move(weights.student);
     if (config.arch.empty()) config.arch = weights.vit.arch;
     const auto model_file = std::filesystem::path(flags.checkpoint) / "model.safetensors";
-    if (std::filesystem::exists(model_file)) config.weights_sha256 = model::sha256_file(model_file.string());
+    if (std::filesystem::exists(model_file)) config.weights_sha256 = base::sha256_file(model_file.string());
   }
-  const dist::World& world = dist::init_world();
-  std::unique_ptr<dist::Communicator> communicator;
-  if (world.size > 1) communicator = dist::make_communicator(dist::Backend::kMpi, world);
-  eval::run_embed(config, world, communicator.get());
+  eval::run_embed(config);
 }
 
 }  // namespace
@@ -79,15 +80,13 @@ void setup_embed(CLI::App& sub) {
   sub.add_option("--dtype", flags->dtype, "Stored precision (float16 halves the file)")
       ->check(CLI::IsMember({"float32", "float16"}))
       ->capture_default_str();
-  sub.add_option("--threads", c.threads, "Torch threads per rank (0: LibTorch's default)")->check(CLI::NonNegativeNumber);
+  add_threads_option(sub, c.threads);
   sub.add_option("--workers", c.workers, "Dataset form: decode threads per rank (0: hardware threads)")
       ->check(CLI::NonNegativeNumber);
-  sub.add_option("--device", c.device, "cpu, cuda (GPU = local rank) or auto")
-      ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
-      ->capture_default_str();
+  add_device_option(sub, c.device);
   sub.add_option("--energy-dir", c.energy_dir, "Where energy.csv/energy.json go (default: the folder of --out)");
-  sub.add_flag("--no-energy", flags->no_energy, "Do not measure energy");
-  sub.callback([flags] { run_embed(*flags); });
+  add_no_energy_flag(sub, flags->no_energy);
+  sub.callback([flags] { run_with_flag_names(kEmbedFlags, FieldSource::kFlagsOnly, [&] { run_embed(*flags); }); });
 }
 
 }  // namespace gf::launcher

@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "base/sha256.hpp"
 #include "launcher/commands.hpp"
 #include "model/arch_registry.hpp"
 #include "model/weights.hpp"
@@ -38,13 +39,13 @@ void run_export(ExportFlags flags) {
   } else {
     state = model::read_weights(flags.weights);
     source = flags.weights;
-    provenance = {{"source_sha256", model::sha256_file(flags.weights)}};
+    provenance = {{"source_sha256", base::sha256_file(flags.weights)}};
   }
   const model::VitOptions o = model::export_encoder(state, source, flags.out, flags.options, provenance);
   std::cout << "wrote " << flags.out << ": " << o.arch << " at " << o.img_size << " px, " << model::parameter_count(o)
             << " parameters; timm.create_model(\"" << model::timm_model_name(o) << "\", **" << model::timm_kwargs_json(o)
             << ", pretrained=True, pretrained_cfg_overlay=dict(file=\"" << flags.out << "\"))\n"
-            << "sha256 " << model::sha256_file(flags.out) << "\n";
+            << "sha256 " << base::sha256_file(flags.out) << "\n";
 }
 
 }  // namespace

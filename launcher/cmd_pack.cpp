@@ -5,6 +5,7 @@
 
 #include "data/pack.hpp"
 #include "launcher/commands.hpp"
+#include "launcher/shared_options.hpp"
 
 namespace gf::launcher {
 namespace {
@@ -15,6 +16,12 @@ struct PackFlags {
   bool strict = false;
   bool quiet = false;
 };
+
+const FieldFlags kPackFlags = {{"images_dir", "--images"},     {"labels_csv", "--labels"},
+                                {"resolution", "--resolution"},   {"shard_size", "--shard-size"},
+                                {"test_fraction", "--test-fraction"}, {"jpeg_quality", "--jpeg-quality"},
+                                {"bad_input", "--strict"},        {"id_column", "--id-column"},
+                                {"split_by", "--split-by"}};
 
 void run_pack(PackFlags flags) {
   data::PackOptions& o = flags.options;
@@ -54,12 +61,12 @@ void setup_pack(CLI::App& sub) {
   sub.add_option("--shard-size", o.shard_size, "Images per shard")->capture_default_str()->check(CLI::PositiveNumber);
   sub.add_option("--split-by", o.split_by, "CSV column grouping images (patient id) for a patient-level train/test split");
   sub.add_option("--test-fraction", o.test_fraction, "Fraction of the groups put in the test split")->capture_default_str();
-  sub.add_option("--seed", o.seed, "Seed of the split")->capture_default_str();
+  add_seed_option(sub, o.seed, "the train/test split");
   sub.add_option("--source", o.source, "Source name recorded per image (default: first folder level under --images)");
-  sub.add_option("--threads", o.threads, "Decode/resize threads (0 = all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  add_threads_option(sub, o.threads);
   sub.add_flag("--strict", flags->strict, "Stop at the first bad input instead of skipping it with a warning");
   sub.add_flag("--quiet", flags->quiet, "No progress bar or progress lines");
-  sub.callback([flags] { run_pack(*flags); });
+  sub.callback([flags] { run_with_flag_names(kPackFlags, FieldSource::kFlagsOnly, [&] { run_pack(*flags); }); });
 }
 
 }  // namespace gf::launcher

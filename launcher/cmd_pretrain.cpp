@@ -8,6 +8,7 @@
 
 #include "launcher/commands.hpp"
 #include "launcher/config_file.hpp"
+#include "launcher/shared_options.hpp"
 #include "train/pretrain.hpp"
 #include "train/run_config.hpp"
 
@@ -20,22 +21,37 @@ struct PretrainFlags {
   std::string run_dir;
   std::string resume;
   int64_t max_steps = 0;
+  int threads = 0;
+  std::string device, backend;
   std::vector<std::string> sets;
+  CLI::Option *threads_option = nullptr, *device_option = nullptr, *backend_option = nullptr;
 };
+
+// The config fields the flags set, for errors worded by config path.
+const FieldFlags kPretrainFlags = {{"data.path", "--data"},
+                                   {"run_dir", "--run-dir"},
+                                   {"resume", "--resume"},
+                                   {"train.threads", "--threads"},
+                                   {"train.device", "--device"},
+                                   {"dist.backend", "--backend"}};
 
 void run_pretrain(const PretrainFlags& flags) {
   nlohmann::json json = load_config(flags.config, flags.sets);
-  if (!flags.data.empty()) {
-    if (!json.contains("data")) json["data"] = nlohmann::json::object();
-    json["data"]["path"] = flags.data;
-  }
-  const train::RunConfig config = train::parse_run_config(json, flags.config);
-  train::PretrainOptions options;
-  options.run_dir = flags.run_dir.empty() ? "runs/" + std::filesystem::path(flags.config).stem().string() : flags.run_dir;
-  options.resume = flags.resume;
-  options.max_steps = flags.max_steps;
-  const train::PretrainResult result = train::pretrain(config, options);
-  if (result.status == train::PretrainStatus::kPreempted) throw CLI::RuntimeError(train::kExitPreempted);
+  // A flag given replaces the config's value.
+  if (!flags.data.empty()) json["data"]["path"] = flags.data;
+  if (flags.threads_option->count() > 0) json["train"]["threads"] = flags.threads;
+  if (flags.device_option->count() > 0) json["train"]["device"] = flags.device;
+  if (flags.backend_option->count() > 0) json["dist"]["backend"] = flags.backend;
+  run_with_flag_names(kPretrainFlags, FieldSource::kConfigOrFlags, [&] {
+    const train::RunConfig config = train::parse_run_config(json, flags.config);
+    train::PretrainOptions options;
+    options.run_dir =
+        flags.run_dir.empty() ? "runs/" + std::filesystem::path(flags.config).stem().string() : flags.run_dir;
+    options.resume = flags.resume;
+    options.max_steps = flags.max_steps;
+    const train::PretrainResult result = train::pretrain(config, options);
+    if (result.status == train::PretrainStatus::kPreempted) throw CLI::RuntimeError(train::kExitPreempted);
+  });
 }
 
 }  // namespace
@@ -43,11 +59,15 @@ void run_pretrain(const PretrainFlags& flags) {
 void setup_pretrain(CLI::App& sub) {
   auto flags = std::make_shared<PretrainFlags>();
   sub.add_option("--config", flags->config, "Run config (configs/paper.json, configs/demo.json)")->required();
-  sub.add_option("--data", flags->data, "Packed dataset folder (overrides data.path)");
+  sub.add_option("--data", flags->data, "Packed dataset folder (sets data.path)");
   sub.add_option("--run-dir", flags->run_dir, "Run folder (default runs/<config name>)");
   sub.add_option("--max-steps", flags->max_steps, "Stop with a checkpoint once this many optimizer steps are done")
       ->check(CLI::NonNegativeNumber);
   sub.add_option("--resume", flags->resume, "auto (newest complete checkpoint of the run folder) or a checkpoint folder");
+  flags->threads_option = add_threads_option(sub, flags->threads)->description(
+      "Threads per rank (sets train.threads); 0 = OMP_NUM_THREADS when set, else this node's cores shared by its ranks");
+  flags->device_option = add_device_option(sub, flags->device)->description("auto, cpu or cuda (sets train.device)");
+  flags->backend_option = add_backend_option(sub, flags->backend)->description("auto, mpi or nccl (sets dist.backend)");
   sub.add_option("--set", flags->sets, "Override a config field: section.key=value (repeatable)");
   sub.callback([flags] { run_pretrain(*flags); });
 }

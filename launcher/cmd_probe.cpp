@@ -1,13 +1,13 @@
 // `greenfound probe`: standardised logistic-regression probes of several models' embeddings,
 // bootstrap AUROC and Wilcoxon best-vs-second, spread over ranks (eval/probe.hpp).
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
-#include "dist/communicator.hpp"
-#include "dist/world.hpp"
 #include "eval/probe.hpp"
 #include "launcher/commands.hpp"
+#include "launcher/shared_options.hpp"
 
 namespace gf::launcher {
 namespace {
@@ -18,13 +18,16 @@ struct ProbeFlags {
   bool no_energy = false;
 };
 
+const FieldFlags kProbeFlags = {{"embeddings", "--embeddings"}, {"out_dir", "--out"}, {"bootstrap", "--bootstrap"}};
+
 void run_probe(ProbeFlags flags) {
   for (const auto& text : flags.embeddings) flags.config.embeddings.push_back(eval::parse_embeddings_arg(text));
   flags.config.track_energy = !flags.no_energy;
-  const dist::World& world = dist::init_world();
-  std::unique_ptr<dist::Communicator> communicator;
-  if (world.size > 1) communicator = dist::make_communicator(dist::Backend::kMpi, world);
-  eval::run_probe(flags.config, world, communicator.get());
+  const eval::ProbeResults results = eval::run_probe(flags.config);
+  // Errors confined to a task or model leave the rest standing; nothing standing is a failure.
+  if (results.records.empty())
+    throw std::runtime_error("probe: no (task, model) produced a result (" + std::to_string(results.errors.size()) +
+                             " error(s), listed in " + flags.config.out_dir + "/results.md)");
 }
 
 }  // namespace
@@ -42,11 +45,11 @@ void setup_probe(CLI::App& sub) {
   sub.add_option("--bootstrap", c.bootstrap, "Bootstrap resamples of the test set (published: 100)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  sub.add_option("--seed", c.seed, "Bootstrap seed (numpy RandomState, published: 42)")->capture_default_str();
+  add_seed_option(sub, c.seed, "the bootstrap resamples (numpy RandomState, published: 42)");
   sub.add_option("--alpha", c.alpha, "A win needs Wilcoxon p below this")->check(CLI::Range(0.0, 1.0))->capture_default_str();
-  sub.add_option("--threads", c.threads, "Torch threads per rank (0: LibTorch's default)")->check(CLI::NonNegativeNumber);
-  sub.add_flag("--no-energy", flags->no_energy, "Do not measure energy");
-  sub.callback([flags] { run_probe(*flags); });
+  add_threads_option(sub, c.threads);
+  add_no_energy_flag(sub, flags->no_energy);
+  sub.callback([flags] { run_with_flag_names(kProbeFlags, FieldSource::kFlagsOnly, [&] { run_probe(*flags); }); });
 }
 
 }  // namespace gf::launcher

@@ -2,7 +2,7 @@
 // run or several side by side; works on runs still in progress.
 #include <iostream>
 
-#include "data/atomic_file.hpp"
+#include "base/atomic_file.hpp"
 #include "launcher/commands.hpp"
 #include "launcher/report_html.hpp"
 
@@ -21,7 +21,7 @@ void setup_report(CLI::App& sub) {
   sub.callback([args] {
     std::vector<RunData> runs;
     for (const auto& dir : args->runs) runs.push_back(read_run(dir));
-    data::write_file_atomic(args->out, render_report(runs, {args->samples}));
+    base::write_file_atomic(args->out, render_report(runs, {args->samples}));
     std::cout << "report: wrote " << args->out << " (" << runs.size() << " run" << (runs.size() == 1 ? "" : "s") << ")\n";
   });
 }

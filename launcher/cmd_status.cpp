@@ -2,27 +2,27 @@
 // progress from metrics.jsonl and the energy used so far from energy.csv.
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <sstream>
 
-#include <nlohmann/json.hpp>
-
+#include "base/json_reader.hpp"
+#include "energy/energy_csv.hpp"
 #include "launcher/commands.hpp"
 #include "slurm/scheduler.hpp"
+#include "train/metrics_record.hpp"
+#include "train/run_config.hpp"
 
 namespace gf::launcher {
 namespace {
 
 namespace fs = std::filesystem;
-using nlohmann::json;
 
 std::string duration(double seconds) {
   const long s = std::lround(seconds);
@@ -32,89 +32,68 @@ std::string duration(double seconds) {
   return text;
 }
 
-// What metrics.jsonl (one record per optimizer step, train/run_log.hpp) tells about progress.
+// What metrics.jsonl (one record per optimizer step, train/metrics_record.hpp) tells about progress.
 struct Progress {
-  json last;                 // the newest complete record (a torn last line is skipped)
-  double step_seconds = NAN; // mean of the last kRecent records' time_s.step
-  double steps_per_epoch = NAN;  // records of the longest finished epoch, when one has finished
+  std::optional<train::MetricsRecord> last;  // the newest complete record
+  double step_seconds = NAN;                 // mean of the last kRecent records' time_s.step
+  double steps_per_epoch = NAN;              // records of the longest finished epoch, when one has finished
 };
 
 Progress read_progress(const fs::path& file) {
   constexpr size_t kRecent = 20;
-  std::ifstream in(file);
+  const std::vector<train::MetricsRecord> records = train::read_metrics(file.string());
   Progress p;
-  std::vector<double> recent;
-  std::map<long, long> per_epoch;
-  for (std::string line; std::getline(in, line);) {
-    auto record = json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (!record.is_object()) continue;
-    if (record.contains("epoch") && record["epoch"].is_number()) per_epoch[record["epoch"].get<long>()]++;
-    if (record.contains("time_s") && record["time_s"].is_object() && record["time_s"].contains("step") &&
-        record["time_s"]["step"].is_number()) {
-      recent.push_back(record["time_s"]["step"].get<double>());
-      if (recent.size() > kRecent) recent.erase(recent.begin());
-    }
-    p.last = std::move(record);
-  }
-  if (!recent.empty()) {
-    double sum = 0;
-    for (double t : recent) sum += t;
-    p.step_seconds = sum / recent.size();
-  }
+  if (records.empty()) return p;
+  p.last = records.back();
+  const size_t first = records.size() > kRecent ? records.size() - kRecent : 0;
+  double sum = 0;
+  for (size_t i = first; i < records.size(); ++i) sum += records[i].time_s.step;
+  p.step_seconds = sum / static_cast<double>(records.size() - first);
+  std::map<int64_t, int64_t> per_epoch;
+  for (const auto& record : records) per_epoch[record.epoch]++;
   if (per_epoch.size() > 1) {
-    long longest = 0;
+    int64_t longest = 0;
     for (auto it = per_epoch.begin(); std::next(it) != per_epoch.end(); ++it) longest = std::max(longest, it->second);
     p.steps_per_epoch = static_cast<double>(longest);
   }
   return p;
 }
 
-double number(const json& record, const char* key) {
-  return record.contains(key) && record[key].is_number() ? record[key].get<double>() : NAN;
-}
-
-// The run's resolved config.json (written by pretrain), an empty object when absent.
-json read_run_config(const fs::path& run_dir) {
-  std::ifstream in(run_dir / "config.json");
-  const json config = in ? json::parse(in, nullptr, false) : json();
-  return config.is_object() ? config : json::object();
+// The run's resolved config.json (written by pretrain), nullopt when absent.
+std::optional<train::RunConfig> read_run_config(const fs::path& run_dir) {
+  const std::string path = (run_dir / "config.json").string();
+  if (!fs::exists(path)) return std::nullopt;
+  return train::parse_run_config(base::load_json_file(path), path);
 }
 
 // Total optimizer steps of the run: epochs x steps per epoch once an epoch has finished,
 // capped by train.max_steps of the resolved config when that is set.
-double total_steps(const Progress& progress, const json& config) {
-  double total = NAN;
-  if (!std::isnan(progress.steps_per_epoch) && config.contains("optim"))
-    total = progress.steps_per_epoch * config["optim"].value("epochs", 0);
-  if (config.contains("train") && config["train"].value("max_steps", 0) > 0) {
-    const double max_steps = config["train"]["max_steps"].get<double>();
+double total_steps(const Progress& progress, const std::optional<train::RunConfig>& config) {
+  if (!config) return NAN;
+  double total = progress.steps_per_epoch * static_cast<double>(config->optim.epochs);
+  if (config->train.max_steps > 0) {
+    const double max_steps = static_cast<double>(config->train.max_steps);
     total = std::isnan(total) ? max_steps : std::min(total, max_steps);
   }
   return total;
 }
 
-void print_progress(const fs::path& run_dir, const json& config) {
+void print_progress(const fs::path& run_dir, const std::optional<train::RunConfig>& config) {
   const Progress progress = read_progress(run_dir / "metrics.jsonl");
-  const json& record = progress.last;
-  if (record.is_null()) {
+  if (!progress.last) {
     std::cout << "progress: no metrics yet (" << (run_dir / "metrics.jsonl").string() << ")\n";
     return;
   }
-  const double step = number(record, "step");
+  const train::MetricsRecord& record = *progress.last;
   std::ostringstream os;
-  os << "progress: step " << (std::isnan(step) ? std::string("?") : std::to_string(static_cast<long>(step)));
+  os << "progress: step " << record.step;
   const double total = total_steps(progress, config);
   if (!std::isnan(total)) os << "/" << static_cast<long>(total);
-  const double epoch = number(record, "epoch");
-  if (!std::isnan(epoch)) {  // 0-based in the records, shown as the progress bar counts
-    os << ", epoch " << static_cast<long>(epoch) + 1;
-    if (config.contains("optim") && config["optim"].contains("epochs")) os << "/" << config["optim"]["epochs"].dump();
-  }
-  const double loss = number(record, "loss");
-  if (!std::isnan(loss)) os << ", loss " << loss;
-  const double images_per_s = number(record, "images_per_s");
-  if (!std::isnan(images_per_s)) os << ", " << std::lround(images_per_s * 10) / 10.0 << " images/s";
-  if (!std::isnan(total) && !std::isnan(step) && !std::isnan(progress.step_seconds) && total > step)
+  os << ", epoch " << record.epoch + 1;  // 0-based in the records, shown as the progress bar counts
+  if (config) os << "/" << config->optim.epochs;
+  os << ", loss " << record.loss << ", " << std::lround(record.images_per_s * 10) / 10.0 << " images/s";
+  const double step = static_cast<double>(record.step);
+  if (!std::isnan(total) && !std::isnan(progress.step_seconds) && total > step)
     os << ", ETA " << duration((total - step) * progress.step_seconds);
   std::cout << os.str() << "\n";
 }
@@ -125,58 +104,30 @@ struct EnergySoFar {
   int files = 0;
 };
 
-// Adds one energy.csv (time,rank,host,device,domain,joules,watts,label). Its joules are
-// cumulative per (rank, host, device, domain) within one run of a stage, and every run (a
-// requeued job, a resumed run) starts a new count. The file marks no such start, but within
-// a run the sampler writes every 1/sample_hz s: a drop in joules or a silence of
-// `restart_gap_s` starts a new segment, and the previous segment's last value is kept.
+// Adds one energy.csv. Its joules are cumulative per (rank, host, device, domain) within one
+// run of a stage, and every run (a requeued job, a resumed run) starts a new count. The file
+// marks no such start, but within a run the sampler writes every 1/sample_hz s: a drop in
+// joules or a silence of `restart_gap_s` starts a new segment, and the previous segment's
+// last value is kept.
 void add_energy_csv(const fs::path& file, double restart_gap_s, EnergySoFar& sum) {
-  std::ifstream in(file);
-  std::string header;
-  if (!std::getline(in, header)) return;
-  auto split = [](const std::string& line) {
-    std::vector<std::string> fields;
-    std::stringstream ss(line);
-    for (std::string f; std::getline(ss, f, ',');) fields.push_back(f);
-    return fields;
-  };
-  const std::vector<std::string> columns = split(header);
-  auto column = [&](const std::string& name) {
-    for (size_t i = 0; i < columns.size(); ++i)
-      if (columns[i] == name) return static_cast<int>(i);
-    return -1;
-  };
-  const int c_time = column("time"), c_joules = column("joules"), c_label = column("label");
-  if (c_joules < 0) return;
   struct Series {
     double carried = 0, last = 0, last_time = NAN;
   };
   std::map<std::string, Series> series;
-  for (std::string line; std::getline(in, line);) {
-    const std::vector<std::string> f = split(line);
-    if (f.size() < columns.size()) continue;  // a torn last line
-    char* end = nullptr;
-    const double joules = std::strtod(f[c_joules].c_str(), &end);
-    if (end == f[c_joules].c_str()) continue;
-    const double time = c_time >= 0 ? std::strtod(f[c_time].c_str(), nullptr) : NAN;
-    std::string key;
-    for (const char* name : {"rank", "host", "device", "domain"})
-      if (column(name) >= 0) key += f[column(name)] + "|";
-    Series& s = series[key];
-    if (joules < s.last || time - s.last_time > restart_gap_s) s.carried += s.last;
-    s.last = joules;
-    s.last_time = time;
-    if (c_label >= 0) sum.labels.insert(f[c_label]);
+  for (const energy::EnergySample& sample : energy::read_energy_csv(file.string()).samples) {
+    Series& s = series[std::to_string(sample.rank) + "|" + sample.host + "|" + sample.device + "|" + sample.domain];
+    if (sample.joules < s.last || sample.time - s.last_time > restart_gap_s) s.carried += s.last;
+    s.last = sample.joules;
+    s.last_time = sample.time;
+    sum.labels.insert(sample.label);
   }
   for (const auto& [key, s] : series) sum.joules += s.carried + s.last;
   sum.files += 1;
 }
 
 // Every energy.csv under the run folder: pretrain's, and one per task of an embed sweep.
-void print_energy(const fs::path& run_dir, const json& config) {
-  double sample_hz = 1.0;
-  if (config.contains("energy") && config["energy"].is_object() && config["energy"].value("sample_hz", 0.0) > 0)
-    sample_hz = config["energy"]["sample_hz"].get<double>();
+void print_energy(const fs::path& run_dir, const std::optional<train::RunConfig>& config) {
+  const double sample_hz = config ? config->energy.sample_hz : energy::EnergyOptions{}.sample_hz;
   EnergySoFar sum;
   for (const auto& entry : fs::recursive_directory_iterator(run_dir, fs::directory_options::skip_permission_denied))
     if (entry.is_regular_file() && entry.path().filename() == "energy.csv")
@@ -222,7 +173,7 @@ void run_status(const std::string& run_dir_arg) {
     print_job(ids.back(), true);
     for (size_t i = ids.size() - 1; i-- > 0;) print_job(ids[i], false);
   }
-  const json config = read_run_config(run_dir);
+  const std::optional<train::RunConfig> config = read_run_config(run_dir);
   print_progress(run_dir, config);
   print_energy(run_dir, config);
 }

@@ -1,7 +1,6 @@
 // `greenfound submit`: wraps one stage (`-- <subcommand> [args]`) in an sbatch script built
 // from the run config's "slurm" section, the site file and the flags; writes it to
 // RUN_DIR/slurm/job.sbatch, submits it and records the job id (slurm/ does the work).
-#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -92,21 +91,19 @@ bool is_sweep_file(const std::string& array, std::string& path, int& throttle) {
 }
 
 void run_submit(const SubmitFlags& flags) {
-  const nlohmann::json config = load_config(flags.config, {});
-  // A pretrain config is checked here, with the stage's --set overrides, so a typo fails now
+  // The config is checked here, with a pretrain stage's --set overrides, so a typo fails now
   // and not after hours in the queue.
-  if (!flags.command.empty() && flags.command[0] == "pretrain") {
-    nlohmann::json resolved = config;
+  std::vector<std::string> sets;
+  if (!flags.command.empty() && flags.command[0] == "pretrain")
     for (size_t i = 1; i < flags.command.size(); ++i)
-      if (flags.command[i] == "--set" || flags.command[i].rfind("--set=", 0) == 0) apply_override(resolved, flag_value(flags.command, i));
-    train::parse_run_config(resolved, flags.config);
-  }
+      if (flags.command[i] == "--set" || flags.command[i].rfind("--set=", 0) == 0)
+        sets.push_back(flag_value(flags.command, i));
+  const train::RunConfig config = train::parse_run_config(load_config(flags.config, sets), flags.config);
   slurm::JobSpec spec;
   spec.requeue_exit_code = train::kExitPreempted;
   if (!flags.command.empty()) spec.job_name = "gf-" + flags.command[0];
-  const std::string site_path = !flags.site.empty() ? flags.site : (std::getenv("GREENFOUND_SITE") ? std::getenv("GREENFOUND_SITE") : "");
-  slurm::apply_json(spec, slurm::resolve_site(flags.site), site_path);
-  if (config.contains("slurm")) slurm::apply_json(spec, config["slurm"], flags.config + ": slurm");
+  slurm::apply_layer(spec, slurm::resolve_site(flags.site));
+  slurm::apply_layer(spec, config.slurm);
 
   if (flags.nodes > 0) spec.nodes = flags.nodes;
   if (flags.ntasks_per_node > 0) spec.ntasks_per_node = flags.ntasks_per_node;

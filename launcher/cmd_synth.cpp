@@ -7,9 +7,10 @@
 #include <stdexcept>
 #include <string>
 
-#include "data/progress.hpp"
+#include "base/progress.hpp"
 #include "data/synth.hpp"
 #include "launcher/commands.hpp"
+#include "launcher/shared_options.hpp"
 
 namespace gf::launcher {
 namespace {
@@ -33,7 +34,7 @@ cv::Size parse_size(const std::string& text) {
 void run_synth(SynthFlags flags) {
   data::SynthOptions& o = flags.options;
   if (!flags.size.empty()) o.frame_size = parse_size(flags.size);
-  data::Progress progress({"synth", "images", flags.quiet ? data::ProgressStyle::kSilent : data::ProgressStyle::kAuto},
+  base::Progress progress({"synth", "images", flags.quiet ? base::ProgressStyle::kSilent : base::ProgressStyle::kAuto},
                           o.count);
   const data::SynthResult r = data::write_synth_dataset(o, flags.out_dir, &progress);
   progress.finish();
@@ -54,14 +55,12 @@ void setup_synth(CLI::App& sub) {
   data::SynthOptions& o = flags->options;
   sub.add_option("--out", flags->out_dir, "Folder to write <image_id>.jpg files and labels.csv into")->required();
   sub.add_option("--n", o.count, "Number of images (two eyes per patient)")->required()->check(CLI::PositiveNumber);
-  sub.add_option("--seed", o.seed, "Seed: the same seed gives byte-identical files")->capture_default_str();
+  add_seed_option(sub, o.seed, "the images and labels (byte-identical files, whatever --threads)");
   sub.add_option("--sites", o.sites, "Number of sites A, B, ... (own colour cast, exposure, camera frame)")
       ->capture_default_str()
       ->check(CLI::Range(1, 26));
   sub.add_option("--size", flags->size, "Camera frame WIDTHxHEIGHT for every site (default: each site's own)");
-  sub.add_option("--threads", o.threads, "Drawing threads (0 = all cores); output does not depend on it")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+  add_threads_option(sub, o.threads);
   sub.add_option("--jpeg-quality", o.jpeg_quality, "JPEG quality")->capture_default_str()->check(CLI::Range(1, 100));
   sub.add_flag("--preview", flags->preview, "Also save a 4x4 labelled contact sheet to <out>/preview.png");
   sub.add_flag("--quiet", flags->quiet, "No progress bar or progress lines");

@@ -1,21 +1,14 @@
 #include "launcher/config_file.hpp"
 
-#include <fstream>
 #include <sstream>
 #include <stdexcept>
+
+#include "base/json_reader.hpp"
 
 namespace gf::launcher {
 
 nlohmann::json load_config(const std::string& path, const std::vector<std::string>& overrides) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error(path + ": cannot open config file");
-  nlohmann::json config;
-  try {
-    config = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw std::runtime_error(path + ": not valid JSON (" + e.what() + ")");
-  }
-  if (!config.is_object()) throw std::runtime_error(path + ": found " + std::string(config.type_name()) + ", expected a JSON object");
+  nlohmann::json config = base::load_json_file(path);
   for (const auto& assignment : overrides) apply_override(config, assignment);
   return config;
 }
@@ -27,16 +20,19 @@ void apply_override(nlohmann::json& config, const std::string& assignment) {
   const std::string key = assignment.substr(0, eq);
   const std::string text = assignment.substr(eq + 1);
 
-  nlohmann::json* node = &config;
-  std::stringstream parts(key);
-  std::string part, walked;
   std::vector<std::string> path;
-  while (std::getline(parts, part, '.')) path.push_back(part);
+  std::stringstream parts(key);
+  for (std::string part; std::getline(parts, part, '.');) path.push_back(part);
+  // A section the file leaves out is created: whether the field exists is the schema's
+  // question, which parse_run_config answers (unknown fields are errors there).
+  nlohmann::json* node = &config;
+  std::string walked;
   for (size_t i = 0; i + 1 < path.size(); ++i) {
     walked += (walked.empty() ? "" : ".") + path[i];
-    if (!node->contains(path[i]) || !(*node)[path[i]].is_object())
-      throw std::runtime_error("--set " + key + ": config has no section '" + walked + "'");
-    node = &(*node)[path[i]];
+    nlohmann::json& next = (*node)[path[i]];
+    if (next.is_null()) next = nlohmann::json::object();
+    if (!next.is_object()) throw std::runtime_error("--set " + key + ": " + walked + " is not a section of the config");
+    node = &next;
   }
   nlohmann::json value;
   try {

@@ -10,8 +10,8 @@ namespace gf::launcher {
 
 // Reads `path` (errors name the file and the JSON parse position), then applies each
 // "dotted.key=value" override; value is parsed as JSON when it parses (numbers, true, [..]),
-// else taken as a string. An override naming a key absent from the file is an error unless
-// its parent object exists (new leaf keys are allowed, new sections are not).
+// else taken as a string. Sections the file leaves out are created; whether the field exists
+// is for parse_run_config to say (`--set dist.timeout_s=10` works on any config).
 nlohmann::json load_config(const std::string& path, const std::vector<std::string>& overrides);
 void apply_override(nlohmann::json& config, const std::string& assignment);
 

@@ -24,22 +24,11 @@ namespace gf::launcher {
 
 namespace {
 
-using nlohmann::json;
-
 std::string fmt(double v, const char* spec = "%.4g") {
   if (!std::isfinite(v)) return "–";
   char buf[48];
   std::snprintf(buf, sizeof(buf), spec, v);
   return buf;
-}
-
-double num_at(const json& j, std::initializer_list<const char*> path) {
-  const json* node = &j;
-  for (const char* key : path) {
-    if (!node->is_object() || !node->contains(key)) return NAN;
-    node = &(*node)[key];
-  }
-  return node->is_number() ? node->get<double>() : NAN;
 }
 
 std::string library_versions() {
@@ -61,32 +50,27 @@ std::string provenance(const std::vector<RunData>& runs) {
   for (const auto& run : runs) {
     std::set<std::string> hosts;
     std::set<int> ranks;
-    for (const auto& e : run.energy_samples) hosts.insert(e.host), ranks.insert(e.rank);
-    if (run.energy.contains("nodes"))
-      for (const auto& node : run.energy["nodes"]) hosts.insert(node.value("host", ""));
+    for (const auto& e : run.energy_samples.samples) hosts.insert(e.host), ranks.insert(e.rank);
+    if (run.energy)
+      for (const auto& node : run.energy->nodes) hosts.insert(node.host);
     std::string host_list;
     for (const auto& h : hosts) host_list += (host_list.empty() ? "" : ", ") + h;
     s << "<tr><td>" << html_escape(run.name) << "</td><td><code>" << html_escape(run.dir) << "</code></td><td>"
       << html_escape(host_list.empty() ? "–" : host_list) << "</td><td>" << (ranks.empty() ? std::string("–") : std::to_string(ranks.size()))
-      << "</td><td>" << run.metrics.size() << "</td><td>" << html_escape(run.config.is_object() ? run.config.value("description", "") : "")
+      << "</td><td>" << run.metrics.size() << "</td><td>" << html_escape(run.config ? run.config->description : "")
       << "</td></tr>";
   }
   s << "</table>";
   // Each session of each run (a requeued run has several): where and with what it ran.
   std::ostringstream sessions;
-  for (const auto& run : runs) {
-    if (!run.provenance.is_object() || !run.provenance.contains("sessions")) continue;
-    for (const auto& session : run.provenance["sessions"]) {
-      auto cell = [&](const char* key) {
-        if (!session.contains(key)) return std::string("–");
-        return html_escape(session[key].is_string() ? session[key].get<std::string>() : session[key].dump());
-      };
-      sessions << "<tr><td>" << html_escape(run.name) << "</td><td>" << cell("started") << "</td><td>" << cell("start_step")
-               << "</td><td>" << cell("host") << "</td><td>" << cell("ranks") << " × " << cell("threads_per_rank") << "</td><td>"
-               << cell("device") << "</td><td>" << cell("backend") << "</td><td><code>" << cell("greenfound")
-               << "</code></td><td>" << cell("libtorch") << "</td><td>" << cell("mpi") << "</td></tr>";
-    }
-  }
+  for (const auto& run : runs)
+    for (const auto& session : run.provenance.sessions)
+      sessions << "<tr><td>" << html_escape(run.name) << "</td><td>" << html_escape(session.started) << "</td><td>"
+               << session.start_step << "</td><td>" << html_escape(session.host) << "</td><td>" << session.ranks << " × "
+               << session.threads_per_rank << "</td><td>" << html_escape(session.device) << "</td><td>"
+               << html_escape(session.backend) << "</td><td><code>" << html_escape(session.greenfound)
+               << "</code></td><td>" << html_escape(session.libtorch) << "</td><td>" << html_escape(session.mpi)
+               << "</td></tr>";
   if (!sessions.str().empty())
     s << "<table><tr><th>run</th><th>session started (UTC)</th><th>from step</th><th>host (rank 0)</th><th>ranks × threads</th>"
          "<th>device</th><th>backend</th><th>greenfound</th><th>LibTorch</th><th>MPI</th></tr>"
@@ -94,7 +78,9 @@ std::string provenance(const std::vector<RunData>& runs) {
   s << "<p class=\"meta\">This report: greenfound build " << GF_GIT_COMMIT << " · " << html_escape(library_versions())
     << "</p>";
   for (const auto& run : runs)
-    for (const auto& note : run.notes) s << "<p class=\"note\">" << html_escape(note) << "</p>";
+    if (run.energy_samples.torn_rows > 0)
+      s << "<p class=\"note\">" << html_escape(run.dir) << "/energy.csv: " << run.energy_samples.torn_rows
+        << " row(s) cut short by a process that stopped mid-write, left out</p>";
   return s.str();
 }
 
@@ -102,19 +88,18 @@ std::string config_section(const std::vector<RunData>& runs) {
   std::ostringstream s;
   for (const auto& run : runs) {
     s << "<details" << (runs.size() == 1 ? " open" : "") << "><summary>" << html_escape(run.name) << "</summary>";
-    if (run.config.is_null()) s << "<p class=\"empty\">no config.json yet</p>";
-    else s << "<pre>" << html_escape(run.config.dump(2)) << "</pre>";
+    if (!run.config) s << "<p class=\"empty\">no config.json yet</p>";
+    else s << "<pre>" << html_escape(train::to_json(*run.config).dump(2)) << "</pre>";
     s << "</details>";
   }
   return s.str();
 }
 
-Series metric_series(const RunData& run, const std::string& name, const std::string& key, const std::string& sub = "") {
+Series metric_series(const RunData& run, const std::string& name, const std::function<double(const train::MetricsRecord&)>& value) {
   Series series{name, {}, {}};
   for (const auto& m : run.metrics) {
-    const double v = sub.empty() ? num_at(m, {key.c_str()}) : num_at(m, {key.c_str(), sub.c_str()});
-    const double step = num_at(m, {"step"});
-    if (std::isfinite(v) && std::isfinite(step)) series.x.push_back(step), series.y.push_back(v);
+    const double v = value(m);
+    if (std::isfinite(v)) series.x.push_back(static_cast<double>(m.step)), series.y.push_back(v);
   }
   return series;
 }
@@ -122,8 +107,8 @@ Series metric_series(const RunData& run, const std::string& name, const std::str
 std::string training_section(const std::vector<RunData>& runs) {
   std::vector<Series> loss, lr;
   for (const auto& run : runs) {
-    loss.push_back(metric_series(run, run.name, "loss"));
-    lr.push_back(metric_series(run, run.name, "lr"));
+    loss.push_back(metric_series(run, run.name, [](const train::MetricsRecord& m) { return m.loss; }));
+    lr.push_back(metric_series(run, run.name, [](const train::MetricsRecord& m) { return m.lr; }));
   }
   return "<div class=\"row\">" + line_plot("Token Reconstruction loss", loss, {"optimizer step"}, {"MSE", true}) +
          line_plot("Learning rate", lr, {"optimizer step"}, {"lr"}) + "</div>";
@@ -131,12 +116,18 @@ std::string training_section(const std::vector<RunData>& runs) {
 
 std::string throughput_section(const std::vector<RunData>& runs) {
   std::vector<Series> speed;
-  for (const auto& run : runs) speed.push_back(metric_series(run, run.name, "images_per_s"));
+  for (const auto& run : runs)
+    speed.push_back(metric_series(run, run.name, [](const train::MetricsRecord& m) { return m.images_per_s; }));
   std::string out = "<div class=\"row\">" + line_plot("Training throughput", speed, {"optimizer step"}, {"images/s"});
   for (const auto& run : runs) {
     std::vector<Series> split;
-    for (const char* part : {"data", "teacher", "student", "allreduce", "optimizer"})
-      split.push_back(metric_series(run, part, "time_s", part));
+    using Part = double train::StepTimes::*;
+    for (const auto& [name, part] : {std::pair<const char*, Part>{"data", &train::StepTimes::data},
+                                     {"teacher", &train::StepTimes::teacher},
+                                     {"student", &train::StepTimes::student},
+                                     {"allreduce", &train::StepTimes::allreduce},
+                                     {"optimizer", &train::StepTimes::optimizer}})
+      split.push_back(metric_series(run, name, [part = part](const train::MetricsRecord& m) { return m.time_s.*part; }));
     out += line_plot("Step time split · " + run.name, split, {"optimizer step"}, {"seconds"});
   }
   return out + "</div>";
@@ -148,8 +139,9 @@ std::string energy_section(const std::vector<RunData>& runs) {
     std::map<std::string, Series> by_device;
     double t0 = INFINITY;
     std::set<std::string> hosts;
-    for (const auto& e : run.energy_samples) t0 = std::min(t0, e.time), hosts.insert(e.host);
-    for (const auto& e : run.energy_samples) {
+    const auto& samples = run.energy_samples.samples;
+    for (const auto& e : samples) t0 = std::min(t0, e.time), hosts.insert(e.host);
+    for (const auto& e : samples) {
       // Legend space is short: the host only when there are several.
       const std::string key = (hosts.size() > 1 ? e.host + " " : "") + "r" + std::to_string(e.rank) + " " + e.domain +
                               (e.device.empty() ? "" : ":" + e.device);
@@ -162,34 +154,44 @@ std::string energy_section(const std::vector<RunData>& runs) {
     for (auto& [key, s] : by_device) power.push_back(std::move(s));
     out += line_plot("Power per device · " + run.name, power, {"seconds since start"}, {"watts"});
     std::vector<Bar> phases;
-    if (run.energy.contains("phases"))
-      for (const auto& [phase, joules] : run.energy["phases"].items())
-        if (joules.is_number()) phases.push_back({phase, joules.get<double>()});
+    if (run.energy)
+      for (int p = 0; p < energy::kNumPhases; ++p)
+        phases.push_back({energy::phase_name(static_cast<energy::Phase>(p)), run.energy->phase_joules[p]});
     out += bar_plot("Energy by phase · " + run.name, phases, "J");
   }
   return out + "</div>";
 }
 
 std::string cost_section(const std::vector<RunData>& runs) {
-  struct Row { const char* label; std::function<std::string(const json&)> cell; };
-  auto field = [](const char* key, const char* spec) {
-    return [key, spec](const json& e) { return fmt(num_at(e, {key}), spec); };
+  using Summary = energy::EnergySummary;
+  struct Row {
+    const char* label;
+    std::function<std::string(const Summary&)> cell;
+  };
+  auto field = [](double Summary::*member, const char* spec) {
+    return [member, spec](const Summary& e) { return fmt(e.*member, spec); };
+  };
+  auto domain = [](energy::Domain d) {
+    return [d](const Summary& e) {
+      const auto& energy = e.domains[static_cast<int>(d)];
+      return fmt(energy.joules) + " " + energy::label_name(energy.label);
+    };
   };
   const std::vector<Row> rows = {
-      {"wall time (s)", field("duration_s", "%.1f")},
-      {"energy (J)", field("joules", "%.4g")},
-      {"package (J)", [](const json& e) { return fmt(num_at(e, {"domains", "package", "joules"})) + " " + e["domains"]["package"].value("label", ""); }},
-      {"dram (J)", [](const json& e) { return fmt(num_at(e, {"domains", "dram", "joules"})) + " " + e["domains"]["dram"].value("label", ""); }},
-      {"gpu (J)", [](const json& e) { return fmt(num_at(e, {"domains", "gpu", "joules"})) + " " + e["domains"]["gpu"].value("label", ""); }},
-      {"kWh × PUE", field("kwh_x_pue", "%.4g")},
-      {"CO2e (kg)", field("co2e_kg", "%.3g")},
-      {"carbon intensity (g/kWh)", field("carbon_g_per_kwh", "%.0f")},
-      {"device-hours", field("device_hours", "%.4g")},
-      {"cost (USD)", field("cost", "%.4g")},
-      {"images", field("images", "%.0f")},
-      {"J / image", field("joules_per_image", "%.4g")},
-      {"USD / image", field("cost_per_image", "%.3g")},
-      {"analytic FLOPs", field("flops", "%.3e")},
+      {"wall time (s)", field(&Summary::duration_s, "%.1f")},
+      {"energy (J)", field(&Summary::joules, "%.4g")},
+      {"package (J)", domain(energy::Domain::kPackage)},
+      {"dram (J)", domain(energy::Domain::kDram)},
+      {"gpu (J)", domain(energy::Domain::kGpu)},
+      {"kWh × PUE", field(&Summary::kwh_x_pue, "%.4g")},
+      {"CO2e (kg)", field(&Summary::co2e_kg, "%.3g")},
+      {"carbon intensity (g/kWh)", field(&Summary::carbon_g_per_kwh, "%.0f")},
+      {"device-hours", field(&Summary::device_hours, "%.4g")},
+      {"cost (USD)", field(&Summary::cost, "%.4g")},
+      {"images", field(&Summary::images, "%.0f")},
+      {"J / image", field(&Summary::joules_per_image, "%.4g")},
+      {"USD / image", field(&Summary::cost_per_image, "%.3g")},
+      {"analytic FLOPs", field(&Summary::flops, "%.3e")},
   };
   std::ostringstream s;
   s << "<table><tr><th></th>";
@@ -197,16 +199,7 @@ std::string cost_section(const std::vector<RunData>& runs) {
   s << "</tr>";
   for (const auto& row : rows) {
     s << "<tr><td>" << row.label << "</td>";
-    for (const auto& run : runs) {
-      std::string cell = "–";
-      if (run.energy.is_object()) {
-        try {
-          cell = row.cell(run.energy);
-        } catch (const json::exception&) {
-        }
-      }
-      s << "<td>" << html_escape(cell) << "</td>";
-    }
+    for (const auto& run : runs) s << "<td>" << html_escape(run.energy ? row.cell(*run.energy) : "–") << "</td>";
     s << "</tr>";
   }
   s << "</table><p class=\"meta\">Published reference: RETFound-Green trained for &lt;$100 vs $10,000 (RETFound-MEH) and "
@@ -214,64 +207,68 @@ std::string cost_section(const std::vector<RunData>& runs) {
   return s.str();
 }
 
-std::string probe_section(const std::vector<RunData>& runs) {
-  std::ostringstream s;
-  bool any = false;
-  for (const auto& run : runs) {
-    if (!run.results.is_object() || !run.results.contains("results")) continue;
-    any = true;
-    // (task, class) rows × model columns of median AUROC with the interval, best in bold.
-    std::vector<std::string> models, rows;
-    std::map<std::string, std::map<std::string, json>> table;
-    std::vector<Interval> intervals;
-    for (const auto& r : run.results["results"]) {
-      const std::string model = r.value("model", "?");
-      const std::string row = r.value("task", "?") + (r["class"].is_null() ? "" : " [" + r["class"].dump() + "]");
-      if (std::find(models.begin(), models.end(), model) == models.end()) models.push_back(model);
-      if (!table.count(row)) rows.push_back(row);
-      table[row][model] = r;
-      intervals.push_back({row, model, num_at(r, {"auroc_median"}), num_at(r, {"auroc_ci_low"}), num_at(r, {"auroc_ci_high"})});
-    }
-    std::map<std::string, json> comparison;
-    for (const auto& c : run.results.value("comparisons", json::array()))
-      comparison[c.value("task", "?") + (c["class"].is_null() ? "" : " [" + c["class"].dump() + "]")] = c;
-    std::map<std::string, int> wins, ties;
-    s << "<h3>" << html_escape(run.name) << "</h3><table><tr><th>task</th>";
-    for (const auto& m : models) s << "<th>" << html_escape(m) << "</th>";
-    s << "<th>best vs second: p</th><th>outcome</th></tr>";
-    for (const auto& row : rows) {
-      s << "<tr><td>" << html_escape(row) << "</td>";
-      const json cmp = comparison.count(row) ? comparison[row] : json();
-      for (const auto& m : models) {
-        if (!table[row].count(m)) {
-          s << "<td>–</td>";
-          continue;
-        }
-        const json& r = table[row][m];
-        const bool best = cmp.is_object() && cmp.value("best", "") == m;
-        s << "<td>" << (best ? "<b>" : "") << fmt(num_at(r, {"auroc_median"}), "%.4f") << (best ? "</b>" : "")
-          << " <span class=\"ci\">[" << fmt(num_at(r, {"auroc_ci_low"}), "%.3f") << ", " << fmt(num_at(r, {"auroc_ci_high"}), "%.3f")
-          << "]</span></td>";
-      }
-      if (cmp.is_object()) {
-        const double p = num_at(cmp, {"p_value"});
-        const std::string outcome = cmp.value("outcome", "");
-        s << "<td>" << (p < 1e-4 ? "***" : fmt(p, "%.4f")) << "</td><td>" << html_escape(outcome) << "</td>";
-        if (outcome == "win") ++wins[cmp.value("best", "")];
-        else ++ties[cmp.value("best", "")], ++ties[cmp.value("second", "")];
-      } else {
-        s << "<td>–</td><td>–</td>";
-      }
-      s << "</tr>";
-    }
-    s << "</table><table class=\"wins\"><tr><th>model</th><th>significant wins</th><th>ties for first</th></tr>";
-    for (const auto& m : models) s << "<tr><td>" << html_escape(m) << "</td><td>" << wins[m] << "</td><td>" << ties[m] << "</td></tr>";
-    s << "</table>" << interval_plot("AUROC by task · " + run.name, intervals, "AUROC");
-    if (run.results.contains("errors") && !run.results["errors"].empty())
-      for (const auto& e : run.results["errors"]) s << "<p class=\"note\">" << html_escape(e.is_string() ? e.get<std::string>() : e.dump()) << "</p>";
+std::string row_name(const std::string& task, const std::optional<int64_t>& cls) {
+  return task + (cls ? " [" + std::to_string(*cls) + "]" : "");
+}
+
+// One run's probe table: (task, class) rows × model columns of median AUROC with the
+// interval, best in bold; then the wins table and the interval plot.
+std::string probe_table(const std::string& run_name, const eval::ProbeResults& results) {
+  std::vector<std::string> rows;
+  std::map<std::string, std::map<std::string, const eval::ProbeRecord*>> table;
+  std::vector<Interval> intervals;
+  for (const auto& r : results.records) {
+    const std::string row = row_name(r.task, r.cls);
+    if (!table.count(row)) rows.push_back(row);
+    table[row][r.model] = &r;
+    intervals.push_back({row, r.model, r.auroc_median, r.auroc_ci_low, r.auroc_ci_high});
   }
-  if (!any) s << "<p class=\"empty\">No probe results yet (run <code>greenfound probe --out RUN_DIR/probe</code>).</p>";
+  std::map<std::string, const eval::Comparison*> comparison;
+  for (const auto& c : results.comparisons) comparison[row_name(c.task, c.cls)] = &c;
+  std::map<std::string, int> wins, ties;
+  std::ostringstream s;
+  s << "<h3>" << html_escape(run_name) << "</h3><table><tr><th>task</th>";
+  for (const auto& m : results.models) s << "<th>" << html_escape(m) << "</th>";
+  s << "<th>best vs second: p</th><th>outcome</th></tr>";
+  for (const auto& row : rows) {
+    s << "<tr><td>" << html_escape(row) << "</td>";
+    const eval::Comparison* cmp = comparison.count(row) ? comparison[row] : nullptr;
+    for (const auto& m : results.models) {
+      if (!table[row].count(m)) {
+        s << "<td>–</td>";
+        continue;
+      }
+      const eval::ProbeRecord& r = *table[row][m];
+      const bool best = cmp != nullptr && cmp->best == m;
+      s << "<td>" << (best ? "<b>" : "") << fmt(r.auroc_median, "%.4f") << (best ? "</b>" : "") << " <span class=\"ci\">["
+        << fmt(r.auroc_ci_low, "%.3f") << ", " << fmt(r.auroc_ci_high, "%.3f") << "]</span></td>";
+    }
+    if (cmp != nullptr) {
+      s << "<td>" << (cmp->p_value < 1e-4 ? "***" : fmt(cmp->p_value, "%.4f")) << "</td><td>" << html_escape(cmp->outcome)
+        << "</td>";
+      if (cmp->outcome == "win") ++wins[cmp->best];
+      else ++ties[cmp->best], ++ties[cmp->second];
+    } else {
+      s << "<td>–</td><td>–</td>";
+    }
+    s << "</tr>";
+  }
+  s << "</table><table class=\"wins\"><tr><th>model</th><th>significant wins</th><th>ties for first</th></tr>";
+  for (const auto& m : results.models)
+    s << "<tr><td>" << html_escape(m) << "</td><td>" << wins[m] << "</td><td>" << ties[m] << "</td></tr>";
+  s << "</table>" << interval_plot("AUROC by task · " + run_name, intervals, "AUROC");
+  for (const auto& e : results.errors)
+    s << "<p class=\"note\">" << html_escape(e.task + (e.model.empty() ? "" : " (" + e.model + ")") + ": " + e.message)
+      << "</p>";
   return s.str();
+}
+
+std::string probe_section(const std::vector<RunData>& runs) {
+  std::string out;
+  for (const auto& run : runs)
+    if (run.results) out += probe_table(run.name, *run.results);
+  if (out.empty()) out = "<p class=\"empty\">No probe results yet (run <code>greenfound probe --out RUN_DIR/probe</code>).</p>";
+  return out;
 }
 
 std::string samples_section(const std::vector<RunData>& runs, const ReportOptions& options) {

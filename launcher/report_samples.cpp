@@ -34,11 +34,11 @@ std::string base64(const std::vector<uint8_t>& bytes) {
 
 std::string sample_grid_png_base64(const RunData& run, int count, std::string* why) {
   if (count <= 0) return "";
-  if (run.config.is_null()) {
+  if (!run.config) {
     *why = "no config.json in " + run.dir;
     return "";
   }
-  const train::RunConfig config = train::parse_run_config(run.config, run.dir + "/config.json");
+  const train::RunConfig& config = *run.config;
   if (config.data.path.empty() || !data::is_dataset_dir(config.data.path)) {
     *why = "the run's dataset (" + config.data.path + ") is not available here";
     return "";

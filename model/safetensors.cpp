@@ -2,16 +2,13 @@
 // tensor name to {dtype, shape, data_offsets} (offsets relative to the data section) plus an
 // optional string map "__metadata__", then the raw little-endian tensor bytes.
 #include <ATen/ATen.h>
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "base/atomic_file.hpp"
 #include "model/weights.hpp"
 
 namespace gf::model {
@@ -39,18 +36,6 @@ const char* dtype_name(at::ScalarType type, const std::string& where) {
 }
 
 // Writes all of `size` bytes or throws.
-void write_all(int fd, const char* data, size_t size, const std::string& path) {
-  while (size > 0) {
-    const ssize_t n = ::write(fd, data, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw std::runtime_error(path + ": write failed: " + std::strerror(errno));
-    }
-    data += n;
-    size -= static_cast<size_t>(n);
-  }
-}
-
 }  // namespace
 
 SafetensorsContents read_safetensors(const std::string& path) {
@@ -144,26 +129,11 @@ void write_safetensors(const std::string& path, const StateDict& tensors, const 
   char len_bytes[8];
   for (int i = 0; i < 8; ++i) len_bytes[i] = static_cast<char>((static_cast<uint64_t>(text.size()) >> (8 * i)) & 0xff);
 
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw std::runtime_error(tmp + ": cannot create: " + std::strerror(errno));
-  try {
-    write_all(fd, len_bytes, 8, tmp);
-    write_all(fd, text.data(), text.size(), tmp);
-    for (const auto& blob : blobs)
-      write_all(fd, static_cast<const char*>(blob.data_ptr()), blob.numel() * blob.element_size(), tmp);
-    if (::fsync(fd) != 0) throw std::runtime_error(tmp + ": fsync failed: " + std::strerror(errno));
-  } catch (...) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string reason = std::strerror(errno);
-    ::unlink(tmp.c_str());
-    throw std::runtime_error(path + ": cannot rename the finished temporary file into place: " + reason);
-  }
+  base::AtomicFile file(path);
+  file.write(len_bytes, 8);
+  file.write(text);
+  for (const auto& blob : blobs) file.write(blob.data_ptr(), blob.numel() * blob.element_size());
+  file.commit();
 }
 
 }  // namespace gf::model

@@ -88,7 +88,4 @@ VitOptions infer_vit_options(const StateDict& state, const std::string& source =
 // timm_kwargs (JSON), layout "timm", format "pt" (what safetensors' torch loader expects).
 Metadata export_metadata(const VitOptions& options);
 
-// Lower-case hex sha256 of a file's bytes.
-std::string sha256_file(const std::string& path);
-
 }  // namespace gf::model

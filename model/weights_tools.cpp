@@ -10,6 +10,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "base/sha256.hpp"
 #include "model/arch_registry.hpp"
 
 namespace gf::model {
@@ -101,7 +102,7 @@ VitOptions export_encoder(const StateDict& state, const std::string& source, con
     if (stored.arch.empty())
       throw std::runtime_error(source + ": embed_dim " + std::to_string(stored.embed_dim) + " with patch " +
                                std::to_string(stored.patch_size) +
-                               " matches no registered architecture; pass --arch with one of the registered names");
+                               " matches no registered architecture; expected an architecture named (arch)");
     target = stored;
     target.img_size = img_size;
   }
@@ -132,7 +133,7 @@ void print_weights_summary(const std::string& path, std::ostream& out) {
   out << padded("weights", 12) << path << "\n";
   out << padded("format", 12) << (is_zip ? "torch.save zip (state dict)" : "safetensors") << ", " << state.size()
       << " tensors, " << megabytes(std::filesystem::file_size(path)) << "\n";
-  out << padded("sha256", 12) << sha256_file(path) << "\n";
+  out << padded("sha256", 12) << base::sha256_file(path) << "\n";
   const bool meta_layout = find_tensor(state, "mask_token").defined();
   out << padded("layout", 12)
       << (meta_layout ? "Meta DINOv2 original (mask_token, register_tokens, cls row in pos_embed): converted on load as timm does"

@@ -7,6 +7,7 @@
 #include <regex>
 #include <stdexcept>
 
+#include "base/json_reader.hpp"
 #include "slurm/sbatch_script.hpp"
 
 namespace gf::slurm {
@@ -33,15 +34,7 @@ std::vector<std::string> entry_flags(const std::string& origin, const json& entr
 }  // namespace
 
 std::vector<SweepTask> load_sweep(const std::string& path, const std::string& run_dir) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error(path + ": cannot open sweep file");
-  json sweep;
-  try {
-    sweep = json::parse(in);
-  } catch (const json::parse_error& e) {
-    throw std::runtime_error(path + ": not valid JSON (" + e.what() + ")");
-  }
-  if (!sweep.is_object()) throw std::runtime_error(path + ": found " + sweep.dump() + ", expected an object with models and datasets");
+  const json sweep = base::load_json_file(path);
   for (const auto& [key, value] : sweep.items())
     if (key != "models" && key != "datasets" && key != "pairs")
       throw std::runtime_error(path + ": unknown key '" + key + "', expected models, datasets, pairs");

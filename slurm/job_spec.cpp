@@ -1,108 +1,107 @@
 #include "slurm/job_spec.hpp"
 
 #include <cstdlib>
-#include <fstream>
 #include <regex>
 #include <stdexcept>
+#include <type_traits>
+
+#include "base/json_reader.hpp"
 
 namespace gf::slurm {
 namespace {
 
 using nlohmann::json;
 
-[[noreturn]] void type_error(const std::string& origin, const std::string& key, const json& value, const char* expected) {
-  throw std::runtime_error(origin + ": " + key + ": found " + value.dump() + ", expected " + expected);
-}
-
-int get_int(const std::string& origin, const std::string& key, const json& value) {
-  if (!value.is_number_integer()) type_error(origin, key, value, "an integer");
-  return value.get<int>();
-}
-
-std::string get_string(const std::string& origin, const std::string& key, const json& value) {
-  if (!value.is_string()) type_error(origin, key, value, "a string");
-  return value.get<std::string>();
-}
-
-std::vector<std::string> get_strings(const std::string& origin, const std::string& key, const json& value) {
-  if (!value.is_array()) type_error(origin, key, value, "a list of strings");
-  std::vector<std::string> out;
-  for (const auto& item : value) {
-    if (!item.is_string()) type_error(origin, key, value, "a list of strings");
-    out.push_back(item.get<std::string>());
-  }
-  return out;
-}
-
 [[noreturn]] void invalid(const std::string& field, const std::string& found, const std::string& expected) {
-  throw std::runtime_error("slurm job: " + field + ": found " + found + ", expected " + expected);
+  base::throw_found_expected("slurm job", field, found, expected);
 }
+
+// Every setting a layer may name, as (key, member): one list for reading, writing and layering.
+template <class F>
+void for_each_setting(F&& f) {
+  f("job_name", &JobSpec::job_name);
+  f("nodes", &JobSpec::nodes);
+  f("ntasks_per_node", &JobSpec::ntasks_per_node);
+  f("gpus_per_node", &JobSpec::gpus_per_node);
+  f("gpu_type", &JobSpec::gpu_type);
+  f("cpus_per_task", &JobSpec::cpus_per_task);
+  f("time", &JobSpec::time);
+  f("partition", &JobSpec::partition);
+  f("account", &JobSpec::account);
+  f("qos", &JobSpec::qos);
+  f("mem", &JobSpec::mem);
+  f("array", &JobSpec::array);
+  f("array_throttle", &JobSpec::array_throttle);
+  f("signal", &JobSpec::signal);
+  f("signal_seconds", &JobSpec::signal_seconds);
+  f("requeue", &JobSpec::requeue);
+  f("launcher", &JobSpec::launcher);
+  f("modules", &JobSpec::modules);
+  f("extra_sbatch", &JobSpec::extra_sbatch);
+  f("environment", &JobSpec::environment);
+  f("output", &JobSpec::output);
+  f("error", &JobSpec::error);
+}
+
+template <class T>
+constexpr bool is_launcher = std::is_same_v<T, RankLauncher>;
 
 }  // namespace
 
-nlohmann::json load_site(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error(path + ": cannot open site file");
-  json site;
-  try {
-    site = json::parse(in);
-  } catch (const json::parse_error& e) {
-    throw std::runtime_error(path + ": not valid JSON (" + e.what() + ")");
-  }
-  if (!site.is_object()) throw std::runtime_error(path + ": found " + std::string(site.type_name()) + ", expected a JSON object");
-  return site;
+void read_job_spec_layer(base::Section& section, JobSpecLayer& layer) {
+  for_each_setting([&](const char* key, auto member) {
+    auto& field = layer.values.*member;
+    bool found = false;
+    if constexpr (is_launcher<std::decay_t<decltype(field)>>)
+      found = section.read(key, field, kRankLauncherNames);
+    else
+      found = section.read(key, field);
+    if (found) layer.given.insert(key);
+  });
+  section.finish();
 }
 
-nlohmann::json resolve_site(const std::string& explicit_path) {
+JobSpecLayer job_spec_layer_from_json(const nlohmann::json& object, const std::string& path, const std::string& source) {
+  JobSpecLayer layer;
+  base::Section section = base::Section::of(object, path, source);
+  read_job_spec_layer(section, layer);
+  return layer;
+}
+
+nlohmann::json to_json(const JobSpecLayer& layer) {
+  json out = json::object();
+  for_each_setting([&](const char* key, auto member) {
+    if (layer.given.count(key) == 0) return;
+    const auto& field = layer.values.*member;
+    if constexpr (is_launcher<std::decay_t<decltype(field)>>)
+      out[key] = base::enum_name(field, kRankLauncherNames);
+    else
+      out[key] = field;
+  });
+  return out;
+}
+
+void apply_layer(JobSpec& spec, const JobSpecLayer& layer) {
+  for_each_setting([&](const char* key, auto member) {
+    if (layer.given.count(key) == 0) return;
+    auto& field = spec.*member;
+    if constexpr (std::is_same_v<std::decay_t<decltype(field)>, std::map<std::string, std::string>>) {
+      for (const auto& [name, value] : layer.values.*member) field[name] = value;
+    } else {
+      field = layer.values.*member;
+    }
+  });
+}
+
+JobSpecLayer load_site(const std::string& path) {
+  return job_spec_layer_from_json(base::load_json_file(path), "", path);
+}
+
+JobSpecLayer resolve_site(const std::string& explicit_path) {
   if (!explicit_path.empty()) return load_site(explicit_path);
   const char* env = std::getenv("GREENFOUND_SITE");
   if (env && *env) return load_site(env);
-  return json::object();
-}
-
-void apply_json(JobSpec& spec, const nlohmann::json& layer, const std::string& origin) {
-  if (!layer.is_object()) throw std::runtime_error(origin + ": found " + layer.dump() + ", expected a JSON object");
-  for (const auto& [key, value] : layer.items()) {
-    if (key == "job_name") spec.job_name = get_string(origin, key, value);
-    else if (key == "nodes") spec.nodes = get_int(origin, key, value);
-    else if (key == "ntasks_per_node") spec.ntasks_per_node = get_int(origin, key, value);
-    else if (key == "gpus_per_node") spec.gpus_per_node = get_int(origin, key, value);
-    else if (key == "gpu_type") spec.gpu_type = get_string(origin, key, value);
-    else if (key == "cpus_per_task") spec.cpus_per_task = get_int(origin, key, value);
-    else if (key == "time") spec.time = get_string(origin, key, value);
-    else if (key == "partition") spec.partition = get_string(origin, key, value);
-    else if (key == "account") spec.account = get_string(origin, key, value);
-    else if (key == "qos") spec.qos = get_string(origin, key, value);
-    else if (key == "mem") spec.mem = get_string(origin, key, value);
-    else if (key == "array") spec.array = get_string(origin, key, value);
-    else if (key == "array_throttle") spec.array_throttle = get_int(origin, key, value);
-    else if (key == "signal") spec.signal = get_string(origin, key, value);
-    else if (key == "signal_seconds") spec.signal_seconds = get_int(origin, key, value);
-    else if (key == "requeue") {
-      if (!value.is_boolean()) type_error(origin, key, value, "true or false");
-      spec.requeue = value.get<bool>();
-    } else if (key == "launcher") {
-      const std::string name = get_string(origin, key, value);
-      if (name == "srun") spec.launcher = RankLauncher::kSrun;
-      else if (name == "mpirun") spec.launcher = RankLauncher::kMpirun;
-      else type_error(origin, key, value, "\"srun\" or \"mpirun\"");
-    } else if (key == "modules") spec.modules = get_strings(origin, key, value);
-    else if (key == "extra_sbatch") spec.extra_sbatch = get_strings(origin, key, value);
-    else if (key == "environment") {
-      if (!value.is_object()) type_error(origin, key, value, "an object of NAME: \"value\"");
-      for (const auto& [name, v] : value.items()) {
-        if (v.is_string()) spec.environment[name] = v.get<std::string>();
-        else if (v.is_number() || v.is_boolean()) spec.environment[name] = v.dump();
-        else type_error(origin, key + "." + name, v, "a string or number");
-      }
-    } else if (key == "output") spec.output = get_string(origin, key, value);
-    else if (key == "error") spec.error = get_string(origin, key, value);
-    else
-      throw std::runtime_error(origin + ": unknown key '" + key +
-                               "', expected one of job_name nodes ntasks_per_node gpus_per_node gpu_type cpus_per_task time "
-                               "partition account qos mem array array_throttle signal signal_seconds requeue launcher modules "
-                               "extra_sbatch environment output error");
-  }
+  return {};
 }
 
 long parse_time_limit(const std::string& text) {

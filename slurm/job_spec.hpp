@@ -8,8 +8,15 @@
 #include <nlohmann/json.hpp>
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
+
+#include "base/enum_names.hpp"
+
+namespace gf::base {
+class Section;  // base/json_reader.hpp
+}
 
 namespace gf::slurm {
 
@@ -22,6 +29,8 @@ constexpr int kRequeueExitCode = 75;
 // How ranks start inside the allocation. Debian's Open MPI has PMIx but no PMI-1/2, so srun
 // must be given --mpi=pmix; mpirun works too (it finds the allocation through SLURM's env).
 enum class RankLauncher { kSrun, kMpirun };
+inline constexpr base::EnumName<RankLauncher> kRankLauncherNames[] = {{"srun", RankLauncher::kSrun},
+                                                                       {"mpirun", RankLauncher::kMpirun}};
 
 struct JobSpec {
   std::string job_name = "greenfound";
@@ -65,17 +74,30 @@ struct JobSpec {
   bool is_array() const { return !array.empty() || !array_tasks.empty(); }
 };
 
+// The settings one source gives (a site file, a run config's "slurm" section): only the
+// keys it names replace what the layers below it set.
+struct JobSpecLayer {
+  JobSpec values;               // the named fields' values (the others are unused)
+  std::set<std::string> given;  // the keys it names
+};
+
+// Reads a layer from `section` (JobSpec's keys, snake_case). Unknown keys and wrong types are
+// base::FieldErrors naming the source and the key ("site.json: gpus_per_node: found "8",
+// expected an integer").
+void read_job_spec_layer(base::Section& section, JobSpecLayer& layer);
+// `object` (a site file's contents, or a "slurm" section named `path`) as a layer.
+JobSpecLayer job_spec_layer_from_json(const nlohmann::json& object, const std::string& path, const std::string& source);
+// The keys the layer names with their values (what read_job_spec_layer reads back).
+nlohmann::json to_json(const JobSpecLayer& layer);
+// Puts `layer` over `spec`: its given fields replace spec's, environment merges key by key.
+void apply_layer(JobSpec& spec, const JobSpecLayer& layer);
+
 // Reads a site file (a JSON object with JobSpec keys). Errors name the file.
-nlohmann::json load_site(const std::string& path);
+JobSpecLayer load_site(const std::string& path);
 
 // The site file to use: `explicit_path` when not empty, else $GREENFOUND_SITE when set, else
-// none (returns an empty object).
-nlohmann::json resolve_site(const std::string& explicit_path);
-
-// Applies `layer` (site file or config "slurm" section) onto `spec`. Unknown keys and wrong
-// types are errors naming `origin` and the key ("site.json: gpus_per_node: found "8", expected
-// an integer").
-void apply_json(JobSpec& spec, const nlohmann::json& layer, const std::string& origin);
+// none (an empty layer).
+JobSpecLayer resolve_site(const std::string& explicit_path);
 
 // Resource and field checks done before anything is written or submitted; throws a
 // std::runtime_error naming the field, what was found and what was expected.

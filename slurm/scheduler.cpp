@@ -1,13 +1,9 @@
 #include "slurm/scheduler.hpp"
 
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -15,47 +11,14 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "base/atomic_file.hpp"
+#include "base/text.hpp"
 #include "slurm/process.hpp"
 
 namespace gf::slurm {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string trim(const std::string& s) {
-  const auto b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return "";
-  return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
-}
-
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  std::string item;
-  std::stringstream ss(s);
-  while (std::getline(ss, item, sep)) out.push_back(item);
-  return out;
-}
-
-// temp name, fsync, rename: a reader never sees half a file.
-void write_file_atomic(const fs::path& path, const std::string& text, mode_t mode) {
-  const fs::path tmp = path.string() + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, mode);
-  if (fd < 0) throw std::runtime_error(tmp.string() + ": cannot create (" + std::strerror(errno) + ")");
-  size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const std::string why = std::strerror(errno);
-      ::close(fd);
-      throw std::runtime_error(tmp.string() + ": write failed (" + why + ")");
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fchmod(fd, mode) != 0 || ::fsync(fd) != 0 || ::close(fd) != 0)
-    throw std::runtime_error(tmp.string() + ": cannot finish writing (" + std::strerror(errno) + ")");
-  fs::rename(tmp, path);
-}
 
 ProcessResult run_tool(const std::vector<std::string>& argv) {
   if (!on_path(argv[0])) return ProcessResult{127, "", argv[0] + ": not found on PATH"};
@@ -104,14 +67,14 @@ std::vector<JobState> from_squeue(const std::string& job_id) {
                            "JobArrayID:|,State:|,Reason:|,RestartCnt:|"});
   std::vector<JobState> rows;
   if (r.exit_code != 0) return rows;
-  for (const auto& line : split(r.out, '\n')) {
-    const auto f = split(line, '|');
+  for (const auto& line : base::split(r.out, '\n')) {
+    const auto f = base::split(line, '|');
     if (f.size() < 4) continue;
     JobState s;
-    s.job_id = trim(f[0]);
-    s.state = trim(f[1]);
-    s.reason = trim(f[2]);
-    s.restarts = std::atoi(trim(f[3]).c_str());
+    s.job_id = base::trim(f[0]);
+    s.state = base::trim(f[1]);
+    s.reason = base::trim(f[2]);
+    s.restarts = std::atoi(base::trim(f[3]).c_str());
     if (s.job_id == job_id || is_task_of(s.job_id, job_id)) rows.push_back(s);
   }
   return rows;
@@ -122,7 +85,7 @@ std::vector<JobState> from_scontrol(const std::string& job_id) {
   std::vector<JobState> rows;
   if (r.exit_code != 0) return rows;
   static const std::regex kField(R"((\w+)=(\S*))");
-  for (const auto& line : split(r.out, '\n')) {
+  for (const auto& line : base::split(r.out, '\n')) {
     std::map<std::string, std::string> kv;
     for (std::sregex_iterator it(line.begin(), line.end(), kField), end; it != end; ++it) kv[(*it)[1]] = (*it)[2];
     if (!kv.count("JobState")) continue;
@@ -142,12 +105,12 @@ std::vector<JobState> from_sacct(const std::string& job_id) {
   std::vector<JobState> rows;
   const auto r = run_tool({"sacct", "-n", "-X", "-P", "-j", job_id, "-o", "JobID,State,ExitCode"});
   if (r.exit_code == 0 && r.out.find("accounting storage is disabled") == std::string::npos) {
-    for (const auto& line : split(r.out, '\n')) {
-      const auto f = split(line, '|');
+    for (const auto& line : base::split(r.out, '\n')) {
+      const auto f = base::split(line, '|');
       if (f.size() < 3) continue;
       JobState s;
       s.job_id = f[0];
-      s.state = split(f[1], ' ').front();  // "CANCELLED by 0"
+      s.state = base::split(f[1], ' ').front();  // "CANCELLED by 0"
       s.reason = "None";
       s.exit_code = f[2];
       rows.push_back(s);
@@ -156,8 +119,8 @@ std::vector<JobState> from_sacct(const std::string& job_id) {
   }
   const auto c = run_tool({"sacct", "-c", "-n", "-P", "-j", job_id});
   if (c.exit_code != 0) return rows;
-  for (const auto& line : split(c.out, '\n')) {
-    const auto f = split(line, '|');  // JobID|UID|JobName|Partition|NNodes|NodeList|State|End
+  for (const auto& line : base::split(c.out, '\n')) {
+    const auto f = base::split(line, '|');  // JobID|UID|JobName|Partition|NNodes|NodeList|State|End
     if (f.size() < 7 || f[0] != job_id) continue;
     JobState s;
     s.job_id = f[0];
@@ -174,7 +137,7 @@ std::vector<JobState> from_sacct(const std::string& job_id) {
 bool on_path(const std::string& tool) {
   const char* path = std::getenv("PATH");
   if (!path) return false;
-  for (const auto& dir : split(path, ':')) {
+  for (const auto& dir : base::split(path, ':')) {
     const fs::path candidate = fs::path(dir.empty() ? "." : dir) / tool;
     if (::access(candidate.c_str(), X_OK) == 0 && fs::is_regular_file(candidate)) return true;
   }
@@ -185,7 +148,7 @@ std::string write_run_file(const std::string& run_dir, const std::string& name, 
   const fs::path dir = fs::path(run_dir) / "slurm";
   fs::create_directories(dir);
   const fs::path path = dir / name;
-  write_file_atomic(path, text, static_cast<mode_t>(mode));
+  base::write_file_atomic(path.string(), text, static_cast<mode_t>(mode));
   return path.string();
 }
 
@@ -200,17 +163,17 @@ std::string submit(const std::string& script_path, const std::string& run_dir) {
   const auto r = run_process({"sbatch", "--parsable", script_path});
   if (r.exit_code != 0)
     throw std::runtime_error("sbatch rejected " + script_path + " (exit " + std::to_string(r.exit_code) +
-                             "): " + trim(r.err.empty() ? r.out : r.err));
+                             "): " + base::trim(r.err.empty() ? r.out : r.err));
   // --parsable prints "ID" or "ID;CLUSTER".
-  const std::string job_id = trim(split(trim(r.out), ';').front());
+  const std::string job_id = base::trim(base::split(base::trim(r.out), ';').front());
   if (job_id.empty() || job_id.find_first_not_of("0123456789") != std::string::npos)
-    throw std::runtime_error("sbatch --parsable " + script_path + ": printed \"" + trim(r.out) + "\", expected a job id");
+    throw std::runtime_error("sbatch --parsable " + script_path + ": printed \"" + base::trim(r.out) + "\", expected a job id");
 
   const fs::path ids = fs::path(run_dir) / "slurm" / "job_ids";
   fs::create_directories(ids.parent_path());
   std::string text;
   for (const auto& id : recorded_job_ids(run_dir)) text += id + "\n";
-  write_file_atomic(ids, text + job_id + "\n", 0644);
+  base::write_file_atomic(ids.string(), text + job_id + "\n");
   return job_id;
 }
 
@@ -219,7 +182,7 @@ std::vector<std::string> recorded_job_ids(const std::string& run_dir) {
   std::vector<std::string> ids;
   std::string line;
   while (std::getline(in, line))
-    if (!trim(line).empty()) ids.push_back(trim(line));
+    if (!base::trim(line).empty()) ids.push_back(base::trim(line));
   return ids;
 }
 
@@ -242,12 +205,12 @@ JobState query_job(const std::string& job_id) {
 
 void cancel(const std::string& job_id) {
   const auto r = run_tool({"scancel", job_id});
-  if (r.exit_code != 0) throw std::runtime_error("scancel " + job_id + " failed: " + trim(r.err + r.out));
+  if (r.exit_code != 0) throw std::runtime_error("scancel " + job_id + " failed: " + base::trim(r.err + r.out));
 }
 
 void requeue(const std::string& job_id) {
   const auto r = run_tool({"scontrol", "requeue", job_id});
-  if (r.exit_code != 0) throw std::runtime_error("scontrol requeue " + job_id + " failed: " + trim(r.err + r.out));
+  if (r.exit_code != 0) throw std::runtime_error("scontrol requeue " + job_id + " failed: " + base::trim(r.err + r.out));
 }
 
 }  // namespace gf::slurm

@@ -8,7 +8,8 @@
 #include <regex>
 #include <stdexcept>
 
-#include "data/atomic_file.hpp"
+#include "base/atomic_file.hpp"
+#include "base/json_reader.hpp"
 #include "model/weights.hpp"
 
 namespace gf::train {
@@ -32,13 +33,8 @@ std::string checkpoint_name(int64_t step) {
 
 json read_state_json(const std::string& dir) {
   const std::string path = dir + "/" + kStateFile;
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error(path + ": missing, expected a complete checkpoint folder");
-  try {
-    return json::parse(in);
-  } catch (const json::parse_error& e) {
-    throw std::runtime_error(path + ": not valid JSON (" + e.what() + ")");
-  }
+  if (!std::filesystem::exists(path)) throw std::runtime_error(path + ": missing, expected a complete checkpoint folder");
+  return base::load_json_file(path);
 }
 
 // Throws unless every file state.json lists is present with its recorded size.
@@ -179,9 +175,9 @@ std::string save_checkpoint(const std::string& run_dir, const Checkpoint& checkp
   json files = json::object();
   for (const char* name : {kModelFile, kOptimizerFile}) files[name] = fs::file_size(temp_dir / name);
   state["files"] = files;
-  data::write_file_atomic((temp_dir / kStateFile).string(), state.dump(1));
-  data::fsync_path(temp_dir.string());
-  data::rename_durable(temp_dir.string(), final_dir.string());
+  base::write_file_atomic((temp_dir / kStateFile).string(), state.dump(1));
+  base::fsync_path(temp_dir.string());
+  base::rename_durable(temp_dir.string(), final_dir.string());
 
   // Oldest first; the one just written is the newest.
   const auto all = list_checkpoints(run_dir);

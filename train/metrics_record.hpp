@@ -4,6 +4,8 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace gf::train {
 
@@ -24,5 +26,10 @@ struct MetricsRecord {
 };
 
 nlohmann::json to_json(const MetricsRecord& record);
+// One record; errors are base::FieldErrors naming `source` and the field.
+MetricsRecord metrics_record_from_json(const nlohmann::json& json, const std::string& source);
+// Every record of a metrics.jsonl ([] when the file is absent). A torn last line (a run that
+// died mid-write) is dropped; any other bad line is an error naming the file and line.
+std::vector<MetricsRecord> read_metrics(const std::string& path);
 
 }  // namespace gf::train

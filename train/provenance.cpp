@@ -2,11 +2,12 @@
 
 #include <torch/version.h>
 
-#include <ctime>
-#include <fstream>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "data/atomic_file.hpp"
+#include "base/atomic_file.hpp"
+#include "base/json_reader.hpp"
+#include "base/text.hpp"
 #include "dist/world.hpp"
 
 #ifndef GF_GIT_COMMIT
@@ -17,35 +18,69 @@ namespace gf::train {
 
 namespace {
 
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  std::tm utc{};
-  gmtime_r(&now, &utc);
-  char text[32];
-  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return text;
+// A session's fields, once, as (key, field): written and read in this order. `S` is
+// SessionRecord or const SessionRecord.
+template <class S, class F>
+void visit_fields(S& s, F&& f) {
+  f("started", s.started);
+  f("start_step", s.start_step);
+  f("host", s.host);
+  f("ranks", s.ranks);
+  f("ranks_per_node", s.ranks_per_node);
+  f("threads_per_rank", s.threads_per_rank);
+  f("device", s.device);
+  f("backend", s.backend);
+  f("greenfound", s.greenfound);
+  f("libtorch", s.libtorch);
+  f("mpi", s.mpi);
 }
 
 }  // namespace
 
-void record_session(const std::string& run_dir, const Session& s) {
+nlohmann::json to_json(const Provenance& provenance) {
+  nlohmann::json sessions = nlohmann::json::array();
+  for (const SessionRecord& session : provenance.sessions) {
+    nlohmann::json item = nlohmann::json::object();
+    visit_fields(session, [&](const char* key, const auto& field) { item[key] = field; });
+    sessions.push_back(std::move(item));
+  }
+  return {{"sessions", sessions}};
+}
+
+Provenance provenance_from_json(const nlohmann::json& json, const std::string& source) {
+  Provenance provenance;
+  base::Section document = base::Section::of(json, "", source);
+  for (base::Section& item : document.children("sessions")) {
+    SessionRecord session;
+    visit_fields(session, [&](const char* key, auto& field) { item.read(key, field); });
+    item.finish();
+    provenance.sessions.push_back(std::move(session));
+  }
+  document.finish();
+  return provenance;
+}
+
+Provenance read_provenance(const std::string& path) {
+  if (!std::filesystem::exists(path)) return {};
+  return provenance_from_json(base::load_json_file(path), path);
+}
+
+void record_session(const std::string& run_dir, const Session& started) {
   const std::string path = run_dir + "/provenance.json";
-  std::ifstream in(path);
-  nlohmann::json document = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  if (!document.is_object() || !document.contains("sessions") || !document["sessions"].is_array())
-    document = {{"sessions", nlohmann::json::array()}};
-  document["sessions"].push_back({{"started", utc_now()},
-                                  {"start_step", s.start_step},
-                                  {"host", s.host},
-                                  {"ranks", s.ranks},
-                                  {"ranks_per_node", s.ranks_per_node},
-                                  {"threads_per_rank", s.threads_per_rank},
-                                  {"device", s.device},
-                                  {"backend", s.backend},
-                                  {"greenfound", GF_GIT_COMMIT},
-                                  {"libtorch", TORCH_VERSION},
-                                  {"mpi", dist::mpi_library_version()}});
-  data::write_file_atomic(path, document.dump(2) + "\n");
+  Provenance provenance;
+  try {
+    provenance = read_provenance(path);
+  } catch (const std::exception&) {
+    // A torn or foreign file: this session starts a new record.
+  }
+  SessionRecord session;
+  static_cast<Session&>(session) = started;
+  session.started = base::format_now(base::Zone::kUtc, "%Y-%m-%dT%H:%M:%SZ");
+  session.greenfound = GF_GIT_COMMIT;
+  session.libtorch = TORCH_VERSION;
+  session.mpi = dist::mpi_library_version();
+  provenance.sessions.push_back(std::move(session));
+  base::write_file_atomic(path, to_json(provenance).dump(2) + "\n");
 }
 
 }  // namespace gf::train

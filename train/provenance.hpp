@@ -5,17 +5,37 @@
 // {"sessions": [{"started": "2026-11-28T00:33:37Z", "start_step": 0, "host": "node1",
 //   "ranks": 2, "ranks_per_node": 2, "threads_per_rank": 1, "device": "cpu",
 //   "backend": "mpi", "greenfound": "a1b2c3d", "libtorch": "1.13.0", "mpi": "Open MPI v4.1.4"}]}
+#include <nlohmann/json_fwd.hpp>
+
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace gf::train {
 
+// What the trainer knows of a session it starts.
 struct Session {
   int64_t start_step = 0;
   std::string host;  // rank 0's
   int ranks = 1, ranks_per_node = 1, threads_per_rank = 1;
   std::string device, backend;
 };
+
+// A session as provenance.json holds it: record_session adds when, and with which build and
+// libraries.
+struct SessionRecord : Session {
+  std::string started, greenfound, libtorch, mpi;
+};
+
+struct Provenance {
+  std::vector<SessionRecord> sessions;  // oldest first
+};
+
+nlohmann::json to_json(const Provenance& provenance);
+// Errors are base::FieldErrors naming `source` and the field.
+Provenance provenance_from_json(const nlohmann::json& json, const std::string& source);
+// RUN_DIR/provenance.json ({} sessions when the file is absent).
+Provenance read_provenance(const std::string& path);
 
 // Appends `session` (with the time, this binary's commit and its library versions) to
 // run_dir/provenance.json, written atomically; an unreadable old file is replaced.

@@ -1,14 +1,10 @@
 #include "train/run_config.hpp"
 
-#include <openssl/evp.h>
-
-#include <cmath>
-#include <iomanip>
-#include <set>
-#include <sstream>
+#include <map>
 #include <stdexcept>
 
-#include "energy/energy_options.hpp"
+#include "base/json_reader.hpp"
+#include "base/sha256.hpp"
 
 namespace gf::train {
 
@@ -16,110 +12,69 @@ namespace {
 
 using nlohmann::json;
 
-// Reads one JSON object, field by field, remembering which keys it consumed so that a typo
-// ("bach_size") is reported instead of silently ignored.
-class Section {
- public:
-  Section(const json& root, std::string path, std::string source)
-      : path_(std::move(path)), source_(std::move(source)) {
-    const json* node = &root;
-    if (!path_.empty()) {
-      if (!root.contains(path_)) return;
-      node = &root.at(path_);
-      if (!node->is_object()) fail(path_, *node, "a JSON object");
-    }
-    node_ = node;
-  }
+// Every field of the sections RunConfig types itself, once, as (section, key, field[, names]):
+// parse_run_config reads them, to_json writes them, in this order. `C` is RunConfig or const
+// RunConfig.
+template <class C, class F>
+void visit_fields(C& c, F&& f) {
+  f("model", "arch", c.model.arch);
+  f("model", "img_size", c.model.img_size);
+  f("model", "init", c.model.init);
+  f("model", "init_seed", c.model.init_seed);
+  f("objective", "max_corruption_ratio", c.objective.max_corruption_ratio);
+  f("objective", "sample_corruption_ratio", c.objective.sample_corruption_ratio);
+  f("objective", "pixel_noise_scale", c.objective.pixel_noise_scale);
+  f("objective", "last_sample_clean", c.objective.last_sample_clean);
+  f("objective", "projector_norm_eps", c.objective.projector_norm_eps);
+  f("objective", "projector_layer_scale_init", c.objective.projector_layer_scale_init);
+  f("objective", "train_corruption_token", c.objective.train_corruption_token);
+  f("optim", "lr", c.optim.lr);
+  f("optim", "beta1", c.optim.beta1);
+  f("optim", "beta2", c.optim.beta2);
+  f("optim", "eps", c.optim.eps);
+  f("optim", "weight_decay", c.optim.weight_decay);
+  f("optim", "decay_tokens", c.optim.decay_tokens);
+  f("optim", "clip_grad_norm", c.optim.clip_grad_norm);
+  f("optim", "epochs", c.optim.epochs);
+  f("optim", "cosine_epochs", c.optim.cosine_epochs);
+  f("optim", "warmup_epochs", c.optim.warmup_epochs);
+  f("optim", "warmup_lr", c.optim.warmup_lr);
+  f("optim", "min_lr", c.optim.min_lr);
+  f("data", "path", c.data.path);
+  f("data", "split", c.data.split);
+  f("data", "batch_size", c.data.batch_size);
+  f("data", "workers", c.data.workers);
+  f("data", "prefetch", c.data.prefetch);
+  f("data", "seed", c.data.seed);
+  f("data", "augment", c.data.augment);
+  f("train", "grad_accum", c.train.grad_accum);
+  f("train", "precision", c.train.precision, kPrecisionNames);
+  f("train", "checkpoint_every_steps", c.train.checkpoint_every_steps);
+  f("train", "checkpoint_every_epochs", c.train.checkpoint_every_epochs);
+  f("train", "keep_last", c.train.keep_last);
+  f("train", "log_every", c.train.log_every);
+  f("train", "threads", c.train.threads);
+  f("train", "max_steps", c.train.max_steps);
+  f("train", "device", c.train.device);
+  f("dist", "backend", c.dist.backend, dist::kBackendNames);
+  f("dist", "bucket_mb", c.dist.bucket_mb);
+  f("dist", "timeout_s", c.dist.timeout_s);
+}
 
-  void read(const char* key, std::string& out) {
-    if (const json* v = find(key)) {
-      if (!v->is_string()) fail(name(key), *v, "a string");
-      out = v->get<std::string>();
-    }
-  }
-  void read(const char* key, bool& out) {
-    if (const json* v = find(key)) {
-      if (!v->is_boolean()) fail(name(key), *v, "true or false");
-      out = v->get<bool>();
-    }
-  }
-  void read(const char* key, double& out) {
-    if (const json* v = find(key)) {
-      if (!v->is_number()) fail(name(key), *v, "a number");
-      out = v->get<double>();
-    }
-  }
-  void read(const char* key, int64_t& out) {
-    if (const json* v = find(key)) {
-      if (!v->is_number_integer()) fail(name(key), *v, "an integer");
-      out = v->get<int64_t>();
-    }
-  }
-  void read(const char* key, uint64_t& out) {
-    if (const json* v = find(key)) {
-      if (!v->is_number_integer() || (!v->is_number_unsigned() && v->get<int64_t>() < 0))
-        fail(name(key), *v, "a non-negative integer");
-      out = v->get<uint64_t>();
-    }
-  }
-  void read(const char* key, json& out) {
-    if (const json* v = find(key)) {
-      if (!v->is_object()) fail(name(key), *v, "a JSON object");
-      out = *v;
-    }
-  }
+constexpr const char* kSections[] = {"model", "objective", "optim", "data", "train", "dist"};
 
-  // Every key of the section must have been read.
-  void finish(const std::set<std::string>& ignored = {}) const {
-    if (node_ == nullptr) return;
-    for (const auto& item : node_->items())
-      if (consumed_.count(item.key()) == 0 && ignored.count(item.key()) == 0)
-        throw std::runtime_error(source_ + ": " + name(item.key().c_str()) + ": unknown field (misspelt?)");
-  }
-
-  [[noreturn]] void fail(const std::string& field, const json& value, const std::string& expected) const {
-    throw std::runtime_error(source_ + ": " + field + ": found " + value.dump() + ", expected " + expected);
-  }
-
- private:
-  const json* find(const char* key) {
-    if (node_ == nullptr || !node_->contains(key)) return nullptr;
-    consumed_.insert(key);
-    return &node_->at(key);
-  }
-  std::string name(const char* key) const { return path_.empty() ? key : path_ + "." + key; }
-
-  const json* node_ = nullptr;
-  std::string path_, source_;
-  std::set<std::string> consumed_;
-};
-
-// Validation of values already typed: one message per bad field.
-class Checker {
- public:
-  explicit Checker(std::string source) : source_(std::move(source)) {}
-  template <typename T>
-  void require(bool ok, const std::string& field, const T& value, const std::string& expected) const {
-    if (!ok) throw std::runtime_error(source_ + ": " + field + ": found " + shown(value) + ", expected " + expected);
-  }
-
- private:
-  // As the user wrote it: 2, not 2.0.
-  static std::string shown(double value) {
-    if (std::isfinite(value) && value == std::floor(value) && std::fabs(value) < 1e15)
-      return std::to_string(static_cast<int64_t>(value));
-    return json(value).dump();
-  }
-  template <typename T>
-  static std::string shown(const T& value) {
-    return json(value).dump();
-  }
-
-  std::string source_;
-};
+// A field as JSON: itself, or an enum's name.
+template <class T>
+json field_json(const T& value) {
+  return value;
+}
+template <class E, size_t N>
+json field_json(const E& value, const base::EnumName<E> (&names)[N]) {
+  return base::enum_name(value, names);
+}
 
 void validate(const RunConfig& c, const std::string& source) {
-  const Checker check(source);
+  const base::Checker check(source);
   check.require(!c.model.arch.empty(), "model.arch", c.model.arch, "a registered architecture name");
   check.require(c.model.img_size > 0 && c.model.img_size % 14 == 0, "model.img_size", c.model.img_size,
                 "a positive multiple of the patch size 14");
@@ -155,8 +110,6 @@ void validate(const RunConfig& c, const std::string& source) {
   check.require(t.grad_accum >= 1, "train.grad_accum", t.grad_accum, "an integer >= 1");
   check.require(d.batch_size % t.grad_accum == 0, "data.batch_size", d.batch_size,
                 "a multiple of train.grad_accum (" + std::to_string(t.grad_accum) + ")");
-  check.require(t.precision == "auto" || t.precision == "bf16" || t.precision == "fp32", "train.precision",
-                t.precision, "auto, bf16 or fp32");
   check.require(t.device == "auto" || t.device == "cpu" || t.device == "cuda", "train.device", t.device,
                 "auto, cpu or cuda");
   check.require(t.checkpoint_every_steps >= 0, "train.checkpoint_every_steps", t.checkpoint_every_steps,
@@ -169,8 +122,6 @@ void validate(const RunConfig& c, const std::string& source) {
   check.require(t.max_steps >= 0, "train.max_steps", t.max_steps, "an integer >= 0 (0 = no limit)");
 
   const auto& x = c.dist;
-  check.require(x.backend == "auto" || x.backend == "mpi" || x.backend == "nccl", "dist.backend", x.backend,
-                "auto, mpi or nccl");
   check.require(x.bucket_mb > 0, "dist.bucket_mb", x.bucket_mb, "a number > 0");
   check.require(x.timeout_s > 0, "dist.timeout_s", x.timeout_s, "a number of seconds > 0");
 }
@@ -178,115 +129,37 @@ void validate(const RunConfig& c, const std::string& source) {
 }  // namespace
 
 RunConfig parse_run_config(const nlohmann::json& root, const std::string& source) {
-  if (!root.is_object()) throw std::runtime_error(source + ": found " + std::string(root.type_name()) + ", expected a JSON object");
+  if (!root.is_object())
+    throw std::runtime_error(source + ": found " + std::string(root.type_name()) + ", expected a JSON object");
   RunConfig c;
-  Section top(root, "", source);
+  base::Section top(root, "", source);
   top.read("description", c.description);
-  top.read("energy", c.energy);
-  top.read("slurm", c.slurm);
-  // config_hash is provenance that pretrain adds to RUN_DIR/config.json; ignoring it lets that
+  // config_hash is provenance that pretrain adds to RUN_DIR/config.json; skipping it lets that
   // file serve again as --config (and lets `report` read it).
-  top.finish({"model", "objective", "optim", "data", "train", "dist", "config_hash"});
-
-  Section m(root, "model", source);
-  m.read("arch", c.model.arch);
-  m.read("img_size", c.model.img_size);
-  m.read("init", c.model.init);
-  m.read("init_seed", c.model.init_seed);
-  m.finish();
-
-  Section o(root, "objective", source);
-  o.read("max_corruption_ratio", c.objective.max_corruption_ratio);
-  o.read("sample_corruption_ratio", c.objective.sample_corruption_ratio);
-  o.read("pixel_noise_scale", c.objective.pixel_noise_scale);
-  o.read("last_sample_clean", c.objective.last_sample_clean);
-  o.read("projector_norm_eps", c.objective.projector_norm_eps);
-  o.read("projector_layer_scale_init", c.objective.projector_layer_scale_init);
-  o.read("train_corruption_token", c.objective.train_corruption_token);
-  o.finish();
-
-  Section p(root, "optim", source);
-  p.read("lr", c.optim.lr);
-  p.read("beta1", c.optim.beta1);
-  p.read("beta2", c.optim.beta2);
-  p.read("eps", c.optim.eps);
-  p.read("weight_decay", c.optim.weight_decay);
-  p.read("decay_tokens", c.optim.decay_tokens);
-  p.read("clip_grad_norm", c.optim.clip_grad_norm);
-  p.read("epochs", c.optim.epochs);
-  p.read("cosine_epochs", c.optim.cosine_epochs);
-  p.read("warmup_epochs", c.optim.warmup_epochs);
-  p.read("warmup_lr", c.optim.warmup_lr);
-  p.read("min_lr", c.optim.min_lr);
-  p.finish();
-
-  Section d(root, "data", source);
-  d.read("path", c.data.path);
-  d.read("split", c.data.split);
-  d.read("batch_size", c.data.batch_size);
-  d.read("workers", c.data.workers);
-  d.read("prefetch", c.data.prefetch);
-  d.read("seed", c.data.seed);
-  d.read("augment", c.data.augment);
-  d.finish();
-
-  Section t(root, "train", source);
-  t.read("grad_accum", c.train.grad_accum);
-  t.read("precision", c.train.precision);
-  t.read("checkpoint_every_steps", c.train.checkpoint_every_steps);
-  t.read("checkpoint_every_epochs", c.train.checkpoint_every_epochs);
-  t.read("keep_last", c.train.keep_last);
-  t.read("log_every", c.train.log_every);
-  t.read("threads", c.train.threads);
-  t.read("max_steps", c.train.max_steps);
-  t.read("device", c.train.device);
-  t.finish();
-
-  Section x(root, "dist", source);
-  x.read("backend", c.dist.backend);
-  x.read("bucket_mb", c.dist.bucket_mb);
-  x.read("timeout_s", c.dist.timeout_s);
-  x.finish();
-
+  top.skip("config_hash");
+  std::map<std::string, base::Section> sections;
+  for (const char* name : kSections) sections.emplace(name, top.child(name));
+  visit_fields(c, [&](const char* section, const char* key, auto& field, const auto&... names) {
+    sections.at(section).read(key, field, names...);
+  });
+  for (const auto& [name, section] : sections) section.finish();
+  base::Section energy = top.child("energy");
+  energy::read_energy_options(energy, c.energy);
+  base::Section slurm = top.child("slurm");
+  slurm::read_job_spec_layer(slurm, c.slurm);
+  top.finish();
   validate(c, source);
-  try {
-    energy::energy_options_from_json(c.energy);  // checked now, not hours into the run
-  } catch (const std::exception& e) {
-    throw std::runtime_error(source + ": " + e.what());
-  }
   return c;
 }
 
 nlohmann::json to_json(const RunConfig& c) {
-  const auto& o = c.objective;
-  return json{
-      {"description", c.description},
-      {"model", {{"arch", c.model.arch}, {"img_size", c.model.img_size}, {"init", c.model.init},
-                 {"init_seed", c.model.init_seed}}},
-      {"objective", {{"max_corruption_ratio", o.max_corruption_ratio},
-                     {"sample_corruption_ratio", o.sample_corruption_ratio},
-                     {"pixel_noise_scale", o.pixel_noise_scale},
-                     {"last_sample_clean", o.last_sample_clean},
-                     {"projector_norm_eps", o.projector_norm_eps},
-                     {"projector_layer_scale_init", o.projector_layer_scale_init},
-                     {"train_corruption_token", o.train_corruption_token}}},
-      {"optim", {{"lr", c.optim.lr}, {"beta1", c.optim.beta1}, {"beta2", c.optim.beta2}, {"eps", c.optim.eps},
-                 {"weight_decay", c.optim.weight_decay}, {"decay_tokens", c.optim.decay_tokens},
-                 {"clip_grad_norm", c.optim.clip_grad_norm}, {"epochs", c.optim.epochs},
-                 {"cosine_epochs", c.optim.cosine_epochs}, {"warmup_epochs", c.optim.warmup_epochs},
-                 {"warmup_lr", c.optim.warmup_lr}, {"min_lr", c.optim.min_lr}}},
-      {"data", {{"path", c.data.path}, {"split", c.data.split}, {"batch_size", c.data.batch_size},
-                {"workers", c.data.workers}, {"prefetch", c.data.prefetch}, {"seed", c.data.seed},
-                {"augment", c.data.augment}}},
-      {"train", {{"grad_accum", c.train.grad_accum}, {"precision", c.train.precision},
-                 {"checkpoint_every_steps", c.train.checkpoint_every_steps},
-                 {"checkpoint_every_epochs", c.train.checkpoint_every_epochs},
-                 {"keep_last", c.train.keep_last}, {"log_every", c.train.log_every},
-                 {"threads", c.train.threads}, {"max_steps", c.train.max_steps}, {"device", c.train.device}}},
-      {"dist", {{"backend", c.dist.backend}, {"bucket_mb", c.dist.bucket_mb}, {"timeout_s", c.dist.timeout_s}}},
-      {"energy", c.energy},
-      {"slurm", c.slurm},
-  };
+  json out = {{"description", c.description},
+              {"energy", energy::energy_options_to_json(c.energy)},
+              {"slurm", slurm::to_json(c.slurm)}};
+  visit_fields(c, [&](const char* section, const char* key, const auto& field, const auto&... names) {
+    out[section][key] = field_json(field, names...);
+  });
+  return out;
 }
 
 nlohmann::json identity_fields(const RunConfig& config) {
@@ -302,16 +175,7 @@ nlohmann::json identity_fields(const RunConfig& config) {
   return identity;
 }
 
-std::string config_hash(const RunConfig& config) {
-  const std::string text = identity_fields(config).dump();
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  if (EVP_Digest(text.data(), text.size(), digest, &length, EVP_sha256(), nullptr) != 1)
-    throw std::runtime_error("config hash: OpenSSL sha256 failed");
-  std::ostringstream hex;
-  for (unsigned int i = 0; i < length; ++i) hex << std::hex << std::setw(2) << std::setfill('0') << int(digest[i]);
-  return hex.str();
-}
+std::string config_hash(const RunConfig& config) { return base::sha256_hex(identity_fields(config).dump()); }
 
 std::vector<std::string> identity_differences(const nlohmann::json& stored, const nlohmann::json& current) {
   std::vector<std::string> differences;

@@ -8,7 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "base/enum_names.hpp"
+#include "dist/communicator.hpp"
+#include "energy/energy_options.hpp"
 #include "model/token_reconstruction.hpp"
+#include "slurm/job_spec.hpp"
 
 namespace gf::train {
 
@@ -44,20 +48,28 @@ struct DataConfig {
   bool augment = true;            // the published training augmentations
 };
 
+enum class Precision {
+  kAuto,  // bf16 autocast on CUDA, fp32 on CPU
+  kBf16,
+  kFp32,
+};
+inline constexpr base::EnumName<Precision> kPrecisionNames[] = {
+    {"auto", Precision::kAuto}, {"bf16", Precision::kBf16}, {"fp32", Precision::kFp32}};
+
 struct TrainLoopConfig {
   int64_t grad_accum = 1;               // micro-batches per optimizer step
-  std::string precision = "auto";       // auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
+  Precision precision = Precision::kAuto;
   int64_t checkpoint_every_steps = 0;   // 0 = off
   int64_t checkpoint_every_epochs = 5;  // 0 = off
   int64_t keep_last = 3;                // checkpoints kept (>= 1)
   int64_t log_every = 10;               // optimizer steps between metrics lines
-  int64_t threads = 0;                  // torch intra-op threads per rank; 0 = cores / local ranks
+  int64_t threads = 0;                  // torch intra-op threads per rank; 0 = automatic (base::resolve_threads)
   int64_t max_steps = 0;                // stop (with a checkpoint) after this many steps; 0 = no limit
   std::string device = "auto";          // auto | cpu | cuda
 };
 
 struct DistConfig {
-  std::string backend = "auto";  // auto | mpi | nccl
+  dist::Backend backend = dist::Backend::kAuto;
   double bucket_mb = 25;
   double timeout_s = 600;
 };
@@ -70,13 +82,13 @@ struct RunConfig {
   DataConfig data;
   TrainLoopConfig train;
   DistConfig dist;
-  nlohmann::json energy = nlohmann::json::object();  // the energy tracker's options, passed through
-  nlohmann::json slurm = nlohmann::json::object();   // used by `greenfound submit`
+  energy::EnergyOptions energy;  // the energy tracker's options and the cost model
+  slurm::JobSpecLayer slurm;     // the job settings `greenfound submit` puts over the site file's
 };
 
 // Fills a RunConfig from `json` (absent fields keep their defaults) and validates it. Errors
-// name the field, the value found and what was expected; unknown keys are errors too.
-// `source` prefixes every message (the config file's path).
+// are base::FieldErrors naming the field, the value found and what was expected; unknown keys
+// are errors too. `source` prefixes every message (the config file's path).
 RunConfig parse_run_config(const nlohmann::json& json, const std::string& source = "config");
 // Every field, as parse_run_config reads it back.
 nlohmann::json to_json(const RunConfig& config);

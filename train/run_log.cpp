@@ -1,26 +1,12 @@
 #include "train/run_log.hpp"
 
-#include <chrono>
-#include <ctime>
+#include <filesystem>
 #include <iostream>
-#include <sstream>
 
-#include "data/atomic_file.hpp"
+#include "base/atomic_file.hpp"
+#include "base/text.hpp"
 
 namespace gf::train {
-
-namespace {
-
-std::string timestamp() {
-  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm local{};
-  localtime_r(&now, &local);
-  char text[32];
-  std::strftime(text, sizeof(text), "%Y-%m-%d %H:%M:%S", &local);
-  return text;
-}
-
-}  // namespace
 
 RunLog::RunLog(const std::string& run_dir, bool enabled)
     : enabled_(enabled), log_path_(run_dir + "/train.log"), metrics_path_(run_dir + "/metrics.jsonl") {
@@ -37,7 +23,7 @@ void RunLog::event(const std::string& text) {
 
 void RunLog::detail(const std::string& text) {
   if (!enabled_) return;
-  log_ << timestamp() << ' ' << text << '\n';
+  log_ << base::format_now(base::Zone::kLocal, "%Y-%m-%d %H:%M:%S") << ' ' << text << '\n';
   log_.flush();
 }
 
@@ -52,19 +38,12 @@ void RunLog::metrics(const MetricsRecord& record) {
 }
 
 void RunLog::truncate_metrics_after(int64_t step) {
-  if (!enabled_) return;
-  std::ifstream in(metrics_path_);
-  if (!in) return;
-  std::ostringstream kept;
-  for (std::string text; std::getline(in, text);) {
-    if (text.empty()) continue;
-    // A torn last line (the run died mid-write) is dropped with the steps after the checkpoint.
-    const auto record = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-    if (record.is_object() && record.value("step", int64_t{0}) <= step) kept << text << '\n';
-  }
-  in.close();
+  if (!enabled_ || !std::filesystem::exists(metrics_path_)) return;
+  std::string kept;
+  for (const MetricsRecord& record : read_metrics(metrics_path_))
+    if (record.step <= step) kept += to_json(record).dump() + '\n';
   metrics_.close();
-  data::write_file_atomic(metrics_path_, kept.str());
+  base::write_file_atomic(metrics_path_, kept);
 }
 
 }  // namespace gf::train

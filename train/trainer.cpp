@@ -5,13 +5,13 @@
 
 #include <chrono>
 #include <cmath>
-#include <cstdlib>
 #include <filesystem>
 #include <sstream>
 #include <stdexcept>
-#include <thread>
 
-#include "data/atomic_file.hpp"
+#include "base/atomic_file.hpp"
+#include "base/error.hpp"
+#include "base/parallel_for.hpp"
 #include "model/arch_registry.hpp"
 #include "model/weights.hpp"
 #include "train/autocast.hpp"
@@ -33,16 +33,6 @@ torch::Device pick_device(const std::string& name, const dist::World& world) {
   if (name == "cpu" || !cuda) return torch::kCPU;
   const auto count = static_cast<int>(torch::cuda::device_count());
   return {torch::kCUDA, static_cast<c10::DeviceIndex>(world.local_rank % count)};
-}
-
-// OMP_NUM_THREADS first: `launch --threads` and SLURM job scripts share cores out through it.
-int64_t default_threads(const dist::World& world) {
-  if (const char* omp = std::getenv("OMP_NUM_THREADS")) {
-    const int64_t n = std::atoll(omp);
-    if (n > 0) return n;
-  }
-  const int64_t cores = std::max(1u, std::thread::hardware_concurrency());
-  return std::max<int64_t>(1, cores / std::max(1, world.local_size));
 }
 
 data::AugmentOptions augment_options(bool augment) {
@@ -68,8 +58,8 @@ std::string resolve_resume(const PretrainOptions& options) {
   if (options.resume.empty()) {
     const std::string existing = latest_checkpoint(options.run_dir);
     if (!existing.empty())
-      throw std::runtime_error(options.run_dir + ": holds checkpoint " + existing +
-                               "; expected --resume auto (continue) or another --run-dir (start afresh)");
+      throw base::FieldError(options.run_dir, "resume", "found \"\" with checkpoint " + existing +
+                                                            " here, expected \"auto\" (continue) or another run folder (start afresh)");
     return "";
   }
   if (options.resume == "auto") return latest_checkpoint(options.run_dir);
@@ -81,13 +71,12 @@ std::string resolve_resume(const PretrainOptions& options) {
 RunConfig effective_config(const RunConfig& config_in, const PretrainOptions& options) {
   RunConfig config = config_in;
   if (options.max_steps > 0) config.train.max_steps = options.max_steps;
-  if (options.run_dir.empty()) throw std::runtime_error("pretrain: run_dir: found \"\", expected a folder for the run");
-  if (config.data.path.empty())
-    throw std::runtime_error("pretrain: data.path: found \"\", expected a packed dataset folder (--data)");
+  if (options.run_dir.empty()) base::throw_found_expected("pretrain", "run_dir", "\"\"", "a folder for the run");
+  if (config.data.path.empty()) base::throw_found_expected("pretrain", "data.path", "\"\"", "a packed dataset folder");
   if (!config.model.init.empty() && !fs::is_regular_file(config.model.init))
-    throw std::runtime_error("model.init: found \"" + config.model.init +
-                             "\", no such file; expected the initial weights (e.g. DINOv2 ViT-S/14-reg4 as timm "
-                             ".safetensors or Meta's .pth), or \"\" for a seeded random init");
+    base::throw_found_expected("pretrain", "model.init", base::shown(config.model.init) + ", no such file",
+                               "the initial weights (e.g. DINOv2 ViT-S/14-reg4 as timm .safetensors or Meta's "
+                               ".pth), or \"\" for a seeded random init");
   return config;
 }
 
@@ -128,10 +117,10 @@ Trainer::~Trainer() = default;
 void Trainer::setup_device() {
   device_ = pick_device(config_.train.device, world_);
   device_guard_.emplace(device_);
-  bf16_ = config_.train.precision == "bf16" || (config_.train.precision == "auto" && device_.is_cuda());
+  bf16_ = config_.train.precision == Precision::kBf16 || (config_.train.precision == Precision::kAuto && device_.is_cuda());
   if (bf16_ && !device_.is_cuda())
-    throw std::runtime_error("train.precision: found \"bf16\" on a CPU device, expected fp32 or auto");
-  at::set_num_threads(static_cast<int>(config_.train.threads > 0 ? config_.train.threads : default_threads(world_)));
+    base::throw_found_expected("pretrain", "train.precision", "\"bf16\" on a CPU device", "fp32 or auto");
+  at::set_num_threads(base::resolve_threads(static_cast<int>(config_.train.threads), world_.local_size));
 }
 
 void Trainer::setup_communicator() {
@@ -139,10 +128,10 @@ void Trainer::setup_communicator() {
   accum_ = config_.train.grad_accum;
   micro_batch_ = global_batch_ / accum_;
   if (micro_batch_ % world_.size != 0)
-    throw std::runtime_error("data.batch_size: found " + std::to_string(global_batch_) +
-                             ", expected a multiple of train.grad_accum x ranks (" + std::to_string(accum_) + " x " +
-                             std::to_string(world_.size) + ")");
-  comm_ = dist::make_communicator(dist::parse_backend(config_.dist.backend), world_,
+    base::throw_found_expected("pretrain", "data.batch_size", std::to_string(global_batch_),
+                               "a multiple of train.grad_accum x ranks (" + std::to_string(accum_) + " x " +
+                                   std::to_string(world_.size) + ")");
+  comm_ = dist::make_communicator(config_.dist.backend, world_,
                                   dist::CommunicatorOptions{config_.dist.timeout_s, device_.type(), device_.index()});
   if (root_) fs::create_directories(options_.run_dir);
   comm_->barrier();
@@ -173,7 +162,7 @@ void Trainer::write_run_files() {
   if (!root_) return;
   json resolved = resolved_config_;
   resolved["config_hash"] = resolved_hash_;
-  data::write_file_atomic(options_.run_dir + "/config.json", resolved.dump(2) + "\n");
+  base::write_file_atomic(options_.run_dir + "/config.json", resolved.dump(2) + "\n");
   const int64_t start_step = checkpoint_ ? checkpoint_->state.step : 0;
   log_->truncate_metrics_after(start_step);
   record_session(options_.run_dir, {start_step, world_.host, world_.size, world_.local_size, at::get_num_threads(),
@@ -224,13 +213,14 @@ void Trainer::build_data() {
   loader_ = std::make_unique<data::Loader>(loader_options);
   steps_per_epoch_ = loader_->steps_per_epoch() / accum_;
   if (steps_per_epoch_ == 0)
-    throw std::runtime_error("data.batch_size: found " + std::to_string(global_batch_) + ", expected at most the " +
-                             std::to_string(loader_->split_size()) + " images of split '" + config_.data.split + "'");
+    base::throw_found_expected("pretrain", "data.batch_size", std::to_string(global_batch_),
+                               "at most the " + std::to_string(loader_->split_size()) + " images of split '" +
+                                   config_.data.split + "'");
 
   schedule_.emplace(model::CosineScheduleOptions{config_.optim.lr, config_.optim.cosine_epochs,
                                                  config_.optim.warmup_epochs, config_.optim.warmup_lr,
                                                  config_.optim.min_lr, false, 1});
-  auto energy_options = energy::energy_options_from_json(config_.energy);
+  energy::EnergyOptions energy_options = config_.energy;
   if (energy_options.gpus_per_rank < 0) energy_options.gpus_per_rank = device_.is_cuda() ? 1 : 0;
   tracker_ = std::make_unique<energy::EnergyTracker>(energy_options, world_, comm_.get(), options_.run_dir);
   flops_per_image_ = 4 * model::forward_flops(vit_);  // teacher fwd + student fwd + bwd (2x)
@@ -271,8 +261,8 @@ std::optional<PretrainStatus> Trainer::train_epoch(const StopSignalGuard& stop_s
   const double lr = schedule_->lr(state_.epoch);
   optimizer_->set_lr(lr);
   loader_->start(state_.epoch, state_.epoch_step * accum_);
-  data::Progress progress({"epoch " + std::to_string(state_.epoch + 1) + "/" + std::to_string(config_.optim.epochs),
-                           "images", root_ ? data::ProgressStyle::kAuto : data::ProgressStyle::kSilent, 10},
+  base::Progress progress({"epoch " + std::to_string(state_.epoch + 1) + "/" + std::to_string(config_.optim.epochs),
+                           "images", root_ ? base::ProgressStyle::kAuto : base::ProgressStyle::kSilent, 10},
                           steps_per_epoch_ * global_batch_);
   progress.advance(state_.epoch_step * global_batch_);
 
@@ -392,7 +382,7 @@ void Trainer::update(StepClock& clock, StepOutcome& outcome) {
   outcome.record.time_s.optimizer = clock.lap();
 }
 
-void Trainer::record(const StepOutcome& outcome, data::Progress& progress) {
+void Trainer::record(const StepOutcome& outcome, base::Progress& progress) {
   const MetricsRecord& r = outcome.record;
   log_->metrics(r);
   if (r.step % config_.train.log_every == 0) log_->detail(format_step_line(r));

@@ -20,8 +20,8 @@
 #include <string>
 #include <vector>
 
+#include "base/progress.hpp"
 #include "data/loader.hpp"
-#include "data/progress.hpp"
 #include "dist/communicator.hpp"
 #include "dist/gradient_reducer.hpp"
 #include "dist/world.hpp"
@@ -73,7 +73,7 @@ class Trainer {
   torch::Tensor forward_backward(int64_t micro, StepClock& clock, StepTimes& times);  // micro-batch loss / accum
   void reduce(const torch::Tensor& loss_sum, bool stop_here, StepClock& clock, StepOutcome& outcome);
   void update(StepClock& clock, StepOutcome& outcome);  // clip, optimizer step
-  void record(const StepOutcome& outcome, data::Progress& progress);
+  void record(const StepOutcome& outcome, base::Progress& progress);
   bool max_steps_reached() const;
   void maybe_checkpoint_after_step();
   void maybe_checkpoint_after_epoch();

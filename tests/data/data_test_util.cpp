@@ -1,6 +1,5 @@
 #include "tests/data/data_test_util.hpp"
 
-#include <openssl/evp.h>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -12,16 +11,13 @@
 #include <random>
 #include <sstream>
 
+#include "tests/support/temp_dir.hpp"
+
 namespace gf::data::test {
 
 namespace fs = std::filesystem;
 
-std::string scratch_dir(const std::string& name) {
-  const fs::path dir = fs::current_path() / "work" / name;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir.string();
-}
+std::string scratch_dir(const std::string& name) { return gf::test::scratch_dir(name).string(); }
 
 cv::Mat fundus_like(int index, cv::Size frame, bool grey_background) {
   std::mt19937 rng(static_cast<unsigned>(1000 + index));
@@ -69,35 +65,11 @@ ImageFolder write_image_folder(const std::string& dir, int n) {
   return folder;
 }
 
-// The ctest environment first; the configure-time values (tests/data/CMakeLists.txt) when a
-// test runs outside ctest.
-std::string env_or(const char* name, const char* fallback) {
-  const char* value = std::getenv(name);
-  return value && *value ? value : fallback;
-}
-
-std::string python3() { return env_or("GF_PYTHON", GF_DATA_TEST_PYTHON3); }
-
-std::string greenfound_bin() { return env_or("GF_BIN", GF_DATA_TEST_BIN); }
-
-std::string script(const std::string& name) {
-  return (fs::path(env_or("GF_SOURCE_DIR", GF_DATA_TEST_SOURCE_DIR)) / "tests" / "data" / name).string();
-}
-
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
-}
-
-std::string sha256_hex(const void* data, size_t size) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_Digest(data, size, digest, &length, EVP_sha256(), nullptr);
-  std::ostringstream hex;
-  for (unsigned int i = 0; i < length; ++i) hex << std::hex << std::setw(2) << std::setfill('0') << static_cast<int>(digest[i]);
-  return hex.str();
 }
 
 }  // namespace gf::data::test

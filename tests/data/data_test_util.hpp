@@ -1,7 +1,7 @@
 #pragma once
 // Helpers of the data tests: scratch folders, fundus-like test images drawn with OpenCV,
-// a small labelled image folder, and where the venv's python, the helper scripts and the
-// greenfound binary are (the tests run them with tests/support/run_job.hpp).
+// and a small labelled image folder (the python peers, the helper scripts and the greenfound
+// binary are found through tests/support/environment.hpp).
 #include <opencv2/core.hpp>
 
 #include <cstdint>
@@ -10,7 +10,7 @@
 
 namespace gf::data::test {
 
-// A fresh, empty folder <cwd>/work/<name> (removed first if it exists).
+// A fresh, empty folder <cwd>/scratch/<name> (tests/support/temp_dir.hpp's scratch_dir).
 std::string scratch_dir(const std::string& name);
 
 // A colour-fundus-like 8-bit BGR frame: a reddish disc on black inside a non-square frame,
@@ -29,12 +29,6 @@ struct ImageFolder {
 // site (text A/B/C), cdr (float, every 7th missing).
 ImageFolder write_image_folder(const std::string& dir, int n);
 
-// the venv's python (GF_PYTHON) and the helper scripts' folder (GF_SOURCE_DIR/tests/data).
-std::string python3();
-std::string script(const std::string& name);
-std::string greenfound_bin();  // GF_BIN
-
 std::string read_text(const std::string& path);
-std::string sha256_hex(const void* data, size_t size);
 
 }  // namespace gf::data::test

@@ -21,7 +21,7 @@ TEST(Cli, PackSkipsBadInputOrStopsWithStrict) {
   const std::string dir = test::scratch_dir("cli_pack");
   const auto folder = test::write_image_folder(dir, 6);
   std::ofstream(folder.images_dir + "/img_002.jpg", std::ios::trunc);  // zero bytes
-  const std::string base = test::greenfound_bin() + " pack --images " + folder.images_dir + " --labels " + folder.labels_csv +
+  const std::string base = gf::test::greenfound_bin() + " pack --images " + folder.images_dir + " --labels " + folder.labels_csv +
                            " --id-column image_id --resolution 64 --shard-size 4 --split-by patient_id --test-fraction 0.4 --quiet";
   JobResult out = run_job(base + " --out " + dir + "/ds");
   ASSERT_EQ(out.exit_code, 0) << out.output;
@@ -37,7 +37,7 @@ TEST(Cli, PackSkipsBadInputOrStopsWithStrict) {
   EXPECT_NE(out.output.find("--strict"), std::string::npos) << out.output;
   EXPECT_FALSE(fs::exists(dir + "/strict/manifest.json"));
 
-  out = run_job(test::greenfound_bin() + " inspect " + dir + "/ds");
+  out = run_job(gf::test::greenfound_bin() + " inspect " + dir + "/ds");
   ASSERT_EQ(out.exit_code, 0) << out.output;
   EXPECT_NE(out.output.find("images: 5 (64x64, jpeg)"), std::string::npos) << out.output;
   EXPECT_NE(out.output.find("split: by patient_id"), std::string::npos) << out.output;
@@ -48,7 +48,7 @@ TEST(Cli, PackSkipsBadInputOrStopsWithStrict) {
     f.seekp(static_cast<std::streamoff>(fs::file_size(dir + "/ds/shard-00000.h5") / 2));
     f.put('\x33');
   }
-  out = run_job(test::greenfound_bin() + " inspect " + dir + "/ds");
+  out = run_job(gf::test::greenfound_bin() + " inspect " + dir + "/ds");
   EXPECT_NE(out.exit_code, 0);
   EXPECT_NE(out.output.find("error: "), std::string::npos) << out.output;
   EXPECT_NE(out.output.find("shard-00000.h5: sha256: found"), std::string::npos) << out.output;

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/sha256.hpp"
 #include "data/dataset.hpp"
 #include "data/pack.hpp"
 #include "tests/data/data_test_util.hpp"
@@ -19,14 +20,14 @@ namespace {
 using nlohmann::json;
 
 json run_python(const std::string& args) {
-  const gf::test::JobResult python = gf::test::run_job(test::python3() + " " + args);
+  const gf::test::JobResult python = gf::test::run_job(gf::test::python() + " " + args);
   EXPECT_EQ(python.exit_code, 0) << python.output;
   std::string out = python.output;
   while (!out.empty() && out.back() == '\n') out.pop_back();
   return json::parse(out.substr(out.find_last_of('\n') + 1));  // the scripts print JSON last
 }
 
-std::string pixels_sha256(const cv::Mat& rgb) { return test::sha256_hex(rgb.data, rgb.total() * rgb.elemSize()); }
+std::string pixels_sha256(const cv::Mat& rgb) { return base::sha256_hex(std::string(reinterpret_cast<const char*>(rgb.data), rgb.total() * rgb.elemSize())); }
 
 class H5pyReadsPack : public ::testing::TestWithParam<Encoding> {};
 
@@ -47,7 +48,7 @@ TEST_P(H5pyReadsPack, IdsLabelsSplitAndPixelsAgree) {
   o.show_progress = false;
   pack(o);
 
-  const json seen = run_python(test::script("h5py_read.py") + " " + o.out_dir);
+  const json seen = run_python(gf::test::test_script("data", "h5py_read.py") + " " + o.out_dir);
   const auto ds = Dataset::open(o.out_dir);
   EXPECT_TRUE(seen["sha256_ok"].get<bool>());
   EXPECT_EQ(seen["count"].get<int64_t>(), ds->size());
@@ -92,7 +93,7 @@ class PackReadsH5py : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(PackReadsH5py, DatasetWrittenByH5pyOpens) {
   const std::string dir = test::scratch_dir("reads_h5py_" + GetParam());
-  const json expect = run_python(test::script("h5py_write.py") + " " + dir + "/ds " + GetParam());
+  const json expect = run_python(gf::test::test_script("data", "h5py_write.py") + " " + dir + "/ds " + GetParam());
   const auto ds = Dataset::open(dir + "/ds");
   EXPECT_EQ(ds->size(), 9);
   EXPECT_EQ(ds->manifest().encoding, parse_encoding(GetParam()));

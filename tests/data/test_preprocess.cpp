@@ -57,7 +57,7 @@ TEST(Preprocess, LanczosResizeMatchesPil) {
   // Shrinking (kernel widened), enlarging, and one axis unchanged.
   for (const cv::Size size : {cv::Size(64, 64), cv::Size(448, 448), cv::Size(301, 120)}) {
     const std::string out = dir + "/pil.png";
-    const JobResult pil = run_job(test::python3() + " " + test::script("pil_reference.py") + " resize " + in + " " + out + " " +
+    const JobResult pil = run_job(gf::test::python() + " " + gf::test::test_script("data", "pil_reference.py") + " resize " + in + " " + out + " " +
                                   std::to_string(size.width) + " " + std::to_string(size.height));
     ASSERT_EQ(pil.exit_code, 0) << pil.output;
     const cv::Mat ours = resize_lanczos(rgb, size);
@@ -74,7 +74,7 @@ TEST(Preprocess, PublishedBorderCropMatchesPilReference) {
       const std::string in = dir + "/in.png", out = dir + "/pil.png";
       write_png_rgb(in, rgb);
       const JobResult pil =
-          run_job(test::python3() + " " + test::script("pil_reference.py") + " preprocess " + in + " " + out + " 128");
+          run_job(gf::test::python() + " " + gf::test::test_script("data", "pil_reference.py") + " preprocess " + in + " " + out + " 128");
       ASSERT_EQ(pil.exit_code, 0) << pil.output;
       const auto box = nlohmann::json::parse(pil.output.substr(pil.output.find('{')))["box"];
       const Preprocessed ours = preprocess_fundus(rgb, PreprocessOptions{128});
@@ -103,7 +103,7 @@ TEST(Codec, JpegIsQuality90With444ChromaAndRoundTrips) {
   const std::vector<uint8_t> bytes = encode_jpeg(rgb, 90);
   const std::string path = dir + "/x.jpg";
   std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  const JobResult pil = run_job(test::python3() + " " + test::script("pil_reference.py") + " sampling " + path);
+  const JobResult pil = run_job(gf::test::python() + " " + gf::test::test_script("data", "pil_reference.py") + " sampling " + path);
   ASSERT_EQ(pil.exit_code, 0) << pil.output;
   EXPECT_EQ(std::stoi(pil.output), 0) << "PIL sampling " << pil.output << " (0 = 4:4:4)";
   const cv::Mat back = decode_image(bytes, "x.jpg");

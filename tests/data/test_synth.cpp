@@ -19,6 +19,8 @@
 #include <vector>
 
 #include "data/synth.hpp"
+#include "tests/support/environment.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using gf::data::SynthLabels;
@@ -28,8 +30,10 @@ namespace {
 
 constexpr int kSetSize = 200;
 
+// A fresh folder `name` in this process's temporary folder (removed at exit).
 fs::path scratch(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("gf_test_synth_" + std::to_string(::getpid())) / name;
+  static const gf::test::TempDir root("synth");
+  const fs::path dir = root.path() / name;
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;
@@ -296,16 +300,6 @@ void check_sites_differ_in_colour(const SynthSet& set) {
   EXPECT_LT(median(blue_over_red["C"]), median(blue_over_red["A"]));
 }
 
-std::string python3() {
-  const char* env = std::getenv("GF_PYTHON");
-  return env != nullptr && *env != '\0' ? env : GF_SYNTH_TEST_PYTHON3;
-}
-
-std::string greenfound_bin() {
-  const char* env = std::getenv("GF_BIN");
-  return env != nullptr && *env != '\0' ? env : GF_SYNTH_TEST_BIN;
-}
-
 }  // namespace
 
 TEST(Synth, SameSeedGivesIdenticalBytesWhateverTheThreadCount) {
@@ -326,7 +320,6 @@ TEST(Synth, SameSeedGivesIdenticalBytesWhateverTheThreadCount) {
     ++files;
   }
   EXPECT_EQ(files, 9);  // 8 JPEGs + labels.csv, no temporary left behind
-  fs::remove_all(a.parent_path());
 }
 
 TEST(Synth, DifferentSeedGivesDifferentImages) {
@@ -388,12 +381,10 @@ TEST(Synth, TwoHundredImagesCarryTheirLabels) {
     SCOPED_TRACE("colour cast per site");
     check_sites_differ_in_colour(set);
   }
-  fs::remove_all(dir.parent_path());
 }
 
 TEST(Synth, ImagesDecodeWithPythonPil) {
-  const std::string py = python3();
-  if (std::system((py + " -c 'import PIL' 2>/dev/null").c_str()) != 0) GTEST_SKIP() << py << " has no PIL: skipped";
+  const std::string py = gf::test::python();
   const fs::path dir = scratch("pil");
   SynthOptions o;
   o.count = 12;
@@ -427,11 +418,10 @@ TEST(Synth, ImagesDecodeWithPythonPil) {
     ++decoded;
   }
   EXPECT_EQ(decoded, o.count);
-  fs::remove_all(dir.parent_path());
 }
 
 TEST(SynthCli, WritesImagesLabelsAndPreview) {
-  const std::string bin = greenfound_bin();
+  const std::string bin = gf::test::greenfound_bin();
   const fs::path out = scratch("cli");
   const std::string cmd = bin + " synth --out " + out.string() +
                           " --n 6 --seed 3 --sites 2 --size 320x240 --preview --quiet > " + (out / "stdout.txt").string();
@@ -443,20 +433,40 @@ TEST(SynthCli, WritesImagesLabelsAndPreview) {
     ASSERT_FALSE(img.empty());
     EXPECT_EQ(img.size(), cv::Size(320, 240));
   }
-  const cv::Mat preview = cv::imread((out / "preview.png").string());
-  ASSERT_FALSE(preview.empty());
-  EXPECT_GT(preview.cols, 1000);
   // The library and the CLI draw the same pixels.
   SynthOptions o;
   o.count = 6;
   o.seed = 3;
   o.sites = 2;
   o.frame_size = {320, 240};
+  // The contact sheet: a 4x4 grid of 300x250 tiles over 40-pixel caption bands; the 6 images
+  // fill the first tiles, each its image scaled to fit and centred, with a caption; the rest
+  // stay the grey background.
+  const cv::Mat preview = cv::imread((out / "preview.png").string());
+  ASSERT_FALSE(preview.empty());
+  ASSERT_EQ(preview.size(), cv::Size(4 * 300, 4 * (250 + 40)));
+  const cv::Mat background(250 + 40, 300, CV_8UC3, cv::Scalar(32, 32, 32));
+  for (int i = 0; i < 16; ++i) {
+    const cv::Rect tile((i % 4) * 300, (i / 4) * 290, 300, 250), caption(tile.x, tile.y + 250, 300, 40);
+    if (i >= o.count) {
+      EXPECT_EQ(cv::norm(preview(cv::Rect(tile.x, tile.y, 300, 290)), background, cv::NORM_INF), 0) << "tile " << i;
+      continue;
+    }
+    cv::Mat expected;
+    const cv::Mat image = gf::data::synth_sample(o, i).image;
+    const double scale = std::min(300.0 / image.cols, 250.0 / image.rows);
+    cv::resize(image, expected, cv::Size(), scale, scale, cv::INTER_AREA);
+    const cv::Rect placed(tile.x + (300 - expected.cols) / 2, tile.y + (250 - expected.rows) / 2, expected.cols,
+                          expected.rows);
+    EXPECT_EQ(cv::norm(preview(placed), expected, cv::NORM_INF), 0) << "tile " << i << " is not image " << i;
+    cv::Mat grey;
+    cv::cvtColor(preview(caption), grey, cv::COLOR_BGR2GRAY);
+    EXPECT_GT(cv::countNonZero(grey > 200), 100) << "tile " << i << " has no caption";
+  }
   const std::string first = (out / (csv.rows[0].at("image_id") + ".jpg")).string();
   std::vector<uchar> jpeg;
   cv::imencode(".jpg", gf::data::synth_sample(o, 0).image, jpeg, {cv::IMWRITE_JPEG_QUALITY, o.jpeg_quality});
   EXPECT_EQ(read_bytes(first), std::string(jpeg.begin(), jpeg.end()));
 
   EXPECT_NE(std::system((bin + " synth --out " + out.string() + " --n 2 --size 600by500 2>/dev/null").c_str()), 0);
-  fs::remove_all(out.parent_path());
 }

@@ -9,6 +9,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -18,6 +19,7 @@
 
 #include "model/weights.hpp"
 #include "tests/support/run_job.hpp"
+#include "tests/support/temp_dir.hpp"
 #include "train/checkpoint.hpp"
 
 namespace {
@@ -26,17 +28,13 @@ namespace fs = std::filesystem;
 using gf::test::JobResult;
 using gf::test::run_job;
 
-std::string bin() {
-  const char* b = std::getenv("GF_BIN");
-  return b && *b ? b : GF_GREENFOUND;
-}
+std::string bin() { return gf::test::greenfound_bin(); }
 
 class DistPretrainJobs : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    root_ = fs::temp_directory_path() / ("gf_dist_pretrain_" + std::to_string(getpid()));
-    fs::remove_all(root_);
-    fs::create_directories(root_);
+    temp_ = std::make_unique<gf::test::TempDir>("dist-pretrain");
+    root_ = temp_->path();
   }
   // In SetUp, not SetUpTestSuite: a failure there fails each test instead of skipping it.
   void SetUp() override {
@@ -48,7 +46,7 @@ class DistPretrainJobs : public ::testing::Test {
                              " --resolution 32 --encoding png --threads 1 --quiet");
     ASSERT_EQ(pack.exit_code, 0) << pack.output;
   }
-  static void TearDownTestSuite() { fs::remove_all(root_); }
+  static void TearDownTestSuite() { temp_.reset(); }
 
   static std::string dataset() { return (root_ / "dataset").string(); }
   static std::string path(const std::string& name) { return (root_ / name).string(); }
@@ -73,8 +71,10 @@ class DistPretrainJobs : public ::testing::Test {
     return "pretrain --config " + config + " --run-dir " + run_dir + " " + extra;
   }
 
+  static std::unique_ptr<gf::test::TempDir> temp_;
   static fs::path root_;
 };
+std::unique_ptr<gf::test::TempDir> DistPretrainJobs::temp_;
 fs::path DistPretrainJobs::root_;
 
 std::map<int64_t, double> losses(const std::string& run_dir) {

@@ -22,14 +22,15 @@ TEST(DistBackend, AutoPicksNcclForCudaTensors) {
 }
 
 TEST(DistBackend, ParsesConfigNames) {
-  EXPECT_EQ(gf::dist::parse_backend("auto"), Backend::kAuto);
-  EXPECT_EQ(gf::dist::parse_backend("nccl"), Backend::kNccl);
-  EXPECT_EQ(gf::dist::backend_name(gf::dist::parse_backend("mpi")), "mpi");
+  using gf::dist::kBackendNames;
+  EXPECT_EQ(gf::base::parse_enum("auto", kBackendNames, "", "dist.backend"), Backend::kAuto);
+  EXPECT_EQ(gf::base::parse_enum("nccl", kBackendNames, "", "dist.backend"), Backend::kNccl);
+  EXPECT_EQ(gf::dist::backend_name(Backend::kMpi), "mpi");
   try {
-    gf::dist::parse_backend("gloo");
+    gf::base::parse_enum("gloo", kBackendNames, "run.json", "dist.backend");
     FAIL() << "gloo accepted";
   } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("dist.backend: found 'gloo'"), std::string::npos) << e.what();
+    EXPECT_STREQ(e.what(), "run.json: dist.backend: found \"gloo\", expected auto, mpi or nccl");
   }
 }
 

@@ -3,27 +3,22 @@
 // one-socket Intel server, whose counters the test sets (atomically: temp file + rename, as
 // a reader must never see a half-written value).
 #include <cstdint>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
+
+#include "tests/support/temp_dir.hpp"
 
 namespace gf::energy::testing {
 
 class FakePowercap {
  public:
   explicit FakePowercap(uint64_t range_uj) : range_uj_(range_uj) {
-    char pattern[] = "/tmp/gf-powercap-XXXXXX";
-    root_ = mkdtemp(pattern);
     zone("intel-rapl:0", "package-0");
     zone("intel-rapl:0:0", "core");       // inside the package: not counted
     zone("intel-rapl:0:2", "dram");
     zone("intel-rapl:1", "psys");         // whole platform, overlaps: not counted
     zone("intel-rapl-mmio:0", "package-0");  // the package again through MMIO: not counted
-  }
-  ~FakePowercap() {
-    std::error_code ignored;
-    std::filesystem::remove_all(root_, ignored);
   }
   FakePowercap(const FakePowercap&) = delete;
   FakePowercap& operator=(const FakePowercap&) = delete;
@@ -48,7 +43,8 @@ class FakePowercap {
     std::filesystem::rename(path + ".tmp", path);
   }
 
-  std::string root_;
+  gf::test::TempDir dir_{"powercap"};
+  std::string root_ = dir_.str();
   uint64_t range_uj_;
 };
 

@@ -9,8 +9,10 @@
 #include <sstream>
 
 #include "energy/cost.hpp"
+#include "energy/energy_csv.hpp"
 #include "energy/energy_options.hpp"
 #include "energy/summary.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace gf::energy {
 namespace {
@@ -180,6 +182,61 @@ TEST(Summary, RanksBecomeNodesAndOneJobTotal) {
   EXPECT_DOUBLE_EQ(cpu.joules_per_image, 0.0);
 }
 
+// energy.json through its one writer/reader pair; a wrongly typed file names file and field.
+TEST(Summary, EnergyJsonRoundTripsAndNamesAWronglyTypedField) {
+  EnergyOptions options;
+  options.pue = 1.2;
+  options.carbon_g_per_kwh = 50;
+  const EnergySummary s = summarize({record(0, "a", 1.0e6, Label::kMeasured, 0.9e6, 1),
+                                     record(1, "b", 0.5e6, Label::kEstimated, 0.0, 0)},
+                                    options, 1000.0, 2e15);
+  const EnergySummary back = EnergySummary::from_json(s.to_json(), "energy.json");
+  EXPECT_EQ(back.to_json(), s.to_json());
+  EXPECT_EQ(back.nodes.size(), 2u);
+  EXPECT_EQ(back.domains[0].label, Label::kMixed);
+  EXPECT_DOUBLE_EQ(back.pue, 1.2);
+  EXPECT_DOUBLE_EQ(back.carbon_g_per_kwh, 50);
+
+  const gf::test::TempDir dir("energy-json");
+  nlohmann::json bad = s.to_json();
+  bad["domains"]["gpu"]["label"] = "guessed";
+  std::ofstream(dir / "energy.json") << bad.dump();
+  try {
+    read_energy_summary(dir / "energy.json");
+    FAIL() << "a wrongly typed energy.json was read";
+  } catch (const std::runtime_error& e) {
+    EXPECT_STREQ(e.what(), (dir / "energy.json" + ": domains.gpu.label: found \"guessed\", expected unavailable, "
+                                                    "measured, estimated or mixed").c_str());
+  }
+  bad = s.to_json();
+  bad["cost"] = "$3";
+  std::ofstream(dir / "energy.json") << bad.dump();
+  EXPECT_THROW(read_energy_summary(dir / "energy.json"), std::runtime_error);
+  EXPECT_FALSE(read_energy_summary(dir / "absent.json"));
+}
+
+// energy.csv: the tracker's rows read back; a row cut short is counted, a foreign file refused.
+TEST(EnergyCsv, RowsRoundTripAndAForeignHeaderIsAnError) {
+  const gf::test::TempDir dir("energy-csv");
+  const EnergySample sample{1700000000.25, 1, "node-a", "gpu0", "gpu", 12.5, 300.25, "measured"};
+  std::ofstream(dir / "energy.csv") << energy_csv_header() << energy_csv_row(sample) << "1700000000.5,0,node";
+  const EnergyCsv csv = read_energy_csv(dir / "energy.csv");
+  ASSERT_EQ(csv.samples.size(), 1u);
+  EXPECT_EQ(csv.torn_rows, 1);
+  EXPECT_EQ(energy_csv_row(csv.samples[0]), energy_csv_row(sample));
+  EXPECT_EQ(csv.samples[0].rank, 1);
+  EXPECT_EQ(csv.samples[0].device, "gpu0");
+  std::ofstream(dir / "other.csv") << "timestamp,project_name\n1,x\n";
+  try {
+    read_energy_csv(dir / "other.csv");
+    FAIL() << "a foreign CSV was read as energy.csv";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(dir / "other.csv" + ": header: found \"timestamp,project_name\""),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(Summary, EmissionsCsvHasCodeCarbonColumns) {
   const std::string header = emissions_csv_header();
   const auto columns = split_csv(header);
@@ -212,15 +269,13 @@ TEST(Summary, EmissionsCsvHasCodeCarbonColumns) {
   EXPECT_EQ(at("pue"), "2");
 
   // Appending keeps earlier rows of the same format.
-  char pattern[] = "/tmp/gf-emissions-XXXXXX";
-  const std::string dir = mkdtemp(pattern);
-  append_emissions_row(dir + "/emissions.csv", "first");
-  append_emissions_row(dir + "/emissions.csv", "second");
-  std::ifstream in(dir + "/emissions.csv");
+  const gf::test::TempDir dir("emissions");
+  append_emissions_row(dir / "emissions.csv", "first");
+  append_emissions_row(dir / "emissions.csv", "second");
+  std::ifstream in(dir / "emissions.csv");
   std::stringstream text;
   text << in.rdbuf();
   EXPECT_EQ(text.str(), header + "\nfirst\nsecond\n");
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -9,16 +9,13 @@
 #include <string>
 
 #include "tests/support/run_job.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace {
 
 using gf::test::JobResult;
 
-JobResult greenfound(const std::string& args) {
-  // GF_BIN from ctest, else the binary this test was built with.
-  const char* bin = std::getenv("GF_BIN");
-  return gf::test::run_job(std::string(bin && *bin ? bin : GF_GREENFOUND_BIN) + " " + args);
-}
+using gf::test::greenfound;
 
 // The first capture of `pattern` in the output, as a number (thousands separators dropped).
 double number_in(const std::string& output, const std::string& pattern) {
@@ -33,16 +30,14 @@ double number_in(const std::string& output, const std::string& pattern) {
 class CostCommand : public ::testing::Test {
  protected:
   void SetUp() override {
-    char pattern[] = "/tmp/gf-cost-XXXXXX";
-    dir_ = mkdtemp(pattern);
-    config_ = dir_ + "/small.json";
+    config_ = dir_ / "small.json";
     std::ofstream(config_) << R"({"model": {"arch": "vit_small_patch14_reg4", "img_size": 224},
                                   "optim": {"epochs": 10}, "data": {"batch_size": 64},
                                   "energy": {"pue": 1.5, "energy_price_per_kwh": 0.2}})";
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  std::string dir_, config_;
+  gf::test::TempDir dir_{"cost"};
+  std::string config_;
 };
 
 TEST_F(CostCommand, PricesAPlannedRun) {
@@ -69,13 +64,13 @@ TEST_F(CostCommand, PricesAPlannedRun) {
 }
 
 TEST_F(CostCommand, GpuTableOverridesThePrice) {
-  std::ofstream(dir_ + "/gpus.json") << R"({"A100": {"price_per_hour": 10}, "TPU-X": {"board_power_w": 200,
+  std::ofstream(dir_ / "gpus.json") << R"({"A100": {"price_per_hour": 10}, "TPU-X": {"board_power_w": 200,
                                           "price_per_hour": 1, "dense_tflops": 100}})";
-  const JobResult run = greenfound("cost --config " + config_ + " --gpu A100 --hours 2 --gpu-table " + dir_ + "/gpus.json");
+  const JobResult run = greenfound("cost --config " + config_ + " --gpu A100 --hours 2 --gpu-table " + (dir_ / "gpus.json"));
   ASSERT_EQ(run.exit_code, 0) << run.output;
   // 2 h x $10 + 0.8 kWh x 1.5 x $0.2.
   EXPECT_NE(run.output.find("cost       $20.24 = $20.00 GPU time + $0.24 energy"), std::string::npos) << run.output;
-  const JobResult added = greenfound("cost --config " + config_ + " --gpu TPU-X --hours 1 --gpu-table " + dir_ + "/gpus.json");
+  const JobResult added = greenfound("cost --config " + config_ + " --gpu TPU-X --hours 1 --gpu-table " + (dir_ / "gpus.json"));
   EXPECT_EQ(added.exit_code, 0) << added.output;
 }
 

@@ -13,6 +13,7 @@
 
 #include "tests/energy/fake_powercap.hpp"
 #include "tests/support/run_job.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace {
 
@@ -51,8 +52,8 @@ nlohmann::json run_job_and_read(const std::string& cuda_visible, std::string* cs
   setenv("GREENFOUND_POWERCAP_ROOT", tree.root().c_str(), 1);
   setenv("GREENFOUND_NVML_LIB", GF_FAKE_NVML, 1);
   setenv("CUDA_VISIBLE_DEVICES", cuda_visible.c_str(), 1);
-  char pattern[] = "/tmp/gf-energy-mpi-XXXXXX";
-  const std::string run_dir = mkdtemp(pattern);
+  const gf::test::TempDir dir("energy-mpi");
+  const std::string run_dir = dir.str();
   JobResult job;
   {
     PackageCounter counter(tree, 50.0);
@@ -64,7 +65,6 @@ nlohmann::json run_job_and_read(const std::string& cuda_visible, std::string* cs
   nlohmann::json json = in ? nlohmann::json::parse(in) : nlohmann::json::object();
   std::ifstream csv(run_dir + "/energy.csv");
   csv_text->assign(std::istreambuf_iterator<char>(csv), std::istreambuf_iterator<char>());
-  std::filesystem::remove_all(run_dir);
   return json;
 }
 

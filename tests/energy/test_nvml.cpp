@@ -4,32 +4,25 @@
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "energy/cost.hpp"
 #include "energy/meters.hpp"
 #include "energy/tracker.hpp"
+#include "tests/energy/energy_test_support.hpp"
+#include "tests/support/temp_dir.hpp"
+#include "tests/support/wait.hpp"
 
 namespace gf::energy {
 namespace {
 
-std::string temp_dir() {
-  char pattern[] = "/tmp/gf-energy-nvml-XXXXXX";
-  return mkdtemp(pattern);
-}
+using gf::test::lines_containing;
+using gf::test::wait_until;
 
-dist::World world_of(int local_rank, int local_size) {
-  dist::World world;
-  world.local_rank = local_rank;
-  world.local_size = local_size;
-  world.host = "gpu-node";
-  return world;
-}
+dist::World world_of(int local_rank, int local_size) { return testing::world_of(local_rank, local_size, "gpu-node"); }
 
 class Nvml : public ::testing::Test {
  protected:
@@ -101,7 +94,8 @@ TEST_F(Nvml, MeterReadsOnlyTheSelectedGpuByIndexAndByUuid) {
 
 TEST_F(Nvml, TrackerUsesTheEnergyCounterOfItsGpu) {
   setenv("CUDA_VISIBLE_DEVICES", "0,2", 1);
-  const std::string run_dir = temp_dir();
+  const gf::test::TempDir dir("energy-nvml");
+  const std::string run_dir = dir.str();
   EnergyOptions options;
   options.sample_hz = 20;
   EnergyTracker tracker(options, world_of(1, 2), nullptr, run_dir);  // local rank 1 → GPU 2: 300 W
@@ -109,9 +103,8 @@ TEST_F(Nvml, TrackerUsesTheEnergyCounterOfItsGpu) {
   EXPECT_EQ(tracker.local_labels()[0], Label::kEstimated);  // no RAPL: CPU time estimate
   const int counter_reads = queries_(2);
   tracker.start();
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_TRUE(wait_until([&] { return queries_(2) > counter_reads + 3; })) << "the sampler did not read the counter";
   const auto summary = tracker.finish(100, 0);
-  EXPECT_GT(queries_(2), counter_reads + 3);
   EXPECT_EQ(summary.gpus, 1);
   EXPECT_NEAR(summary.domains[2].joules, 300.0 * summary.duration_s, 0.01 * 300.0 * summary.duration_s);
   EXPECT_EQ(summary.domains[2].label, Label::kMeasured);
@@ -126,27 +119,28 @@ TEST_F(Nvml, TrackerUsesTheEnergyCounterOfItsGpu) {
   while (std::getline(csv, line))
     if (line.find(",gpu2,gpu,") != std::string::npos) gpu_row = true;
   EXPECT_TRUE(gpu_row);
-  std::filesystem::remove_all(run_dir);
 }
 
 TEST_F(Nvml, GpuWithoutCounterIsPowerSampled) {
   setenv("FAKE_NVML_NO_ENERGY", "1", 1);
-  const std::string run_dir = temp_dir();
+  const gf::test::TempDir dir("energy-nvml");
+  const std::string run_dir = dir.str();
   EnergyOptions options;
   options.sample_hz = 20;
   options.gpu_ids = {3};  // 400 W
   EnergyTracker tracker(options, world_of(0, 1), nullptr, run_dir);
   tracker.start();
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  // Power sampling integrates between samples: let the sampler take a few.
+  EXPECT_TRUE(wait_until([&] { return lines_containing(run_dir + "/energy.csv", ",gpu3,gpu,") >= 4; }));
   const auto summary = tracker.finish(0, 0);
   EXPECT_NEAR(summary.domains[2].joules, 400.0 * summary.duration_s, 0.01 * 400.0 * summary.duration_s);
   EXPECT_EQ(summary.domains[2].label, Label::kMeasured);
-  std::filesystem::remove_all(run_dir);
 }
 
 TEST_F(Nvml, WithoutNvmlTheDeclaredGpuIsEstimated) {
   setenv("GREENFOUND_NVML_LIB", "/nonexistent/libnvidia-ml.so.1", 1);
-  const std::string run_dir = temp_dir();
+  const gf::test::TempDir dir("energy-nvml");
+  const std::string run_dir = dir.str();
   EnergyOptions options;
   options.sample_hz = 20;
   options.gpus_per_rank = 1;
@@ -154,18 +148,18 @@ TEST_F(Nvml, WithoutNvmlTheDeclaredGpuIsEstimated) {
   EnergyTracker tracker(options, world_of(0, 1), nullptr, run_dir);
   EXPECT_EQ(tracker.local_labels()[2], Label::kEstimated);
   tracker.start();
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_TRUE(wait_until([&] { return lines_containing(run_dir + "/energy.csv", ",gpu,") >= 3; }));
   const auto summary = tracker.finish(0, 0);
   EXPECT_NEAR(summary.domains[2].joules, 700.0 * summary.duration_s, 0.01 * 700.0 * summary.duration_s);
   EXPECT_EQ(summary.domains[2].label, Label::kEstimated);
   EXPECT_EQ(summary.domains[0].label, Label::kEstimated);
   ASSERT_FALSE(summary.notes.empty());
-  std::ifstream in(run_dir + "/energy.json");
-  const auto json = nlohmann::json::parse(in);
-  EXPECT_EQ(json["domains"]["gpu"]["label"], "estimated");
-  EXPECT_EQ(json["domains"]["package"]["label"], "estimated");
-  EXPECT_EQ(json["domains"]["dram"]["label"], "unavailable");
-  std::filesystem::remove_all(run_dir);
+  // energy.json read back through its typed reader.
+  const auto written = read_energy_summary(run_dir + "/energy.json");
+  ASSERT_TRUE(written);
+  EXPECT_EQ(written->domains[2].label, Label::kEstimated);
+  EXPECT_EQ(written->domains[0].label, Label::kEstimated);
+  EXPECT_EQ(written->domains[1].label, Label::kUnavailable);
 }
 
 }  // namespace

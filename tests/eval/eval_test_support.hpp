@@ -1,5 +1,5 @@
 #pragma once
-// Shared by the eval tests: a scratch folder per test (tests may run side by side), Debian's
+// Shared by the eval tests: a scratch folder per test (tests may run side by side), the venv's
 // python with the reference scripts of this folder, and JSON files.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -10,20 +10,14 @@
 #include <stdexcept>
 #include <string>
 
-namespace gf::eval::testing {
+#include "tests/support/environment.hpp"
+#include "tests/support/temp_dir.hpp"
 
-inline std::string env_or(const char* name, const std::string& fallback) {
-  const char* value = std::getenv(name);
-  return value && *value ? value : fallback;
-}
+namespace gf::eval::testing {
 
 // A fresh folder under the build tree, named after a test (SUITE.TEST).
 inline std::filesystem::path fresh_scratch_dir(const ::testing::TestInfo& test) {
-  const auto dir =
-      std::filesystem::current_path() / "scratch" / (std::string(test.test_suite_name()) + "." + test.name());
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
+  return gf::test::scratch_dir(std::string(test.test_suite_name()) + "." + test.name());
 }
 
 // The running test's folder.
@@ -53,9 +47,7 @@ inline nlohmann::json read_json(const std::filesystem::path& path) {
 
 // Runs tests/eval/<script> with the venv's python (GF_PYTHON); returns the exit status.
 inline int run_python(const std::string& script, const std::string& args) {
-  const std::string python = env_or("GF_PYTHON", "/usr/bin/python3");
-  const std::string source = env_or("GF_SOURCE_DIR", GF_EVAL_TEST_SOURCE_DIR "/../..");
-  const std::string command = python + " " + source + "/tests/eval/" + script + " " + args;
+  const std::string command = gf::test::python() + " " + gf::test::test_script("eval", script) + " " + args;
   return std::system(command.c_str());
 }
 

@@ -6,17 +6,18 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "base/sha256.hpp"
 #include "eval/embeddings_file.hpp"
 #include "model/arch_registry.hpp"
 #include "model/vit.hpp"
 #include "model/weights.hpp"
 #include "tests/eval/eval_test_support.hpp"
+#include "tests/support/run_job.hpp"
 #include "train/checkpoint.hpp"
 
 namespace gf::eval {
 namespace {
 
-using testing::env_or;
 using testing::read_json;
 using testing::run_python;
 using testing::suite_scratch_dir;
@@ -41,8 +42,8 @@ class EmbedEndToEnd : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = suite_scratch_dir();
-    bin_ = env_or("GF_BIN", GF_EVAL_TEST_BIN);
-    mpiexec_ = env_or("GF_MPIEXEC", GF_EVAL_TEST_MPIEXEC);
+    bin_ = gf::test::greenfound_bin();
+    mpiexec_ = gf::test::mpiexec();
     // mpirun as root (CI) and more ranks than cores, whatever the ctest environment says.
     ::setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 0);
     ::setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 0);
@@ -152,8 +153,8 @@ TEST_F(EmbedEndToEnd, WeightsFileAndCheckpointLoadTheSameEncoder) {
   const EmbeddingTable from_checkpoint = read_embeddings(path("checkpoint.h5"));
   EXPECT_EQ(max_abs_difference(init, weights), 0.0);
   EXPECT_LE(max_abs_difference(init, from_checkpoint), 1e-5);  // 2 ranks: other batches
-  EXPECT_EQ(weights.weights_sha256, model::sha256_file(path("tiny.safetensors")));
-  EXPECT_EQ(from_checkpoint.weights_sha256, model::sha256_file(saved + "/model.safetensors"));
+  EXPECT_EQ(weights.weights_sha256, base::sha256_file(path("tiny.safetensors")));
+  EXPECT_EQ(from_checkpoint.weights_sha256, base::sha256_file(saved + "/model.safetensors"));
   EXPECT_EQ(from_checkpoint.arch, "vit_tiny_patch14_reg4");
 }
 
@@ -191,6 +192,23 @@ TEST_F(EmbedEndToEnd, ProbeOfTwoModelsWritesTheTables) {
   EXPECT_TRUE(std::filesystem::exists(dir_ / "results" / "results.csv"));
   EXPECT_TRUE(std::filesystem::exists(dir_ / "results" / "results.md"));
   EXPECT_TRUE(std::filesystem::exists(dir_ / "results" / "energy.json"));
+}
+
+// The CLI's exits say what happened: a probe with no (task, model) scored fails, naming why;
+// `--tasks auto` on a packed dataset makes no task of the patient id (--split-by) column.
+TEST_F(EmbedEndToEnd, ProbeExitsNonZeroWithoutAResultAndAutoTasksSkipIdColumns) {
+  ASSERT_EQ(run(embed(1, "--data " + path("dataset") + " --init-seed 1 --out " + path("auto.h5")), log("auto_embed")), 0);
+  EXPECT_EQ(read_embeddings(path("auto.h5")).split_by, "patient_id");
+  std::ofstream(dir_ / "no_tasks.json") << R"({"tasks": [{"name": "nothing", "label": "no_such_column"}]})";
+  const gf::test::JobResult none = gf::test::run_job(bin_ + " probe --embeddings a=" + path("auto.h5") + " --tasks " +
+                                                     path("no_tasks.json") + " --no-energy --out " + path("none"));
+  EXPECT_NE(none.exit_code, 0) << none.output;
+  EXPECT_NE(none.output.find("no (task, model) produced a result"), std::string::npos) << none.output;
+  const gf::test::JobResult automatic = gf::test::run_job(bin_ + " probe --embeddings a=" + path("auto.h5") +
+                                                          " --tasks auto --no-energy --out " + path("auto"));
+  const auto tasks = read_json(dir_ / "auto" / "results.json").at("tasks");
+  EXPECT_FALSE(tasks.empty()) << automatic.output;
+  for (const auto& task : tasks) EXPECT_NE(task, "patient_id") << automatic.output;
 }
 
 }  // namespace

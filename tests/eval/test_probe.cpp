@@ -117,7 +117,7 @@ class ProbeVsSklearn : public ::testing::Test {
     config.out_dir = (dir_ / "out").string();
     config.track_energy = false;
     config.verbose = false;
-    results_ = run_probe(config, dist::World{}, nullptr);
+    results_ = run_probe(config);
   }
 
   // sklearn_reference.py on the same files and bootstrap indices (one python run).

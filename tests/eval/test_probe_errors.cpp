@@ -75,8 +75,7 @@ TEST(ProbeErrors, BadInputIsReportedPerTaskAndModel) {
   ]})";
   const auto results = run_probe(config_for(dir, {"a=a.h5", "b=b.h5", "nan=nan.h5", "ids=ids.h5", "shuffled=shuffled.h5",
                                                   "gone=gone.h5"},
-                                            (dir / "tasks.json").string()),
-                                 dist::World{}, nullptr);
+                                            (dir / "tasks.json").string()));
   for (const auto& e : results.errors) std::cout << e.task << " / " << (e.model.empty() ? "*" : e.model) << ": " << e.message << "\n";
 
   // Problems of the task itself: one entry, no model.
@@ -111,15 +110,32 @@ TEST(ProbeErrors, BadInputIsReportedPerTaskAndModel) {
                          [&](const ProbeRecord& r) { return r.task == "amd" && r.model == model; });
   };
   EXPECT_NEAR(record("shuffled").auroc, record("a").auroc, 1e-9);
-  // results.json lists the errors.
+  // results.json lists the errors, and reads back through its typed reader as written.
   const auto json = testing::read_json(dir / "out" / "results.json");
   EXPECT_EQ(json["errors"].size(), results.errors.size());
+  const auto back = read_results((dir / "out" / "results.json").string());
+  ASSERT_TRUE(back);
+  EXPECT_EQ(results_to_json(*back), json);
+  EXPECT_EQ(back->errors.size(), results.errors.size());
+}
+
+TEST(ProbeErrors, WronglyTypedResultsFileNamesFileAndField) {
+  const auto dir = scratch_dir();
+  const std::string path = (dir / "results.json").string();
+  testing::write_json(path, {{"models", {"a"}}, {"results", {{{"model", "a"}, {"task", "amd"}, {"auroc", "high"}}}}});
+  try {
+    read_results(path);
+    FAIL() << "a wrongly typed results.json was read";
+  } catch (const std::runtime_error& e) {
+    EXPECT_STREQ(e.what(), (path + ": results[0].auroc: found \"high\", expected a number").c_str());
+  }
+  EXPECT_FALSE(read_results((dir / "absent.json").string()));
 }
 
 TEST(ProbeErrors, AutoTasksOnePerLabelColumn) {
   const auto dir = scratch_dir();
   write_embeddings((dir / "a.h5").string(), synthetic_table({}), EmbeddingDtype::kFloat16);
-  const auto results = run_probe(config_for(dir, {"a=a.h5"}, "auto"), dist::World{}, nullptr);
+  const auto results = run_probe(config_for(dir, {"a=a.h5"}, "auto"));
   EXPECT_EQ(results.tasks, (std::vector<std::string>{"amd", "cdr", "diabetes", "grade"}));
   EXPECT_EQ(count_records(results, "amd", "a"), 1u);
   EXPECT_EQ(count_records(results, "diabetes", "a"), 1u);  // missing values left out
@@ -127,6 +143,26 @@ TEST(ProbeErrors, AutoTasksOnePerLabelColumn) {
   ASSERT_NE(find_error(results, "cdr", "a"), nullptr);  // a continuous column is no class label
   EXPECT_NE(find_error(results, "cdr", "a")->message.find("expected integer classes"), std::string::npos);
   EXPECT_TRUE(results.comparisons.empty());  // one model: nothing to compare
+}
+
+// Columns that name rows are no tasks: the column the split grouped by (recorded by embed),
+// "*_id" columns, and integer columns whose values are mostly distinct.
+TEST(ProbeErrors, AutoTasksSkipIdLikeAndSplitColumns) {
+  const auto dir = scratch_dir();
+  EmbeddingTable table = synthetic_table({});
+  LabelColumn patient, record_id, serial;
+  for (int64_t i = 0; i < table.rows(); ++i) {
+    patient.values.push_back(static_cast<double>(i / 2));  // two eyes each: grouped by the split
+    record_id.values.push_back(static_cast<double>(i % 3));
+    serial.values.push_back(static_cast<double>(1000 + i));
+  }
+  table.labels.emplace("patient", patient);
+  table.labels.emplace("record_id", record_id);
+  table.labels.emplace("serial", serial);
+  table.split_by = "patient";
+  write_embeddings((dir / "a.h5").string(), table, EmbeddingDtype::kFloat32);
+  const auto results = run_probe(config_for(dir, {"a=a.h5"}, "auto"));
+  EXPECT_EQ(results.tasks, (std::vector<std::string>{"amd", "cdr", "diabetes", "grade"}));
 }
 
 // Side filters apply to their side only, in addition to the task's; category names resolve to
@@ -182,7 +218,7 @@ TEST(ProbeErrors, SideFiltersAndCategoryNames) {
      "test": {"split": "all", "filter": {"column": "site", "equals": "A"}}},
     {"name": "no_such_site", "label": "amd", "test": {"filter": {"column": "site", "equals": "Z"}}}
   ]})";
-  const auto results = run_probe(config_for(dir, {"a=a.h5"}, (dir / "tasks.json").string()), dist::World{}, nullptr);
+  const auto results = run_probe(config_for(dir, {"a=a.h5"}, (dir / "tasks.json").string()));
   ASSERT_EQ(results.records.size(), 1u);
   EXPECT_EQ(results.records[0].n_train, std::count(site.begin(), site.end(), 1.0));
   EXPECT_EQ(results.records[0].n_test, std::count(site.begin(), site.end(), 0.0));

@@ -20,7 +20,7 @@ TEST(Demo, RunsEveryStageAndWritesTheReport) {
   const fs::path out = fs::temp_directory_path() / ("gf_demo_" + std::to_string(getpid()));
   fs::remove_all(out);
   const gf::test::JobResult demo =
-      gf::test::run_job(std::string(std::getenv("GF_BIN")) + " demo --out " + out.string() + " --images 160 --ranks 2");
+      gf::test::greenfound("demo --out " + out.string() + " --images 160 --ranks 2");
   ASSERT_EQ(demo.exit_code, 0) << demo.output;
   for (const char* stage : {"== demo: synth ==", "== demo: pack ==", "== demo: pretrain ==", "greenfound launch -n 2 -- pretrain",
                             "== demo: embed (initial weights = the teacher) ==", "== demo: embed (pretrained student) ==",

@@ -26,7 +26,7 @@ using nlohmann::json;
 const std::vector<std::string> kSections = {"provenance", "config", "training", "throughput",
                                             "energy",     "cost",   "probe",    "samples"};
 
-std::string bin() { return std::getenv("GF_BIN"); }
+std::string bin() { return gf::test::greenfound_bin(); }
 
 std::string read_text(const fs::path& path) {
   std::ifstream in(path);
@@ -103,7 +103,7 @@ class Report : public ::testing::Test {
     EXPECT_TRUE(fs::exists(chromium)) << "chromium not found (scripts/install-deps.sh installs Debian's chromium)";
     const std::string screenshot = (fs::current_path() / (name + ".png")).string();
     fs::remove(screenshot);
-    const JobResult check = run_job(std::string(std::getenv("GF_PYTHON")) + " " + GF_CHROMIUM_CHECK + " " + chromium +
+    const JobResult check = run_job(gf::test::python() + " " + GF_CHROMIUM_CHECK + " " + chromium +
                                     " " + page + " " + screenshot + " 2>" + path(name + ".chromium.log"));
     EXPECT_EQ(check.exit_code, 0) << check.output << read_text(path(name + ".chromium.log"));
     const json seen = json::parse(check.output, nullptr, false);
@@ -207,6 +207,36 @@ TEST_F(Report, TwoRunsSideBySide) {
   EXPECT_EQ(seen["images"].size(), 2u);
   EXPECT_NE(html.find("<th>lr-high</th><th>lr-low</th>"), std::string::npos) << "the bill compares both runs";
   EXPECT_NE(html.find("greenfound report · lr-high vs lr-low"), std::string::npos);
+}
+
+// `status` reads the same files through the same typed readers; a wrongly typed file stops
+// both commands with one line naming the file and the field.
+TEST_F(Report, StatusAndReportNameAWronglyTypedField) {
+  const JobResult status = run_job(bin() + " status " + path("lr-low"));
+  EXPECT_EQ(status.exit_code, 0) << status.output;
+  const std::string steps = std::to_string(logged_steps(path("lr-low")));
+  EXPECT_NE(status.output.find("progress: step " + steps + "/" + steps + ", epoch 3/3"), std::string::npos) << status.output;
+  EXPECT_NE(status.output.find("energy so far: "), std::string::npos) << status.output;
+
+  const fs::path broken = path("broken");
+  fs::remove_all(broken);
+  fs::create_directories(broken);
+  for (const char* file : {"config.json", "energy.csv"}) fs::copy_file(path("lr-low") + "/" + file, broken / file);
+  std::ifstream in(path("lr-low") + "/metrics.jsonl");
+  std::ofstream out(broken / "metrics.jsonl");
+  std::string line;
+  for (int i = 1; std::getline(in, line); ++i) {
+    json record = json::parse(line);
+    if (i == 2) record["loss"] = "nan";
+    out << record.dump() << "\n";
+  }
+  out.close();
+  const std::string expected = (broken / "metrics.jsonl").string() + ": record 2: loss: found \"nan\", expected a number";
+  for (const std::string command : {" status " + broken.string(), " report " + broken.string() + " --out " + path("broken.html")}) {
+    const JobResult job = run_job(bin() + command);
+    EXPECT_NE(job.exit_code, 0) << command << job.output;
+    EXPECT_NE(job.output.find(expected), std::string::npos) << command << job.output;
+  }
 }
 
 TEST_F(Report, MissingRunFolderIsOneClearError) {

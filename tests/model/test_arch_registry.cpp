@@ -8,7 +8,7 @@
 #include "model/arch_registry.hpp"
 #include "model/vit.hpp"
 #include "model/weights.hpp"
-#include "tests/model/fixture_io.hpp"
+#include "tests/support/fixtures.hpp"
 
 namespace gf::model {
 namespace {
@@ -43,7 +43,7 @@ TEST(ArchRegistry, BadNamesAndSizesAreErrors) {
 // The kwargs the fixtures' timm models were created with, as their config.json records them.
 TEST(ArchRegistry, TimmKwargsOfTheFixtureModel) {
   const auto options = arch_options("vit_tiny_patch14_reg4", 112);
-  std::ifstream in(testing::vit_fixture("tiny_112/config.json"));
+  std::ifstream in(gf::test::vit_fixture("tiny_112/config.json"));
   const auto config = nlohmann::json::parse(in);
   EXPECT_EQ(timm_model_name(options), config.at("timm_model").get<std::string>());
   EXPECT_EQ(nlohmann::json::parse(timm_kwargs_json(options)), config.at("timm_kwargs"));

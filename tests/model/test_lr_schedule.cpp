@@ -6,7 +6,7 @@
 #include <cmath>
 
 #include "model/lr_schedule.hpp"
-#include "tests/train/fixture_io.hpp"
+#include "tests/support/fixtures.hpp"
 
 namespace gf::model {
 namespace {

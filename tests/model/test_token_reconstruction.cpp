@@ -10,7 +10,7 @@
 #include "model/param_groups.hpp"
 #include "model/token_reconstruction.hpp"
 #include "model/weights.hpp"
-#include "tests/train/fixture_io.hpp"
+#include "tests/support/fixtures.hpp"
 
 namespace gf::model {
 namespace {

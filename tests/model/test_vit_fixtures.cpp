@@ -10,14 +10,14 @@
 #include "model/arch_registry.hpp"
 #include "model/vit.hpp"
 #include "model/weights.hpp"
-#include "tests/model/fixture_io.hpp"
+#include "tests/support/fixtures.hpp"
 
 namespace gf::model {
 namespace {
 
-using testing::max_abs_diff;
-using testing::read_bin;
-using testing::vit_fixture;
+using gf::test::max_abs_diff;
+using gf::test::read_bin;
+using gf::test::vit_fixture;
 
 const std::set<std::string> kFixtures = {"tiny_112", "tiny_from518_to112", "tiny_meta_layout"};
 constexpr double kTokenTolerance = 2e-5;  // the fixtures' README

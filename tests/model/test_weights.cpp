@@ -2,7 +2,6 @@
 // written by PyTorch itself, and exported files read back by PyTorch.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -10,32 +9,23 @@
 #include <functional>
 #include <string>
 
+#include "base/sha256.hpp"
 #include "model/arch_registry.hpp"
 #include "model/vit.hpp"
 #include "model/weights.hpp"
-#include "tests/model/fixture_io.hpp"
+#include "tests/support/errors.hpp"
+#include "tests/support/fixtures.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace gf::model {
 namespace {
 
 namespace fs = std::filesystem;
-using testing::vit_fixture;
+using gf::test::vit_fixture;
 
 // A fresh directory per test, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() /
-            ("gf_model_" + std::string(info->name()) + "_" + std::to_string(::getpid()));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
+struct TempDir : gf::test::TempDir {
+  TempDir() : gf::test::TempDir("model-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name())) {}
 };
 
 VisionTransformer tiny_from(const std::string& fixture, const std::string& file) {
@@ -52,14 +42,7 @@ void expect_same_state(const StateDict& a, const StateDict& b) {
   }
 }
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const std::runtime_error& e) {
-    return e.what();
-  }
-  return "";
-}
+using gf::test::error_of;
 
 // The full vit_small_patch14_reg4_dinov2 at 392 px: names, shapes and order of timm's state dict.
 TEST(Weights, KeySetMatchesTimmVitSmallAt392) {
@@ -193,12 +176,12 @@ TEST(Weights, InferOptionsFromBothLayouts) {
 }
 
 TEST(Weights, Sha256MatchesTheFixturesChecksumList) {
-  std::ifstream sums(testing::fixtures_dir() + "/SHA256SUMS");
+  std::ifstream sums(gf::test::fixtures_dir() + "/SHA256SUMS");
   std::string digest, name;
   int checked = 0;
   while (sums >> digest >> name) {
     if (name.find("tiny_112/model.") == std::string::npos) continue;
-    EXPECT_EQ(sha256_file(testing::fixtures_dir() + "/" + name), digest) << name;
+    EXPECT_EQ(base::sha256_file(gf::test::fixtures_dir() + "/" + name), digest) << name;
     ++checked;
   }
   EXPECT_EQ(checked, 2);
@@ -206,22 +189,14 @@ TEST(Weights, Sha256MatchesTheFixturesChecksumList) {
 
 // ---- PyTorch itself as the peer ----
 
-std::string python() {
-  const char* py = std::getenv("GF_PYTHON");
-  return py ? py : "/usr/bin/python3";
-}
-
-std::string script(const std::string& name) {
-  const char* src = std::getenv("GF_SOURCE_DIR");
-  return std::string(src ? src : ".") + "/tests/model/" + name;
-}
+std::string python() { return gf::test::python(); }
+std::string script(const std::string& name) { return gf::test::test_script("model", name); }
 
 int run(const std::string& command) { return std::system(command.c_str()); }
 
 // A training-style checkpoint written by torch.save: {"epoch", "args", "model": {"module."+key: ...}}
 // with a transposed view and a bf16 tensor; read as PyTorch wrote it.
 TEST(WeightsPython, ReadsNestedTorchSaveCheckpoint) {
-  if (run(python() + " -c 'import torch' 2>/dev/null") != 0) GTEST_SKIP() << "no torch in " << python();
   TempDir tmp;
   const std::string fixture = vit_fixture("tiny_112/model.pth");
   ASSERT_EQ(run(python() + " " + script("make_checkpoint.py") + " " + fixture + " " + (tmp / "ckpt.pth")), 0);
@@ -238,7 +213,6 @@ TEST(WeightsPython, ReadsNestedTorchSaveCheckpoint) {
 
 // An exported file loads strictly into a plain PyTorch module tree with timm's names.
 TEST(WeightsPython, ExportLoadsInPlainTorchModelWithTimmNames) {
-  if (run(python() + " -c 'import torch' 2>/dev/null") != 0) GTEST_SKIP() << "no torch in " << python();
   TempDir tmp;
   auto model = tiny_from("tiny_112", "model.pth");
   write_safetensors(tmp / "export.safetensors", model_state_dict(*model), export_metadata(model->options()));

@@ -12,40 +12,28 @@
 #include "model/arch_registry.hpp"
 #include "model/vit.hpp"
 #include "model/weights.hpp"
-#include "tests/model/fixture_io.hpp"
+#include "tests/support/fixtures.hpp"
 #include "tests/support/run_job.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace gf::model {
 namespace {
 
 namespace fs = std::filesystem;
-using testing::max_abs_diff;
-using testing::read_bin;
-using testing::vit_fixture;
+using gf::test::max_abs_diff;
+using gf::test::read_bin;
+using gf::test::vit_fixture;
 
-// `greenfound <args>` through the built binary (GF_BIN); stdout and stderr together.
-gf::test::JobResult greenfound(const std::string& args) {
-  const char* bin = std::getenv("GF_BIN");
-  if (!bin) throw std::runtime_error("GF_BIN is not set (run the tests under ctest)");
-  return gf::test::run_job(std::string(bin) + " " + args);
-}
+using gf::test::greenfound;
 
 class Cli : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("gf_model_cli_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "_" +
-            std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string tmp(const std::string& name) const { return (dir_ / name).string(); }
-  fs::path dir_;
+  std::string tmp(const std::string& name) const { return dir_ / name; }
+  gf::test::TempDir dir_{"model-cli"};
 };
 
 std::string fixture_sha256(const std::string& relative) {
-  std::ifstream sums(testing::fixtures_dir() + "/SHA256SUMS");
+  std::ifstream sums(gf::test::fixtures_dir() + "/SHA256SUMS");
   std::string digest, name;
   while (sums >> digest >> name)
     if (name == relative || name == "./" + relative) return digest;

@@ -81,19 +81,29 @@ TEST(JobSpecValidate, ResourceAndFieldErrors) {
 TEST(JobSpecJson, UnknownKeyAndWrongTypeNameTheOrigin) {
   JobSpec spec = valid_spec();
   try {
-    gf::slurm::apply_json(spec, {{"gpus", 8}}, "site.json");
+    gf::slurm::job_spec_layer_from_json({{"gpus", 8}}, "", "site.json");
     FAIL() << "unknown key accepted";
   } catch (const std::runtime_error& e) {
-    EXPECT_EQ(std::string(e.what()).rfind("site.json: unknown key 'gpus', expected one of job_name nodes", 0), 0u) << e.what();
+    EXPECT_EQ(std::string(e.what()).rfind("site.json: gpus: unknown field (misspelt?), expected one of job_name, nodes", 0), 0u)
+        << e.what();
   }
   try {
-    gf::slurm::apply_json(spec, {{"gpus_per_node", "8"}}, "run.json: slurm");
+    gf::slurm::job_spec_layer_from_json({{"gpus_per_node", "8"}}, "slurm", "run.json");
     FAIL() << "string accepted as an integer";
   } catch (const std::runtime_error& e) {
-    EXPECT_STREQ(e.what(), "run.json: slurm: gpus_per_node: found \"8\", expected an integer");
+    EXPECT_STREQ(e.what(), "run.json: slurm.gpus_per_node: found \"8\", expected an integer");
   }
-  EXPECT_THROW(gf::slurm::apply_json(spec, {{"launcher", "pdsh"}}, "x"), std::runtime_error);
-  EXPECT_THROW(gf::slurm::apply_json(spec, {{"modules", "cuda"}}, "x"), std::runtime_error);
+  EXPECT_THROW(gf::slurm::job_spec_layer_from_json({{"launcher", "pdsh"}}, "", "x"), std::runtime_error);
+  EXPECT_THROW(gf::slurm::job_spec_layer_from_json({{"modules", "cuda"}}, "", "x"), std::runtime_error);
+  // A layer replaces only what it names; environment merges key by key.
+  spec.environment = {{"A", "1"}};
+  const auto layer = gf::slurm::job_spec_layer_from_json({{"nodes", 3}, {"environment", {{"B", 2}}}}, "", "x");
+  const int ntasks = spec.ntasks_per_node;
+  gf::slurm::apply_layer(spec, layer);
+  EXPECT_EQ(spec.nodes, 3);
+  EXPECT_EQ(spec.ntasks_per_node, ntasks);
+  EXPECT_EQ(spec.environment, (std::map<std::string, std::string>{{"A", "1"}, {"B", "2"}}));
+  EXPECT_EQ(gf::slurm::to_json(layer), nlohmann::json({{"nodes", 3}, {"environment", {{"B", "2"}}}}));
 }
 
 TEST(JobSpecJson, SiteFileFromEnvironment) {
@@ -102,9 +112,9 @@ TEST(JobSpecJson, SiteFileFromEnvironment) {
   ::setenv("GREENFOUND_SITE", site.c_str(), 1);
   const auto from_env = gf::slurm::resolve_site("");
   ::unsetenv("GREENFOUND_SITE");
-  EXPECT_EQ(from_env.at("partition"), "batch");
-  EXPECT_TRUE(gf::slurm::resolve_site("").empty());
-  EXPECT_EQ(gf::slurm::resolve_site(site.string()).at("modules")[0], "openmpi");
+  EXPECT_EQ(from_env.values.partition, "batch");
+  EXPECT_TRUE(gf::slurm::resolve_site("").given.empty());
+  EXPECT_EQ(gf::slurm::resolve_site(site.string()).values.modules.at(0), "openmpi");
   std::ofstream(site) << "{not json";
   EXPECT_THROW(gf::slurm::resolve_site(site.string()), std::runtime_error);
   fs::remove(site);

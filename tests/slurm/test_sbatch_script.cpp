@@ -223,8 +223,8 @@ TEST(SbatchScript, SiteDefaultsUnderTheConfig) {
                                  {"signal_seconds", 600},
                                  {"environment", {{"NCCL_DEBUG", "INFO"}}}};
   JobSpec spec = base_spec();
-  gf::slurm::apply_json(spec, site, "site.json");
-  gf::slurm::apply_json(spec, config, "run.json: slurm");
+  gf::slurm::apply_layer(spec, gf::slurm::job_spec_layer_from_json(site, "", "site.json"));
+  gf::slurm::apply_layer(spec, gf::slurm::job_spec_layer_from_json(config, "slurm", "run.json"));
   const std::string script = render_sbatch(spec, kCommand);
   const std::vector<std::string> expected = {
       "#SBATCH --job-name=greenfound",

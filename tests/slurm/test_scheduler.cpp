@@ -20,6 +20,7 @@
 #include "slurm/job_spec.hpp"
 #include "slurm/sbatch_script.hpp"
 #include "slurm/scheduler.hpp"
+#include "tests/support/temp_dir.hpp"
 
 extern char** environ;
 
@@ -43,19 +44,14 @@ void write_tool(const fs::path& path, const std::string& body) {
 class FakeSlurm : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::temp_directory_path() /
-            ("gf_fake_slurm_" + std::to_string(::getpid()) + "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
     fs::create_directories(root_ / "bin");
     fs::create_directories(root_ / "run");
     old_path_ = std::getenv("PATH") ? std::getenv("PATH") : "";
     ::setenv("PATH", ((root_ / "bin").string() + ":" + old_path_).c_str(), 1);
   }
-  void TearDown() override {
-    ::setenv("PATH", old_path_.c_str(), 1);
-    fs::remove_all(root_);
-  }
-  fs::path root_;
+  void TearDown() override { ::setenv("PATH", old_path_.c_str(), 1); }
+  gf::test::TempDir dir_{"fake-slurm"};
+  fs::path root_ = dir_.path();
   std::string old_path_;
 };
 

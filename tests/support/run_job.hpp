@@ -15,6 +15,8 @@
 #include <string>
 #include <thread>
 
+#include "tests/support/environment.hpp"
+
 namespace gf::test {
 
 struct JobResult {
@@ -38,11 +40,12 @@ inline JobResult run_job(const std::string& command) {
   return result;
 }
 
+// `greenfound <args>` through the built binary (GF_BIN).
+inline JobResult greenfound(const std::string& args) { return run_job(greenfound_bin() + " " + args); }
+
 // The mpirun of the build (ctest sets GF_MPIEXEC), run as root and oversubscribed as CI needs.
 inline std::string mpirun(int ranks) {
-  const char* exec = std::getenv("GF_MPIEXEC");
-  return std::string(exec && *exec ? exec : "mpirun") + " --allow-run-as-root --oversubscribe --bind-to none -n " +
-         std::to_string(ranks) + " ";
+  return mpiexec() + " --allow-run-as-root --oversubscribe --bind-to none -n " + std::to_string(ranks) + " ";
 }
 
 // A job in the background (sh -c command > log 2>&1), for tests that act while it runs.

@@ -8,6 +8,7 @@
 #include "model/arch_registry.hpp"
 #include "model/token_reconstruction.hpp"
 #include "model/weights.hpp"
+#include "tests/support/temp_dir.hpp"
 #include "train/checkpoint.hpp"
 
 namespace gf::train {
@@ -17,12 +18,6 @@ namespace fs = std::filesystem;
 
 class CheckpointTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    run_dir_ = (fs::temp_directory_path() / ("gf_checkpoint_" + std::to_string(::getpid()))).string();
-    fs::remove_all(run_dir_);
-    fs::create_directories(run_dir_);
-  }
-  void TearDown() override { fs::remove_all(run_dir_); }
 
   Checkpoint make(int64_t step) {
     model::VitOptions vit = model::arch_options("vit_tiny_patch14_reg4", 56);
@@ -46,7 +41,8 @@ class CheckpointTest : public ::testing::Test {
     return c;
   }
 
-  std::string run_dir_;
+  gf::test::TempDir dir_{"checkpoint"};
+  std::string run_dir_ = dir_.str();
 };
 
 TEST_F(CheckpointTest, RoundTripIsExact) {

@@ -9,7 +9,7 @@
 #include "model/arch_registry.hpp"
 #include "model/token_reconstruction.hpp"
 #include "model/weights.hpp"
-#include "tests/train/fixture_io.hpp"
+#include "tests/support/fixtures.hpp"
 #include "train/optimizer.hpp"
 
 namespace gf::train {

@@ -7,13 +7,18 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "data/pack.hpp"
 #include "data/synth.hpp"
 #include "model/weights.hpp"
+#include "tests/support/environment.hpp"
+#include "tests/support/temp_dir.hpp"
 #include "train/checkpoint.hpp"
+#include "train/metrics_record.hpp"
 #include "train/pretrain.hpp"
+#include "train/provenance.hpp"
 #include "train/run_config.hpp"
 
 namespace gf::train {
@@ -25,8 +30,8 @@ using nlohmann::json;
 class PretrainTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    root_ = (fs::temp_directory_path() / ("gf_pretrain_" + std::to_string(::getpid()))).string();
-    fs::remove_all(root_);
+    temp_ = std::make_unique<gf::test::TempDir>("pretrain");
+    root_ = temp_->str();
     data::SynthOptions synth;
     synth.count = 32;
     synth.frame_size = {160, 160};
@@ -40,7 +45,7 @@ class PretrainTest : public ::testing::Test {
     pack.show_progress = false;
     data::pack(pack);
   }
-  static void TearDownTestSuite() { fs::remove_all(root_); }
+  static void TearDownTestSuite() { temp_.reset(); }
 
   // vit_tiny (96 wide) at 56 px: 4 optimizer steps per epoch of 32 images.
   static RunConfig tiny_config() {
@@ -57,13 +62,7 @@ class PretrainTest : public ::testing::Test {
     return dir;
   }
 
-  static std::vector<json> metrics(const std::string& dir) {
-    std::vector<json> records;
-    std::ifstream in(dir + "/metrics.jsonl");
-    for (std::string line; std::getline(in, line);)
-      if (!line.empty()) records.push_back(json::parse(line));
-    return records;
-  }
+  static std::vector<MetricsRecord> metrics(const std::string& dir) { return read_metrics(dir + "/metrics.jsonl"); }
 
   static void expect_same_tensors(const std::string& a, const std::string& b) {
     const auto first = model::read_safetensors(a).tensors;
@@ -75,9 +74,11 @@ class PretrainTest : public ::testing::Test {
     }
   }
 
+  static std::unique_ptr<gf::test::TempDir> temp_;
   static std::string root_;
 };
 
+std::unique_ptr<gf::test::TempDir> PretrainTest::temp_;
 std::string PretrainTest::root_;
 
 TEST_F(PretrainTest, ResumeAfterCrashIsBitwiseExact) {
@@ -109,9 +110,9 @@ TEST_F(PretrainTest, ResumeAfterCrashIsBitwiseExact) {
   ASSERT_EQ(a.size(), 6u);
   ASSERT_EQ(b.size(), 6u);
   for (size_t i = 0; i < a.size(); ++i) {
-    EXPECT_EQ(b[i].at("step"), a[i].at("step"));
-    EXPECT_EQ(b[i].at("loss").get<double>(), a[i].at("loss").get<double>()) << "step " << i + 1;
-    EXPECT_EQ(b[i].at("lr").get<double>(), a[i].at("lr").get<double>());
+    EXPECT_EQ(b[i].step, a[i].step);
+    EXPECT_EQ(b[i].loss, a[i].loss) << "step " << i + 1;
+    EXPECT_EQ(b[i].lr, a[i].lr);
   }
   const std::string final_a = latest_checkpoint(straight), final_b = latest_checkpoint(crashed);
   expect_same_tensors(final_a + "/model.safetensors", final_b + "/model.safetensors");
@@ -119,14 +120,14 @@ TEST_F(PretrainTest, ResumeAfterCrashIsBitwiseExact) {
   // keep_last (3) applied to the per-step checkpoints.
   EXPECT_EQ(list_checkpoints(crashed).size(), 3u);
   // provenance.json: one session per start, the resumed one from the checkpoint's step.
-  const auto provenance = nlohmann::json::parse(std::ifstream(crashed + "/provenance.json"));
-  ASSERT_EQ(provenance.at("sessions").size(), 2u);
-  EXPECT_EQ(provenance["sessions"][0].at("start_step"), 0);
-  EXPECT_EQ(provenance["sessions"][1].at("start_step"), 2);
-  EXPECT_EQ(provenance["sessions"][1].at("ranks"), 1);
-  EXPECT_EQ(provenance["sessions"][1].at("device"), "cpu");
-  EXPECT_EQ(provenance["sessions"][1].at("backend"), "mpi");
-  EXPECT_EQ(provenance["sessions"][1].at("libtorch"), TORCH_VERSION);
+  const Provenance provenance = read_provenance(crashed + "/provenance.json");
+  ASSERT_EQ(provenance.sessions.size(), 2u);
+  EXPECT_EQ(provenance.sessions[0].start_step, 0);
+  EXPECT_EQ(provenance.sessions[1].start_step, 2);
+  EXPECT_EQ(provenance.sessions[1].ranks, 1);
+  EXPECT_EQ(provenance.sessions[1].device, "cpu");
+  EXPECT_EQ(provenance.sessions[1].backend, "mpi");
+  EXPECT_EQ(provenance.sessions[1].libtorch, TORCH_VERSION);
 }
 
 TEST_F(PretrainTest, StopSignalCheckpointsAndReportsPreemption) {
@@ -190,16 +191,13 @@ TEST_F(PretrainTest, TwoRanksMatchOneRank) {
   // The same global batch split over 2 ranks (mpirun + the greenfound binary) gives the
   // same losses and weights as one rank, up to float rounding: draws depend on the sample,
   // not on the rank, and the clean sample is the global batch's last wherever it lives.
-  const char* bin = std::getenv("GF_BIN");
-  const char* mpiexec = std::getenv("GF_MPIEXEC");
-  ASSERT_TRUE(bin != nullptr && mpiexec != nullptr) << "run under ctest (GF_BIN, GF_MPIEXEC)";
   const RunConfig config = tiny_config();
   const std::string one = run_dir("one_rank"), two = run_dir("two_ranks");
   pretrain(config, PretrainOptions{one, "", 3});
 
   const std::string config_path = root_ + "/two_ranks.json";
   std::ofstream(config_path) << to_json(config).dump(2);
-  const std::string command = std::string(mpiexec) + " -np 2 " + bin + " pretrain --config " + config_path +
+  const std::string command = gf::test::mpiexec() + " -np 2 " + gf::test::greenfound_bin() + " pretrain --config " + config_path +
                               " --run-dir " + two + " --max-steps 3 > " + root_ + "/two_ranks.log 2>&1";
   ASSERT_EQ(std::system(command.c_str()), 0) << command << "\n" << std::ifstream(root_ + "/two_ranks.log").rdbuf();
 
@@ -207,10 +205,8 @@ TEST_F(PretrainTest, TwoRanksMatchOneRank) {
   ASSERT_EQ(a.size(), 3u);
   ASSERT_EQ(b.size(), 3u);
   for (size_t i = 0; i < a.size(); ++i) {
-    const double expected = a[i].at("loss").get<double>();
-    EXPECT_NEAR(b[i].at("loss").get<double>(), expected, 1e-5 * expected) << "step " << i + 1;
-    EXPECT_NEAR(b[i].at("grad_norm").get<double>(), a[i].at("grad_norm").get<double>(),
-                1e-4 * a[i].at("grad_norm").get<double>());
+    EXPECT_NEAR(b[i].loss, a[i].loss, 1e-5 * a[i].loss) << "step " << i + 1;
+    EXPECT_NEAR(b[i].grad_norm, a[i].grad_norm, 1e-4 * a[i].grad_norm);
   }
   const auto wa = model::read_safetensors(latest_checkpoint(one) + "/model.safetensors").tensors;
   const auto wb = model::read_safetensors(latest_checkpoint(two) + "/model.safetensors").tensors;
@@ -223,9 +219,7 @@ TEST_F(PretrainTest, TwoRanksMatchOneRank) {
 }
 
 TEST_F(PretrainTest, DemoConfigLossFalls) {
-  const char* source = std::getenv("GF_SOURCE_DIR");
-  ASSERT_NE(source, nullptr);
-  std::ifstream in(std::string(source) + "/configs/demo.json");
+  std::ifstream in(gf::test::source_dir() + "/configs/demo.json");
   json config = json::parse(in);
   config["data"]["path"] = root_ + "/dataset";
   config["model"]["img_size"] = 56;  // the demo recipe on this test's small images
@@ -233,9 +227,9 @@ TEST_F(PretrainTest, DemoConfigLossFalls) {
   pretrain(parse_run_config(config, "configs/demo.json"), PretrainOptions{dir, "", 16});
   const auto records = metrics(dir);
   ASSERT_EQ(records.size(), 16u);
-  const double first = records.front().at("loss").get<double>();
+  const double first = records.front().loss;
   double last = 0;
-  for (size_t i = records.size() - 4; i < records.size(); ++i) last += records[i].at("loss").get<double>() / 4;
+  for (size_t i = records.size() - 4; i < records.size(); ++i) last += records[i].loss / 4;
   EXPECT_LT(last, 0.8 * first) << "first " << first << ", mean of the last 4 " << last;
   for (const char* file : {"config.json", "train.log", "energy.csv"}) EXPECT_TRUE(fs::exists(dir + "/" + file)) << file;
 }

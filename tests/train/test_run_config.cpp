@@ -5,6 +5,7 @@
 #include <fstream>
 #include <string>
 
+#include "tests/support/environment.hpp"
 #include "train/run_config.hpp"
 
 namespace gf::train {
@@ -48,9 +49,7 @@ TEST(RunConfig, DefaultsArePublishedRecipe) {
 }
 
 TEST(RunConfig, PaperConfigIsThePublishedRun) {
-  const char* source = std::getenv("GF_SOURCE_DIR");
-  ASSERT_NE(source, nullptr);
-  std::ifstream in(std::string(source) + "/configs/paper.json");
+  std::ifstream in(gf::test::source_dir() + "/configs/paper.json");
   ASSERT_TRUE(in);
   const RunConfig paper = parse_run_config(json::parse(in), "configs/paper.json");
   // Every identity field equals the published default, except the init weights file.
@@ -73,7 +72,10 @@ TEST(RunConfig, RoundTripsThroughJson) {
   const json written = to_json(parsed);
   EXPECT_EQ(to_json(parse_run_config(written)), written);
   EXPECT_EQ(written.at("energy").at("pue"), 1.2);
-  EXPECT_EQ(written.at("slurm").at("partition"), "gpu");
+  EXPECT_EQ(written.at("slurm"), json({{"partition", "gpu"}}));  // only what the file names
+  EXPECT_EQ(parsed.slurm.values.partition, "gpu");
+  EXPECT_EQ(parsed.train.precision, Precision::kFp32);
+  EXPECT_DOUBLE_EQ(parsed.energy.pue, 1.2);
   EXPECT_EQ(written.at("train").at("grad_accum"), 2);
   // A run folder's config.json (the resolved config plus its hash) is itself a valid config.
   json run_folder_config = written;
@@ -96,8 +98,12 @@ TEST(RunConfig, ErrorsNameFieldValueAndExpectation) {
             "test.json: objective.max_corruption_ratio: found 1.5, expected a ratio in [0, 1]");
   EXPECT_EQ(error_of({{"train", {{"grad_accum", 1.5}}}}),
             "test.json: train.grad_accum: found 1.5, expected an integer");
-  EXPECT_EQ(error_of({{"data", {{"bach_size", 8}}}}), "test.json: data.bach_size: unknown field (misspelt?)");
-  EXPECT_EQ(error_of({{"optimizer", json::object()}}), "test.json: optimizer: unknown field (misspelt?)");
+  EXPECT_EQ(error_of({{"data", {{"bach_size", 8}}}}),
+            "test.json: data.bach_size: unknown field (misspelt?), expected one of path, split, batch_size, workers, "
+            "prefetch, seed or augment");
+  EXPECT_EQ(error_of({{"optimizer", json::object()}}).rfind("test.json: optimizer: unknown field (misspelt?)", 0), 0u);
+  EXPECT_EQ(error_of({{"slurm", {{"gpus", 8}}}}).rfind("test.json: slurm.gpus: unknown field (misspelt?)", 0), 0u);
+  EXPECT_EQ(error_of({{"slurm", {{"nodes", "2"}}}}), "test.json: slurm.nodes: found \"2\", expected an integer");
   EXPECT_EQ(error_of({{"model", 3}}), "test.json: model: found 3, expected a JSON object");
   EXPECT_EQ(error_of({{"energy", {{"pue", 0.5}}}}).rfind("test.json: energy.pue: found 0.5", 0), 0u)
       << error_of({{"energy", {{"pue", 0.5}}}});
@@ -113,7 +119,7 @@ TEST(RunConfig, IdentityNamesTheFieldsThatDiffer) {
   b.train.log_every = 1;
   b.data.workers = 2;
   b.data.path = "/elsewhere";
-  b.dist.backend = "mpi";
+  b.dist.backend = dist::Backend::kMpi;
   EXPECT_EQ(config_hash(a), config_hash(b));
   EXPECT_TRUE(identity_differences(identity_fields(a), identity_fields(b)).empty());
 

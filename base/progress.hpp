@@ -11,7 +11,7 @@
 #include <mutex>
 #include <string>
 
-namespace gf::data {
+namespace gf::base {
 
 enum class ProgressStyle {
   kAuto,   // bar when the stream is stderr/stdout and a terminal, else plain lines
@@ -60,4 +60,4 @@ class Progress {
 // "3m58s", "1h02m", "12s".
 std::string format_duration(double seconds);
 
-}  // namespace gf::data
+}  // namespace gf::base

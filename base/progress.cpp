@@ -1,4 +1,4 @@
-#include "data/progress.hpp"
+#include "base/progress.hpp"
 
 #include <unistd.h>
 
@@ -7,7 +7,7 @@
 #include <iostream>
 #include <sstream>
 
-namespace gf::data {
+namespace gf::base {
 namespace {
 
 constexpr double kBarRedrawSeconds = 0.2;
@@ -108,4 +108,4 @@ void Progress::render(bool final_line) {
   out_ << line.str() << std::flush;
 }
 
-}  // namespace gf::data
+}  // namespace gf::base

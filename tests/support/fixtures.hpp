@@ -1,22 +1,19 @@
 #pragma once
-// Reading tests/fixtures files in tests: NAME.bin (raw little-endian float32, C order)
-// with its shape in NAME.json.
+// Reading tests/fixtures in tests: NAME.bin (raw little-endian float32, C order) with its
+// shape in NAME.json, JSON files, and the timm ViT fixtures' folder.
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
-#include <cstdlib>
 #include <fstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "tests/support/environment.hpp"
+
 namespace gf::test {
 
-inline std::string fixtures_dir() {
-  const char* dir = std::getenv("GF_FIXTURES");
-  if (dir == nullptr) throw std::runtime_error("GF_FIXTURES is not set (run the test under ctest)");
-  return dir;
-}
+inline std::string vit_fixture(const std::string& name) { return fixtures_dir() + "/timm_vit_reg4/" + name; }
 
 inline nlohmann::json read_json(const std::string& path) {
   std::ifstream in(path);
@@ -44,7 +41,9 @@ inline std::vector<std::string> read_lines(const std::string& path) {
   return lines;
 }
 
+// Max |a - b| in double; shapes must agree.
 inline double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
+  if (a.sizes() != b.sizes()) throw std::runtime_error("max_abs_diff: shapes differ");
   return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
 }
 

@@ -1,0 +1,166 @@
+// base/: atomic replacement, SHA-256 (NIST's known answers), the JSON readers' errors,
+// parallel_for's error handling, the threads rule and the text helpers.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include "base/atomic_file.hpp"
+#include "base/json_reader.hpp"
+#include "base/parallel_for.hpp"
+#include "base/progress.hpp"
+#include "base/sha256.hpp"
+#include "base/text.hpp"
+#include "tests/support/errors.hpp"
+#include "tests/support/temp_dir.hpp"
+
+namespace gf::base {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+using gf::test::error_of;
+
+TEST(AtomicFile, ReplacesWholeAndKeepsTheOldFileWhenAbandoned) {
+  const gf::test::TempDir dir("atomic");
+  const std::string path = dir / "file.txt";
+  write_file_atomic(path, "first\n");
+  EXPECT_EQ(read_text(path), "first\n");
+  {
+    AtomicFile file(path);
+    file.write("half of the second");
+    // Destroyed without commit(), as on an exception: the old content stays, no temp file.
+  }
+  EXPECT_EQ(read_text(path), "first\n");
+  EXPECT_FALSE(fs::exists(path + ".tmp"));
+  write_file_atomic(path, "second\n", 0755);
+  EXPECT_EQ(read_text(path), "second\n");
+  struct stat info {};
+  ASSERT_EQ(::stat(path.c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 0777, 0755u);
+  EXPECT_NE(error_of([&] { write_file_atomic(dir / "no/such/folder/file", "x"); }).find("open for writing failed"),
+            std::string::npos);
+}
+
+TEST(Sha256, NistKnownAnswers) {
+  EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  const gf::test::TempDir dir("sha256");
+  const std::string million = std::string(1000000, 'a');  // more than one 1 MiB read buffer's worth of calls
+  std::ofstream(dir / "a") << million;
+  EXPECT_EQ(sha256_file(dir / "a"), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+  EXPECT_NE(error_of([&] { sha256_file(dir / "missing"); }).find("missing: cannot open"), std::string::npos);
+}
+
+TEST(Section, TypedReadsAndErrorsNameSourceFieldAndExpectation) {
+  const json root = {{"train", {{"steps", 4}, {"lr", 0.5}, {"name", "x"}, {"tags", {"a", "b"}}, {"class", nullptr}}}};
+  Section s(root, "train", "run.json");
+  int64_t steps = 0;
+  double lr = 0;
+  std::string name;
+  std::vector<std::string> tags;
+  std::optional<int64_t> cls = 3;
+  EXPECT_TRUE(s.read("steps", steps));
+  EXPECT_TRUE(s.read("lr", lr));
+  EXPECT_TRUE(s.read("name", name));
+  EXPECT_TRUE(s.read("tags", tags));
+  EXPECT_TRUE(s.read("class", cls));
+  EXPECT_FALSE(s.read("absent", steps));
+  EXPECT_EQ(steps, 4);
+  EXPECT_EQ(tags, (std::vector<std::string>{"a", "b"}));
+  EXPECT_FALSE(cls.has_value());
+  s.finish();
+
+  EXPECT_EQ(error_of([&] {
+              Section t(root, "train", "run.json");
+              t.read("name", steps);
+            }),
+            "run.json: train.name: found \"x\", expected an integer");
+  EXPECT_EQ(error_of([&] {
+              Section t(root, "train", "run.json");
+              t.read("steps", steps);
+              t.finish();
+            }),
+            "run.json: train.class: unknown field (misspelt?), expected one of steps");  // keys in JSON order
+  EXPECT_EQ(error_of([&] { Section t(json{{"train", 3}}, "train", "run.json"); }),
+            "run.json: train: found 3, expected a JSON object");
+  enum class Mode { kA, kB };
+  static constexpr EnumName<Mode> kModes[] = {{"a", Mode::kA}, {"b", Mode::kB}};
+  Mode mode = Mode::kA;
+  EXPECT_EQ(error_of([&] { Section::of(json{{"mode", "c"}}, "x", "f").read("mode", mode, kModes); }),
+            "f: x.mode: found \"c\", expected a or b");
+}
+
+TEST(JsonFiles, ErrorsNameTheFileAndATornLastLineIsDropped) {
+  const gf::test::TempDir dir("json");
+  std::ofstream(dir / "bad.json") << "{\"a\": ";
+  EXPECT_EQ(error_of([&] { load_json_file(dir / "bad.json"); }).rfind(dir / "bad.json" + ": not valid JSON", 0), 0u);
+  std::ofstream(dir / "list.json") << "[1]";
+  EXPECT_EQ(error_of([&] { load_json_file(dir / "list.json"); }), dir / "list.json" + ": found array, expected a JSON object");
+  std::ofstream(dir / "torn.jsonl") << "{\"step\": 1}\n\n{\"step\": 2}\n{\"step\": 3, \"lo";
+  EXPECT_EQ(load_json_lines(dir / "torn.jsonl").size(), 2u);
+  std::ofstream(dir / "broken.jsonl") << "{\"step\": 1}\n{oops\n{\"step\": 3}\n";
+  EXPECT_EQ(error_of([&] { load_json_lines(dir / "broken.jsonl"); }), dir / "broken.jsonl" + ": line 2: not valid JSON");
+}
+
+TEST(ParallelFor, EveryIndexOnceAndTheFirstErrorRethrown) {
+  std::vector<std::atomic<int>> seen(100);
+  parallel_for(100, 4, [&](int64_t i) { seen[static_cast<size_t>(i)]++; });
+  for (const auto& n : seen) EXPECT_EQ(n.load(), 1);
+  EXPECT_EQ(error_of([] { parallel_for(50, 3, [](int64_t i) {
+                           if (i == 7) throw std::runtime_error("index 7 failed");
+                         }); }),
+            "index 7 failed");
+}
+
+TEST(Threads, OneRuleEverywhere) {
+  EXPECT_EQ(resolve_threads(3, 8), 3);
+  ::setenv("OMP_NUM_THREADS", "2", 1);
+  EXPECT_EQ(resolve_threads(0, 8), 2);
+  ::unsetenv("OMP_NUM_THREADS");
+  EXPECT_GE(resolve_threads(0, 1), resolve_threads(0, 2));
+  EXPECT_EQ(resolve_threads(0, 100000), 1);
+}
+
+TEST(Text, SplitAndTrim) {
+  EXPECT_EQ(split("a,,b", ','), (std::vector<std::string>{"a", "", "b"}));
+  EXPECT_TRUE(split("", ',').empty());
+  EXPECT_EQ(trim(" \t 12_3 \r\n"), "12_3");
+  EXPECT_EQ(trim(" \n"), "");
+}
+
+TEST(Progress, PlainLinesCarryRateAndEta) {
+  std::ostringstream out;
+  {
+    ProgressOptions o;
+    o.label = "pack";
+    o.style = ProgressStyle::kPlain;
+    o.interval_seconds = 0;
+    Progress progress(o, 10, out);
+    for (int i = 0; i < 4; ++i) progress.advance();
+  }
+  const std::string text = out.str();
+  EXPECT_NE(text.find("pack: 1/10 images (10.0%), "), std::string::npos) << text;
+  EXPECT_NE(text.find("images/s, ETA "), std::string::npos) << text;
+  EXPECT_NE(text.find("pack: 4/10 images (40.0%), "), std::string::npos) << text;
+  EXPECT_NE(text.find("done in"), std::string::npos) << text;
+  EXPECT_EQ(text.find('\r'), std::string::npos);
+  EXPECT_EQ(format_duration(238), "3m58s");
+  EXPECT_EQ(format_duration(3720), "1h02m");
+}
+
+}  // namespace
+}  // namespace gf::base
