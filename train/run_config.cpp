@@ -144,6 +144,14 @@ void validate(const RunConfig& c, const std::string& source) {
   check.require(p.warmup_epochs >= 0, "optim.warmup_epochs", p.warmup_epochs, "an integer >= 0");
   check.require(p.warmup_lr >= 0, "optim.warmup_lr", p.warmup_lr, "a number >= 0");
   check.require(p.min_lr >= 0 && p.min_lr <= p.lr, "optim.min_lr", p.min_lr, "a number in [0, optim.lr]");
+  check.require(p.grad_scaler == "none" || p.grad_scaler == "published", "optim.grad_scaler", p.grad_scaler,
+                "none or published");
+  int exponent = 0;  // a power of two: only then is the scale/unscale round trip exact (train/grad_scaler.hpp)
+  check.require(p.grad_scaler_init_scale > 0 && std::frexp(p.grad_scaler_init_scale, &exponent) == 0.5 &&
+                    exponent >= -125 && exponent <= 128,
+                "optim.grad_scaler_init_scale", p.grad_scaler_init_scale, "a power of two within float range");
+  check.require(p.grad_scaler_growth_interval >= 1, "optim.grad_scaler_growth_interval", p.grad_scaler_growth_interval,
+                "an integer >= 1");
 
   const auto& d = c.data;
   check.require(d.batch_size > 0, "data.batch_size", d.batch_size, "an integer > 0");
@@ -218,6 +226,9 @@ RunConfig parse_run_config(const nlohmann::json& root, const std::string& source
   p.read("warmup_epochs", c.optim.warmup_epochs);
   p.read("warmup_lr", c.optim.warmup_lr);
   p.read("min_lr", c.optim.min_lr);
+  p.read("grad_scaler", c.optim.grad_scaler);
+  p.read("grad_scaler_init_scale", c.optim.grad_scaler_init_scale);
+  p.read("grad_scaler_growth_interval", c.optim.grad_scaler_growth_interval);
   p.finish();
 
   Section d(root, "data", source);
@@ -274,7 +285,9 @@ nlohmann::json to_json(const RunConfig& c) {
                  {"weight_decay", c.optim.weight_decay}, {"decay_tokens", c.optim.decay_tokens},
                  {"clip_grad_norm", c.optim.clip_grad_norm}, {"epochs", c.optim.epochs},
                  {"cosine_epochs", c.optim.cosine_epochs}, {"warmup_epochs", c.optim.warmup_epochs},
-                 {"warmup_lr", c.optim.warmup_lr}, {"min_lr", c.optim.min_lr}}},
+                 {"warmup_lr", c.optim.warmup_lr}, {"min_lr", c.optim.min_lr}, {"grad_scaler", c.optim.grad_scaler},
+                 {"grad_scaler_init_scale", c.optim.grad_scaler_init_scale},
+                 {"grad_scaler_growth_interval", c.optim.grad_scaler_growth_interval}}},
       {"data", {{"path", c.data.path}, {"split", c.data.split}, {"batch_size", c.data.batch_size},
                 {"workers", c.data.workers}, {"prefetch", c.data.prefetch}, {"seed", c.data.seed},
                 {"augment", c.data.augment}}},

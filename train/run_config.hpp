@@ -32,6 +32,12 @@ struct OptimConfig {
   int64_t warmup_epochs = 10;
   double warmup_lr = 5e-9;
   double min_lr = 5e-9;
+  // The published loop's torch.cuda.amp.GradScaler (train/grad_scaler.hpp): "published" keeps
+  // the corruption token's gradient multiplied by S, carried and clipped from step to step;
+  // "none" clears it every step and never scales.
+  std::string grad_scaler = "published";
+  double grad_scaler_init_scale = 65536;     // S at step 0 (GradScaler's default 2^16)
+  int64_t grad_scaler_growth_interval = 2000;  // finite steps in a row before S doubles
 };
 
 struct DataConfig {

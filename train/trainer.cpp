@@ -59,7 +59,8 @@ data::AugmentOptions augment_options(bool augment) {
 std::string format_step_line(const MetricsRecord& r) {
   std::ostringstream line;
   line << "step " << r.step << " epoch " << r.epoch << " loss " << r.loss << " lr " << r.lr << " grad_norm "
-       << r.grad_norm << " images/s " << r.images_per_s;
+       << r.grad_norm << " clip_coef " << r.clip_coef << " grad_scale " << r.grad_scale << (r.skipped ? " skipped" : "")
+       << " images/s " << r.images_per_s;
   return line.str();
 }
 
@@ -194,16 +195,37 @@ void Trainer::build_model() {
   wrapper_->to_device(device_);
   wrapper_->train();
 
-  optimizer_ = std::make_unique<Optimizer>(wrapper_->optimized_parameters(), config_.optim);
+  const model::NamedTensors optimized = wrapper_->optimized_parameters();
+  optimizer_ = std::make_unique<Optimizer>(optimized, config_.optim);
+  parameters_ = wrapper_->parameters();
+  // The loss scaler treats the optimizer's parameters and the wrapper's others apart.
+  std::vector<torch::Tensor> held;
+  model::NamedTensors unheld;
+  std::vector<int64_t> held_positions;
+  auto is_optimized = [&](const torch::Tensor& tensor) {
+    for (const auto& item : optimized)
+      if (item.second.is_same(tensor)) return true;
+    return false;
+  };
+  for (size_t i = 0; i < parameters_.size(); ++i)
+    if (is_optimized(parameters_[i])) held.push_back(parameters_[i]), held_positions.push_back(static_cast<int64_t>(i));
+  for (const auto& [name, tensor] : wrapper_->state())
+    if (tensor.requires_grad() && !is_optimized(tensor)) unheld.emplace_back(name, tensor);
+  optimized_index_ = torch::tensor(held_positions, torch::kLong).to(device_);
+  scaler_ = std::make_unique<GradScaler>(
+      GradScalerOptions{parse_grad_scaler_mode(config_.optim.grad_scaler), config_.optim.grad_scaler_init_scale,
+                        config_.optim.grad_scaler_growth_interval},
+      std::move(held), std::move(unheld));
   if (checkpoint_) {
     optimizer_->load_state(checkpoint_->optimizer, checkpoint_->state.adam_step, resume_path_);
+    scaler_->load_state({checkpoint_->state.grad_scale, checkpoint_->state.grad_scale_growth, checkpoint_->carried_grads},
+                        resume_path_);
     for (const auto& [name, state] : checkpoint_->rng)
       if (name == kCpuGenerator) {
         at::Generator generator = at::detail::getDefaultCPUGenerator();  // shares the global one
         generator.set_state(state);
       }
   }
-  parameters_ = wrapper_->parameters();
   reducer_ = std::make_unique<dist::GradientReducer>(
       *comm_, parameters_, dist::GradientReducerOptions{static_cast<int64_t>(config_.dist.bucket_mb * 1024 * 1024)});
 }
@@ -254,7 +276,7 @@ PretrainResult Trainer::run() {
               std::to_string(world_.size) + " rank(s) × " + std::to_string(at::get_num_threads()) + " thread(s) on " +
               device_.str() + (bf16_ ? " (bf16 autocast)" : " (fp32)") + ", global batch " +
               std::to_string(global_batch_) + ", " + std::to_string(steps_per_epoch_) + " steps per epoch, " +
-              std::to_string(config_.optim.epochs) + " epochs");
+              std::to_string(config_.optim.epochs) + " epochs, loss scaler " + config_.optim.grad_scaler);
   const StopSignalGuard stop_signal;
   tracker_->start();
   for (; state_.epoch < config_.optim.epochs; state_.epoch += 1, state_.epoch_step = 0)
@@ -339,6 +361,7 @@ torch::Tensor Trainer::forward_backward(int64_t micro, StepClock& clock, StepTim
     draws = model::draw_corruption({config_.data.seed, state_.epoch, state_.step}, batch->dataset_indices, vit_, device_);
     times.data += clock.lap();
   }
+  if (options_.on_inputs) options_.on_inputs(StepInputs{state_.step, micro, images, draws, clean_index, *wrapper_});
   torch::Tensor target;
   {
     energy::PhaseScope phase(*tracker_, energy::Phase::kTeacherForward);
@@ -387,9 +410,26 @@ void Trainer::reduce(const torch::Tensor& loss_sum, bool stop_here, StepClock& c
 
 void Trainer::update(StepClock& clock, StepOutcome& outcome) {
   energy::PhaseScope phase(*tracker_, energy::Phase::kOptimizer);
-  outcome.record.grad_norm = clip_grad_norm(parameters_, config_.optim.clip_grad_norm);
-  optimizer_->step();
-  outcome.record.time_s.optimizer = clock.lap();
+  MetricsRecord& r = outcome.record;
+  r.grad_scale = scaler_->scale();
+  const GradScaler::Unscaled unscaled = scaler_->unscale();
+  const ClipResult clip = clip_grad_norm(parameters_, config_.optim.clip_grad_norm);
+  if (unscaled.finite)
+    optimizer_->step();
+  else
+    r.skipped = true;
+  scaler_->update(unscaled.finite);
+  // One transfer for the step's figures.
+  const torch::Tensor figures =
+      torch::stack({clip.total_norm, clip.coefficient, clip.norms.index_select(0, optimized_index_).norm(),
+                    unscaled.unheld_norm.to(clip.total_norm.device())})
+          .to(torch::kCPU, torch::kDouble);
+  const double* f = figures.data_ptr<double>();
+  r.grad_norm = f[0];
+  r.clip_coef = f[1];
+  r.student_grad_norm = f[2];
+  r.token_grad_norm = f[3];
+  r.time_s.optimizer = clock.lap();
 }
 
 void Trainer::record(const StepOutcome& outcome, data::Progress& progress) {
@@ -400,7 +440,7 @@ void Trainer::record(const StepOutcome& outcome, data::Progress& progress) {
   note << "loss " << r.loss;
   progress.set_note(note.str());
   progress.advance(global_batch_);
-  if (options_.on_step) options_.on_step(r.step);
+  if (options_.on_step) options_.on_step(StepView{r, *wrapper_});
 }
 
 bool Trainer::max_steps_reached() const {
@@ -435,6 +475,10 @@ void Trainer::save() {
     out.state = position();
     out.model = wrapper_->state();
     out.optimizer = optimizer_->state();
+    GradScalerState scaler = scaler_->state();
+    out.state.grad_scale = scaler.scale;
+    out.state.grad_scale_growth = scaler.growth_tracker;
+    out.carried_grads = std::move(scaler.carried);
     out.rng.emplace_back(kCpuGenerator, at::detail::getDefaultCPUGenerator().get_state());
     result_.checkpoint = save_checkpoint(options_.run_dir, out, config_.train.keep_last);
     log_->event("checkpoint " + result_.checkpoint);

@@ -8,6 +8,7 @@
 //     run()            epochs of train_epoch(), then the final checkpoint and finish()
 //     train_epoch()    step() after step, with maybe_checkpoint() between them
 //     step()           one optimizer step: forward_backward() per micro-batch, reduce(), update()
+//     update()         the loss scaler's unscale, the clip, the optimizer step, the scaler's update
 //
 // Setup runs in a fixed order every rank shares: collectives (the resume agreement, the
 // reducer's parameter broadcast, the tracker) must meet, and the global CPU generator is
@@ -29,6 +30,7 @@
 #include "model/lr_schedule.hpp"
 #include "model/token_reconstruction.hpp"
 #include "train/checkpoint.hpp"
+#include "train/grad_scaler.hpp"
 #include "train/metrics_record.hpp"
 #include "train/optimizer.hpp"
 #include "train/pretrain.hpp"
@@ -72,7 +74,7 @@ class Trainer {
   StepOutcome step(double lr, const StopSignalGuard& stop_signal);
   torch::Tensor forward_backward(int64_t micro, StepClock& clock, StepTimes& times);  // micro-batch loss / accum
   void reduce(const torch::Tensor& loss_sum, bool stop_here, StepClock& clock, StepOutcome& outcome);
-  void update(StepClock& clock, StepOutcome& outcome);  // clip, optimizer step
+  void update(StepClock& clock, StepOutcome& outcome);  // scaler, clip, optimizer step
   void record(const StepOutcome& outcome, data::Progress& progress);
   bool max_steps_reached() const;
   void maybe_checkpoint_after_step();
@@ -103,6 +105,8 @@ class Trainer {
   model::TokenReconstruction wrapper_{nullptr};
   std::unique_ptr<Optimizer> optimizer_;
   std::vector<torch::Tensor> parameters_;  // every gradient: clipped and all-reduced
+  torch::Tensor optimized_index_;          // positions in parameters_ of the optimizer's parameters
+  std::unique_ptr<GradScaler> scaler_;
   std::unique_ptr<dist::GradientReducer> reducer_;
 
   std::unique_ptr<data::Loader> loader_;

@@ -93,8 +93,8 @@ TEST_F(PretrainTest, ResumeAfterCrashIsBitwiseExact) {
   every_step.train.checkpoint_every_steps = 1;
   const std::string crashed = run_dir("crashed");
   PretrainOptions crashing{crashed, "", 6};
-  crashing.on_step = [](int64_t step) {
-    if (step == 3) throw std::runtime_error("simulated crash");
+  crashing.on_step = [](const StepView& view) {
+    if (view.record.step == 3) throw std::runtime_error("simulated crash");
   };
   EXPECT_THROW(pretrain(every_step, crashing), std::runtime_error);
   EXPECT_EQ(fs::path(latest_checkpoint(crashed)).filename(), "step-00000002");
@@ -129,11 +129,72 @@ TEST_F(PretrainTest, ResumeAfterCrashIsBitwiseExact) {
   EXPECT_EQ(provenance["sessions"][1].at("libtorch"), TORCH_VERSION);
 }
 
+TEST_F(PretrainTest, ResumeAcrossALossScaleGrowthIsBitwiseExact) {
+  // The published loss scaler with S doubling after every 3rd step: the crash after step 4
+  // resumes from step 3's checkpoint (S just doubled, count 0), the one after step 8 from
+  // step 7's (count 1, the next doubling after step 9); the scale, its count and the
+  // corruption token's carried gradient must come back exactly.
+  RunConfig config = tiny_config();
+  config.optim.grad_scaler = "published";
+  config.optim.grad_scaler_growth_interval = 3;
+  const std::string straight = run_dir("scaler_straight");
+  pretrain(config, PretrainOptions{straight, "", 10});
+
+  config.train.checkpoint_every_steps = 1;
+  const std::string crashed = run_dir("scaler_crashed");
+  for (const int64_t crash_at : {4, 8}) {
+    PretrainOptions crashing{crashed, "auto", 10};
+    crashing.on_step = [crash_at](const StepView& view) {
+      if (view.record.step == crash_at) throw std::runtime_error("simulated crash");
+    };
+    EXPECT_THROW(pretrain(config, crashing), std::runtime_error);
+  }
+  EXPECT_EQ(fs::path(latest_checkpoint(crashed)).filename(), "step-00000007");
+  pretrain(config, PretrainOptions{crashed, "auto", 10});
+
+  const auto a = metrics(straight), b = metrics(crashed);
+  ASSERT_EQ(a.size(), 10u);
+  ASSERT_EQ(b.size(), 10u);
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].at("grad_scale").get<double>(), 65536.0 * (1 << (i / 3))) << "step " << i + 1;
+    for (const char* key : {"grad_scale", "loss", "grad_norm", "clip_coef", "token_grad_norm"})
+      EXPECT_EQ(b[i].at(key).get<double>(), a[i].at(key).get<double>()) << key << ", step " << i + 1;
+  }
+  const std::string final_a = latest_checkpoint(straight), final_b = latest_checkpoint(crashed);
+  expect_same_tensors(final_a + "/model.safetensors", final_b + "/model.safetensors");
+  expect_same_tensors(final_a + "/optimizer.safetensors", final_b + "/optimizer.safetensors");
+  const Checkpoint last = load_checkpoint(final_b);
+  EXPECT_EQ(last.state.grad_scale, 65536.0 * 8);
+  EXPECT_EQ(last.state.grad_scale_growth, 1);
+  ASSERT_EQ(last.carried_grads.size(), 1u);
+  EXPECT_EQ(last.carried_grads[0].first, "corruption_token");
+  EXPECT_GT(last.carried_grads[0].second.abs().max().item<double>(), 0);
+}
+
+TEST_F(PretrainTest, PublishedScalerScalesOnlyTheTokenGradient) {
+  // Step 1 from the same init on the same batch: the same loss and student gradient; the
+  // token's gradient is 2^16 times larger (exactly: a power of two) and rules the clip.
+  RunConfig none = tiny_config(), published = tiny_config();
+  none.optim.grad_scaler = "none";
+  published.optim.grad_scaler = "published";
+  const std::string a = run_dir("scaler_none"), b = run_dir("scaler_published");
+  pretrain(none, PretrainOptions{a, "", 1});
+  pretrain(published, PretrainOptions{b, "", 1});
+  const json x = metrics(a).at(0), y = metrics(b).at(0);
+  EXPECT_EQ(y.at("loss").get<double>(), x.at("loss").get<double>());
+  EXPECT_EQ(y.at("student_grad_norm").get<double>(), x.at("student_grad_norm").get<double>());
+  EXPECT_EQ(y.at("token_grad_norm").get<double>(), 65536 * x.at("token_grad_norm").get<double>());
+  EXPECT_EQ(x.at("grad_scale").get<double>(), 1.0);
+  EXPECT_EQ(y.at("grad_scale").get<double>(), 65536.0);
+  EXPECT_NEAR(y.at("clip_coef").get<double>(), 0.1 / y.at("grad_norm").get<double>(), 1e-6 * y.at("clip_coef").get<double>());
+  EXPECT_GT(y.at("grad_norm").get<double>(), 100 * x.at("grad_norm").get<double>());
+}
+
 TEST_F(PretrainTest, StopSignalCheckpointsAndReportsPreemption) {
   const std::string dir = run_dir("preempted");
   PretrainOptions options{dir, "auto", 0};
-  options.on_step = [](int64_t step) {
-    if (step == 2) std::raise(SIGUSR1);
+  options.on_step = [](const StepView& view) {
+    if (view.record.step == 2) std::raise(SIGUSR1);
   };
   // The flag raised after step 2 is agreed over ranks in step 3's all-reduce: stop after step 3.
   const PretrainResult result = pretrain(tiny_config(), options);

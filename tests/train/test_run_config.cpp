@@ -43,6 +43,9 @@ TEST(RunConfig, DefaultsArePublishedRecipe) {
   EXPECT_EQ(c.optim.warmup_epochs, 10);
   EXPECT_DOUBLE_EQ(c.optim.warmup_lr, 5e-9);
   EXPECT_DOUBLE_EQ(c.optim.min_lr, 5e-9);
+  EXPECT_EQ(c.optim.grad_scaler, "published");
+  EXPECT_EQ(c.optim.grad_scaler_init_scale, 65536.0);
+  EXPECT_EQ(c.optim.grad_scaler_growth_interval, 2000);
   EXPECT_EQ(c.data.batch_size, 128);
   EXPECT_DOUBLE_EQ(c.dist.bucket_mb, 25);
 }
@@ -60,6 +63,18 @@ TEST(RunConfig, PaperConfigIsThePublishedRun) {
   expected.erase("model.init");
   actual.erase("model.init");
   EXPECT_EQ(actual, expected);
+  EXPECT_EQ(paper.optim.grad_scaler, "published");
+
+  // The clean variant differs in the loss scaler alone.
+  std::ifstream clean_in(std::string(source) + "/configs/paper-clean.json");
+  ASSERT_TRUE(clean_in);
+  const RunConfig clean = parse_run_config(json::parse(clean_in), "configs/paper-clean.json");
+  const auto differences = identity_differences(identity_fields(paper), identity_fields(clean));
+  ASSERT_EQ(differences.size(), 1u);
+  EXPECT_EQ(differences[0], "optim.grad_scaler: \"published\" vs \"none\"");
+  json paper_json = to_json(paper), clean_json = to_json(clean);
+  for (json* j : {&paper_json, &clean_json}) j->erase("description"), (*j)["optim"].erase("grad_scaler");
+  EXPECT_EQ(paper_json, clean_json);
 }
 
 TEST(RunConfig, RoundTripsThroughJson) {
@@ -101,6 +116,12 @@ TEST(RunConfig, ErrorsNameFieldValueAndExpectation) {
   EXPECT_EQ(error_of({{"model", 3}}), "test.json: model: found 3, expected a JSON object");
   EXPECT_EQ(error_of({{"energy", {{"pue", 0.5}}}}).rfind("test.json: energy.pue: found 0.5", 0), 0u)
       << error_of({{"energy", {{"pue", 0.5}}}});
+  EXPECT_EQ(error_of({{"optim", {{"grad_scaler", "dynamic"}}}}),
+            "test.json: optim.grad_scaler: found \"dynamic\", expected none or published");
+  EXPECT_EQ(error_of({{"optim", {{"grad_scaler_init_scale", 1000}}}}),
+            "test.json: optim.grad_scaler_init_scale: found 1000, expected a power of two within float range");
+  EXPECT_EQ(error_of({{"optim", {{"grad_scaler_growth_interval", 0}}}}),
+            "test.json: optim.grad_scaler_growth_interval: found 0, expected an integer >= 1");
   EXPECT_EQ(error_of({{"model", {{"init_seed", -1}}}}),
             "test.json: model.init_seed: found -1, expected a non-negative integer");
 }
