@@ -235,6 +235,7 @@ RunConfig parse_run_config(const nlohmann::json& root, const std::string& source
   d.read("path", c.data.path);
   d.read("split", c.data.split);
   d.read("batch_size", c.data.batch_size);
+  d.read("drop_last", c.data.drop_last);
   d.read("workers", c.data.workers);
   d.read("prefetch", c.data.prefetch);
   d.read("seed", c.data.seed);
@@ -289,7 +290,7 @@ nlohmann::json to_json(const RunConfig& c) {
                  {"grad_scaler_init_scale", c.optim.grad_scaler_init_scale},
                  {"grad_scaler_growth_interval", c.optim.grad_scaler_growth_interval}}},
       {"data", {{"path", c.data.path}, {"split", c.data.split}, {"batch_size", c.data.batch_size},
-                {"workers", c.data.workers}, {"prefetch", c.data.prefetch}, {"seed", c.data.seed},
+                {"drop_last", c.data.drop_last}, {"workers", c.data.workers}, {"prefetch", c.data.prefetch}, {"seed", c.data.seed},
                 {"augment", c.data.augment}}},
       {"train", {{"grad_accum", c.train.grad_accum}, {"precision", c.train.precision},
                  {"checkpoint_every_steps", c.train.checkpoint_every_steps},
@@ -310,7 +311,7 @@ nlohmann::json identity_fields(const RunConfig& config) {
   json identity = json::object();
   for (const char* section : {"model", "objective", "optim"})
     for (const auto& item : full.at(section).items()) identity[std::string(section) + "." + item.key()] = item.value();
-  for (const char* key : {"split", "batch_size", "seed", "augment"})
+  for (const char* key : {"split", "batch_size", "drop_last", "seed", "augment"})
     identity[std::string("data.") + key] = full.at("data").at(key);
   return identity;
 }

@@ -44,6 +44,7 @@ struct DataConfig {
   std::string path;               // packed dataset folder (manifest.json + shards)
   std::string split = "train";
   int64_t batch_size = 128;       // GLOBAL batch: split over ranks and accumulation steps
+  bool drop_last = false;         // published: an epoch's last, smaller batch is a step too
   int64_t workers = 30;           // decode/augment threads per rank
   int64_t prefetch = 2;           // batches ready ahead, per worker
   uint64_t seed = 0;              // shuffling, augmentation and corruption draws

@@ -236,6 +236,7 @@ void Trainer::build_data() {
   loader_options.split = config_.data.split;
   loader_options.mode = data::LoaderMode::kTrain;
   loader_options.global_batch_size = micro_batch_;
+  loader_options.drop_last = config_.data.drop_last;
   loader_options.rank = world_.rank;
   loader_options.world_size = world_.size;
   loader_options.seed = config_.data.seed;
@@ -244,7 +245,10 @@ void Trainer::build_data() {
   loader_options.workers = static_cast<int>(config_.data.workers);
   loader_options.prefetch = static_cast<int>(config_.data.prefetch);
   loader_ = std::make_unique<data::Loader>(loader_options);
-  steps_per_epoch_ = loader_->steps_per_epoch() / accum_;
+  // A kept last batch is one step of fewer micro-batches, the last of them smaller.
+  const int64_t micro_steps = loader_->steps_per_epoch();
+  steps_per_epoch_ = config_.data.drop_last ? micro_steps / accum_ : (micro_steps + accum_ - 1) / accum_;
+  epoch_images_ = config_.data.drop_last ? steps_per_epoch_ * global_batch_ : loader_->split_size();
   if (steps_per_epoch_ == 0)
     throw std::runtime_error("data.batch_size: found " + std::to_string(global_batch_) + ", expected at most the " +
                              std::to_string(loader_->split_size()) + " images of split '" + config_.data.split + "'");
@@ -295,7 +299,7 @@ std::optional<PretrainStatus> Trainer::train_epoch(const StopSignalGuard& stop_s
   loader_->start(state_.epoch, state_.epoch_step * accum_);
   data::Progress progress({"epoch " + std::to_string(state_.epoch + 1) + "/" + std::to_string(config_.optim.epochs),
                            "images", root_ ? data::ProgressStyle::kAuto : data::ProgressStyle::kSilent, 10},
-                          steps_per_epoch_ * global_batch_);
+                          epoch_images_);
   progress.advance(state_.epoch_step * global_batch_);
 
   while (state_.epoch_step < steps_per_epoch_) {
@@ -328,8 +332,12 @@ Trainer::StepOutcome Trainer::step(double lr, const StopSignalGuard& stop_signal
   StepOutcome outcome;
   MetricsRecord& metrics = outcome.record;
   StepClock clock(device_);
+  // Global samples of this step: the global batch, or what an epoch's kept last batch holds.
+  outcome.images = std::min(global_batch_, epoch_images_ - state_.epoch_step * global_batch_);
+  const int64_t micro_steps = (outcome.images + micro_batch_ - 1) / micro_batch_;
   torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device_));
-  for (int64_t micro = 0; micro < accum_; ++micro) loss_sum += forward_backward(micro, clock, metrics.time_s);
+  for (int64_t micro = 0; micro < micro_steps; ++micro)
+    loss_sum += forward_backward(micro, micro_steps, outcome.images, clock, metrics.time_s);
   reduce(loss_sum, stop_signal.received() != 0, clock, outcome);
   update(clock, outcome);
   metrics.time_s.step = clock.total();
@@ -339,11 +347,13 @@ Trainer::StepOutcome Trainer::step(double lr, const StopSignalGuard& stop_signal
   metrics.step = state_.step;
   metrics.epoch = state_.epoch;
   metrics.lr = lr;
-  metrics.images_per_s = static_cast<double>(global_batch_) / metrics.time_s.step;
+  metrics.images_per_s = static_cast<double>(outcome.images) / metrics.time_s.step;
+  images_trained_ += outcome.images;
   return outcome;
 }
 
-torch::Tensor Trainer::forward_backward(int64_t micro, StepClock& clock, StepTimes& times) {
+torch::Tensor Trainer::forward_backward(int64_t micro, int64_t micro_steps, int64_t step_images, StepClock& clock,
+                                        StepTimes& times) {
   // Each phase ends with its lap, whose device sync belongs to that phase's energy.
   torch::Tensor images;
   int64_t clean_index = -1;  // the global batch's last sample (last position of its last micro-batch) stays clean
@@ -355,12 +365,16 @@ torch::Tensor Trainer::forward_backward(int64_t micro, StepClock& clock, StepTim
       throw std::runtime_error("pretrain: the loader ended epoch " + std::to_string(state_.epoch) + " before step " +
                                std::to_string(state_.epoch_step));
     images = batch->images.to(device_);
-    if (micro == accum_ - 1)
+    if (micro == micro_steps - 1)
       for (size_t i = 0; i < batch->global_positions.size(); ++i)
-        if (batch->global_positions[i] == micro_batch_ - 1) clean_index = static_cast<int64_t>(i);
-    draws = model::draw_corruption({config_.data.seed, state_.epoch, state_.step}, batch->dataset_indices, vit_, device_);
+        if (batch->global_positions[i] == batch->global_batch_size - 1) clean_index = static_cast<int64_t>(i);
+    if (images.size(0) > 0)
+      draws = model::draw_corruption({config_.data.seed, state_.epoch, state_.step}, batch->dataset_indices, vit_, device_);
     times.data += clock.lap();
   }
+  // A rank with no sample of a kept last batch adds nothing; the reducer's finalize() still
+  // meets the others.
+  if (images.size(0) == 0) return torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device_));
   if (options_.on_inputs) options_.on_inputs(StepInputs{state_.step, micro, images, draws, clean_index, *wrapper_});
   torch::Tensor target;
   {
@@ -375,8 +389,11 @@ torch::Tensor Trainer::forward_backward(int64_t micro, StepClock& clock, StepTim
     const CudaBf16Autocast autocast(bf16_);
     out = wrapper_->student_forward(images, target, draws, clean_index);
   }
-  const torch::Tensor loss = out.loss / static_cast<double>(accum_);
-  if (micro + 1 < accum_) {
+  // This rank's mean weighted by its share of the step's samples, so that the reducer's mean
+  // over ranks is the mean over the step's samples (accum_ for every full micro-batch).
+  const torch::Tensor loss =
+      out.loss / (static_cast<double>(step_images) / static_cast<double>(images.size(0) * world_.size));
+  if (micro + 1 < micro_steps) {
     auto no_sync = reducer_->no_sync();
     loss.backward();
   } else {
@@ -439,7 +456,7 @@ void Trainer::record(const StepOutcome& outcome, data::Progress& progress) {
   std::ostringstream note;
   note << "loss " << r.loss;
   progress.set_note(note.str());
-  progress.advance(global_batch_);
+  progress.advance(outcome.images);
   if (options_.on_step) options_.on_step(StepView{r, *wrapper_});
 }
 
@@ -487,7 +504,7 @@ void Trainer::save() {
 }
 
 PretrainResult Trainer::finish(PretrainStatus status) {
-  const double images = static_cast<double>((state_.step - start_step_) * global_batch_);
+  const double images = static_cast<double>(images_trained_);
   tracker_->finish(images, images * flops_per_image_);
   if (root_) tracker_->print_summary(std::cerr);
   result_.status = status;

@@ -57,7 +57,8 @@ class Trainer {
   // What one optimizer step produced, agreed over ranks.
   struct StepOutcome {
     MetricsRecord record;
-    bool stop = false;  // some rank received the stop signal
+    int64_t images = 0;  // global samples of the step
+    bool stop = false;   // some rank received the stop signal
   };
 
   // ---- setup, in this order ----
@@ -72,7 +73,9 @@ class Trainer {
   // ---- the loop ----
   std::optional<PretrainStatus> train_epoch(const StopSignalGuard& stop_signal);
   StepOutcome step(double lr, const StopSignalGuard& stop_signal);
-  torch::Tensor forward_backward(int64_t micro, StepClock& clock, StepTimes& times);  // micro-batch loss / accum
+  // One micro-batch's weighted loss (its share of the step's `step_images` samples).
+  torch::Tensor forward_backward(int64_t micro, int64_t micro_steps, int64_t step_images, StepClock& clock,
+                                 StepTimes& times);
   void reduce(const torch::Tensor& loss_sum, bool stop_here, StepClock& clock, StepOutcome& outcome);
   void update(StepClock& clock, StepOutcome& outcome);  // scaler, clip, optimizer step
   void record(const StepOutcome& outcome, data::Progress& progress);
@@ -111,6 +114,8 @@ class Trainer {
 
   std::unique_ptr<data::Loader> loader_;
   int64_t steps_per_epoch_ = 0;
+  int64_t epoch_images_ = 0;    // samples trained per epoch (the split, less a dropped last batch)
+  int64_t images_trained_ = 0;  // by this session
   std::optional<model::CosineSchedule> schedule_;
   std::unique_ptr<energy::EnergyTracker> tracker_;
   double flops_per_image_ = 0;

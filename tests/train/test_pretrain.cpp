@@ -3,11 +3,13 @@
 #include <gtest/gtest.h>
 #include <torch/version.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <tuple>
 
 #include "data/pack.hpp"
 #include "data/synth.hpp"
@@ -38,6 +40,16 @@ class PretrainTest : public ::testing::Test {
     pack.resolution = 128;
     pack.threads = 1;
     pack.show_progress = false;
+    data::pack(pack);
+    // 9 of them: batches of 4 leave a last batch of 1 (published: kept as a step).
+    std::vector<fs::path> files;
+    for (const auto& entry : fs::recursive_directory_iterator(root_ + "/images"))
+      if (entry.path().extension() == ".jpg" || entry.path().extension() == ".png") files.push_back(entry.path());
+    std::sort(files.begin(), files.end());
+    fs::create_directories(root_ + "/odd_images");
+    for (size_t i = 0; i < 9; ++i) fs::copy_file(files.at(i), root_ + "/odd_images/" + files[i].filename().string());
+    pack.images_dir = root_ + "/odd_images";
+    pack.out_dir = root_ + "/odd_dataset";
     data::pack(pack);
   }
   static void TearDownTestSuite() { fs::remove_all(root_); }
@@ -190,6 +202,44 @@ TEST_F(PretrainTest, PublishedScalerScalesOnlyTheTokenGradient) {
   EXPECT_GT(y.at("grad_norm").get<double>(), 100 * x.at("grad_norm").get<double>());
 }
 
+TEST_F(PretrainTest, KeptLastBatchIsAStepAsPublished) {
+  // 9 images in batches of 4: steps of 4, 4 and 1 image per epoch, the single image clean
+  // (the global batch's last); with 2 accumulation micro-batches of 2 the same run (the last
+  // step is one micro-batch of 1); with drop_last, 2 steps per epoch.
+  RunConfig config = tiny_config();
+  config.data.path = root_ + "/odd_dataset";
+  config.data.batch_size = 4;
+  std::vector<std::pair<int64_t, int64_t>> last_step_inputs;  // (images, clean index) of each third step
+  PretrainOptions options{run_dir("kept_last"), "", 5};
+  options.on_inputs = [&](const StepInputs& in) {
+    if (in.step % 3 == 2) last_step_inputs.emplace_back(in.images.size(0), in.clean_index);
+  };
+  pretrain(config, options);
+  const auto kept = metrics(options.run_dir);
+  ASSERT_EQ(kept.size(), 5u);
+  EXPECT_EQ(kept[2].at("epoch"), 0);
+  EXPECT_EQ(kept[3].at("epoch"), 1);
+  EXPECT_EQ(last_step_inputs, (std::vector<std::pair<int64_t, int64_t>>{{1, 0}}));
+
+  RunConfig accumulated = config;
+  accumulated.train.grad_accum = 2;
+  const std::string accum_dir = run_dir("kept_last_accum");
+  pretrain(accumulated, PretrainOptions{accum_dir, "", 5});
+  const auto a = metrics(accum_dir);
+  ASSERT_EQ(a.size(), 5u);
+  for (size_t i = 0; i < a.size(); ++i)
+    EXPECT_NEAR(a[i].at("loss").get<double>(), kept[i].at("loss").get<double>(), 1e-5 * kept[i].at("loss").get<double>())
+        << "step " << i + 1;
+
+  RunConfig dropped = config;
+  dropped.data.drop_last = true;
+  const std::string drop_dir = run_dir("dropped_last");
+  pretrain(dropped, PretrainOptions{drop_dir, "", 3});
+  const auto d = metrics(drop_dir);
+  ASSERT_EQ(d.size(), 3u);
+  EXPECT_EQ(d[2].at("epoch"), 1);
+}
+
 TEST_F(PretrainTest, StopSignalCheckpointsAndReportsPreemption) {
   const std::string dir = run_dir("preempted");
   PretrainOptions options{dir, "auto", 0};
@@ -251,35 +301,43 @@ TEST_F(PretrainTest, TwoRanksMatchOneRank) {
   // The same global batch split over 2 ranks (mpirun + the greenfound binary) gives the
   // same losses and weights as one rank, up to float rounding: draws depend on the sample,
   // not on the rank, and the clean sample is the global batch's last wherever it lives.
+  // Second case: 9 images in batches of 4, so step 3 is the kept last batch of 1 image, which
+  // rank 1 holds and rank 0 has none of.
   const char* bin = std::getenv("GF_BIN");
   const char* mpiexec = std::getenv("GF_MPIEXEC");
   ASSERT_TRUE(bin != nullptr && mpiexec != nullptr) << "run under ctest (GF_BIN, GF_MPIEXEC)";
-  const RunConfig config = tiny_config();
-  const std::string one = run_dir("one_rank"), two = run_dir("two_ranks");
-  pretrain(config, PretrainOptions{one, "", 3});
+  RunConfig odd = tiny_config();
+  odd.data.path = root_ + "/odd_dataset";
+  odd.data.batch_size = 4;
+  for (const auto& [name, config, steps] : {std::make_tuple(std::string("full"), tiny_config(), 3),
+                                            std::make_tuple(std::string("kept_last"), odd, 4)}) {
+    SCOPED_TRACE(name);
+    const std::string one = run_dir(name + "_one_rank"), two = run_dir(name + "_two_ranks");
+    pretrain(config, PretrainOptions{one, "", steps});
 
-  const std::string config_path = root_ + "/two_ranks.json";
-  std::ofstream(config_path) << to_json(config).dump(2);
-  const std::string command = std::string(mpiexec) + " -np 2 " + bin + " pretrain --config " + config_path +
-                              " --run-dir " + two + " --max-steps 3 > " + root_ + "/two_ranks.log 2>&1";
-  ASSERT_EQ(std::system(command.c_str()), 0) << command << "\n" << std::ifstream(root_ + "/two_ranks.log").rdbuf();
+    const std::string config_path = root_ + "/" + name + ".json", log = root_ + "/" + name + ".log";
+    std::ofstream(config_path) << to_json(config).dump(2);
+    const std::string command = std::string(mpiexec) + " -np 2 " + bin + " pretrain --config " + config_path +
+                                " --run-dir " + two + " --max-steps " + std::to_string(steps) + " > " + log + " 2>&1";
+    ASSERT_EQ(std::system(command.c_str()), 0) << command << "\n" << std::ifstream(log).rdbuf();
 
-  const auto a = metrics(one), b = metrics(two);
-  ASSERT_EQ(a.size(), 3u);
-  ASSERT_EQ(b.size(), 3u);
-  for (size_t i = 0; i < a.size(); ++i) {
-    const double expected = a[i].at("loss").get<double>();
-    EXPECT_NEAR(b[i].at("loss").get<double>(), expected, 1e-5 * expected) << "step " << i + 1;
-    EXPECT_NEAR(b[i].at("grad_norm").get<double>(), a[i].at("grad_norm").get<double>(),
-                1e-4 * a[i].at("grad_norm").get<double>());
-  }
-  const auto wa = model::read_safetensors(latest_checkpoint(one) + "/model.safetensors").tensors;
-  const auto wb = model::read_safetensors(latest_checkpoint(two) + "/model.safetensors").tensors;
-  ASSERT_EQ(wa.size(), wb.size());
-  for (size_t i = 0; i < wa.size(); ++i) {
-    // Three Adam steps of lr 1e-3 move a weight by up to 3e-3; rounding-level gradient
-    // differences may flip the sign of near-zero moments, so compare against that scale.
-    EXPECT_LE((wa[i].second - wb[i].second).abs().max().item<double>(), 1e-4) << wa[i].first;
+    const auto a = metrics(one), b = metrics(two);
+    ASSERT_EQ(a.size(), static_cast<size_t>(steps));
+    ASSERT_EQ(b.size(), static_cast<size_t>(steps));
+    for (size_t i = 0; i < a.size(); ++i) {
+      const double expected = a[i].at("loss").get<double>();
+      EXPECT_NEAR(b[i].at("loss").get<double>(), expected, 1e-5 * expected) << "step " << i + 1;
+      EXPECT_NEAR(b[i].at("grad_norm").get<double>(), a[i].at("grad_norm").get<double>(),
+                  1e-4 * a[i].at("grad_norm").get<double>());
+    }
+    const auto wa = model::read_safetensors(latest_checkpoint(one) + "/model.safetensors").tensors;
+    const auto wb = model::read_safetensors(latest_checkpoint(two) + "/model.safetensors").tensors;
+    ASSERT_EQ(wa.size(), wb.size());
+    for (size_t i = 0; i < wa.size(); ++i) {
+      // Three Adam steps of lr 1e-3 move a weight by up to 3e-3; rounding-level gradient
+      // differences may flip the sign of near-zero moments, so compare against that scale.
+      EXPECT_LE((wa[i].second - wb[i].second).abs().max().item<double>(), 1e-4) << wa[i].first;
+    }
   }
 }
 

@@ -47,6 +47,7 @@ TEST(RunConfig, DefaultsArePublishedRecipe) {
   EXPECT_EQ(c.optim.grad_scaler_init_scale, 65536.0);
   EXPECT_EQ(c.optim.grad_scaler_growth_interval, 2000);
   EXPECT_EQ(c.data.batch_size, 128);
+  EXPECT_FALSE(c.data.drop_last);  // the DataLoader's default: 586 steps per epoch of 75,000
   EXPECT_DOUBLE_EQ(c.dist.bucket_mb, 25);
 }
 
