@@ -23,6 +23,8 @@
 // clipped with the rest and kept for the next step; the non-finite check on the optimizer's
 // gradients; and S's growth and backoff (kept in float, as GradScaler keeps it). The peer test
 // (tests/train/test_published_loop) runs the real scaled backward and torch.amp.GradScaler.
+// A non-finite loss still stops the run before any of this (DESIGN.md's rule); the published
+// loop would have skipped that step like any other non-finite one.
 //
 //   GradScaler scaler(options, optimizer_parameters, other_parameters);
 //   every step, after the all-reduce:

@@ -92,6 +92,29 @@ RunConfig effective_config(const RunConfig& config_in, const PretrainOptions& op
   return config;
 }
 
+// The wrapper's parameters as the loss scaler sees them: those the optimizer holds (with
+// their positions in `all`), and the others with their published names (from `state`).
+struct ParameterSplit {
+  std::vector<torch::Tensor> held;
+  std::vector<int64_t> held_positions;
+  model::NamedTensors unheld;
+};
+
+ParameterSplit split_by_optimizer(const std::vector<torch::Tensor>& all, const model::NamedTensors& state,
+                                  const model::NamedTensors& optimized) {
+  auto is_optimized = [&](const torch::Tensor& tensor) {
+    for (const auto& item : optimized)
+      if (item.second.is_same(tensor)) return true;
+    return false;
+  };
+  ParameterSplit split;
+  for (size_t i = 0; i < all.size(); ++i)
+    if (is_optimized(all[i])) split.held.push_back(all[i]), split.held_positions.push_back(static_cast<int64_t>(i));
+  for (const auto& [name, tensor] : state)
+    if (tensor.requires_grad() && !is_optimized(tensor)) split.unheld.emplace_back(name, tensor);
+  return split;
+}
+
 }  // namespace
 
 // Seconds of each phase of a step, measured after the device finished its queued work (CUDA
@@ -198,24 +221,12 @@ void Trainer::build_model() {
   const model::NamedTensors optimized = wrapper_->optimized_parameters();
   optimizer_ = std::make_unique<Optimizer>(optimized, config_.optim);
   parameters_ = wrapper_->parameters();
-  // The loss scaler treats the optimizer's parameters and the wrapper's others apart.
-  std::vector<torch::Tensor> held;
-  model::NamedTensors unheld;
-  std::vector<int64_t> held_positions;
-  auto is_optimized = [&](const torch::Tensor& tensor) {
-    for (const auto& item : optimized)
-      if (item.second.is_same(tensor)) return true;
-    return false;
-  };
-  for (size_t i = 0; i < parameters_.size(); ++i)
-    if (is_optimized(parameters_[i])) held.push_back(parameters_[i]), held_positions.push_back(static_cast<int64_t>(i));
-  for (const auto& [name, tensor] : wrapper_->state())
-    if (tensor.requires_grad() && !is_optimized(tensor)) unheld.emplace_back(name, tensor);
-  optimized_index_ = torch::tensor(held_positions, torch::kLong).to(device_);
+  ParameterSplit split = split_by_optimizer(parameters_, wrapper_->state(), optimized);
+  optimized_index_ = torch::tensor(split.held_positions, torch::kLong).to(device_);
   scaler_ = std::make_unique<GradScaler>(
       GradScalerOptions{parse_grad_scaler_mode(config_.optim.grad_scaler), config_.optim.grad_scaler_init_scale,
                         config_.optim.grad_scaler_growth_interval},
-      std::move(held), std::move(unheld));
+      std::move(split.held), std::move(split.unheld));
   if (checkpoint_) {
     optimizer_->load_state(checkpoint_->optimizer, checkpoint_->state.adam_step, resume_path_);
     scaler_->load_state({checkpoint_->state.grad_scale, checkpoint_->state.grad_scale_growth, checkpoint_->carried_grads},

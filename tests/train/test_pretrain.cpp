@@ -12,8 +12,8 @@
 #include <tuple>
 
 #include "data/pack.hpp"
-#include "data/synth.hpp"
 #include "model/weights.hpp"
+#include "tests/train/run_test_support.hpp"
 #include "train/checkpoint.hpp"
 #include "train/pretrain.hpp"
 #include "train/run_config.hpp"
@@ -29,18 +29,7 @@ class PretrainTest : public ::testing::Test {
   static void SetUpTestSuite() {
     root_ = (fs::temp_directory_path() / ("gf_pretrain_" + std::to_string(::getpid()))).string();
     fs::remove_all(root_);
-    data::SynthOptions synth;
-    synth.count = 32;
-    synth.frame_size = {160, 160};
-    synth.threads = 1;
-    data::write_synth_dataset(synth, root_ + "/images");
-    data::PackOptions pack;
-    pack.images_dir = root_ + "/images";
-    pack.out_dir = root_ + "/dataset";
-    pack.resolution = 128;
-    pack.threads = 1;
-    pack.show_progress = false;
-    data::pack(pack);
+    test::write_packed_synthetic(root_, 32, 128);
     // 9 of them: batches of 4 leave a last batch of 1 (published: kept as a step).
     std::vector<fs::path> files;
     for (const auto& entry : fs::recursive_directory_iterator(root_ + "/images"))
@@ -48,8 +37,12 @@ class PretrainTest : public ::testing::Test {
     std::sort(files.begin(), files.end());
     fs::create_directories(root_ + "/odd_images");
     for (size_t i = 0; i < 9; ++i) fs::copy_file(files.at(i), root_ + "/odd_images/" + files[i].filename().string());
+    data::PackOptions pack;
     pack.images_dir = root_ + "/odd_images";
     pack.out_dir = root_ + "/odd_dataset";
+    pack.resolution = 128;
+    pack.threads = 1;
+    pack.show_progress = false;
     data::pack(pack);
   }
   static void TearDownTestSuite() { fs::remove_all(root_); }
@@ -69,13 +62,7 @@ class PretrainTest : public ::testing::Test {
     return dir;
   }
 
-  static std::vector<json> metrics(const std::string& dir) {
-    std::vector<json> records;
-    std::ifstream in(dir + "/metrics.jsonl");
-    for (std::string line; std::getline(in, line);)
-      if (!line.empty()) records.push_back(json::parse(line));
-    return records;
-  }
+  static std::vector<json> metrics(const std::string& dir) { return test::read_metrics(dir); }
 
   static void expect_same_tensors(const std::string& a, const std::string& b) {
     const auto first = model::read_safetensors(a).tensors;

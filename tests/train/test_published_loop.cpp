@@ -13,12 +13,11 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "data/pack.hpp"
-#include "data/synth.hpp"
 #include "model/arch_registry.hpp"
 #include "model/weights.hpp"
 #include "tests/support/run_job.hpp"
 #include "tests/train/fixture_io.hpp"
+#include "tests/train/run_test_support.hpp"
 #include "train/checkpoint.hpp"
 #include "train/pretrain.hpp"
 
@@ -36,18 +35,7 @@ class PublishedLoop : public ::testing::TestWithParam<std::string> {
   static void SetUpTestSuite() {
     root_ = (fs::temp_directory_path() / ("gf_published_loop_" + std::to_string(::getpid()))).string();
     fs::remove_all(root_);
-    data::SynthOptions synth;
-    synth.count = 32;
-    synth.frame_size = {160, 160};
-    synth.threads = 1;
-    data::write_synth_dataset(synth, root_ + "/images");
-    data::PackOptions pack;
-    pack.images_dir = root_ + "/images";
-    pack.out_dir = root_ + "/dataset";
-    pack.resolution = 64;
-    pack.threads = 1;
-    pack.show_progress = false;
-    data::pack(pack);
+    test::write_packed_synthetic(root_, 32, 64);
   }
   static void TearDownTestSuite() { fs::remove_all(root_); }
 
@@ -69,14 +57,6 @@ class PublishedLoop : public ::testing::TestWithParam<std::string> {
 };
 
 std::string PublishedLoop::root_;
-
-std::vector<json> read_metrics(const std::string& dir) {
-  std::vector<json> records;
-  std::ifstream in(dir + "/metrics.jsonl");
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) records.push_back(json::parse(line));
-  return records;
-}
 
 double relative(double a, double b) { return std::abs(a - b) / std::max(std::abs(b), 1e-30); }
 
@@ -106,7 +86,7 @@ TEST_P(PublishedLoop, AgreesWithPlainPyTorch) {
   };
   const PretrainResult result = pretrain(run_config, options);
   ASSERT_EQ(result.step, kSteps);
-  const auto ours = read_metrics(dir + "/run");
+  const auto ours = test::read_metrics(dir + "/run");
   ASSERT_EQ(ours.size(), static_cast<size_t>(kSteps));
 
   json run = {{"timm_kwargs", json::parse(model::timm_kwargs_json(model::arch_options("vit_tiny_patch14_reg4", 56)))},

@@ -2,7 +2,9 @@
 // expectation, the JSON round trip, and the identity fields a resume must agree on.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <fstream>
+#include <stdexcept>
 #include <string>
 
 #include "train/run_config.hpp"
@@ -51,12 +53,17 @@ TEST(RunConfig, DefaultsArePublishedRecipe) {
   EXPECT_DOUBLE_EQ(c.dist.bucket_mb, 25);
 }
 
-TEST(RunConfig, PaperConfigIsThePublishedRun) {
+// configs/<name> of the checkout.
+RunConfig repo_config(const std::string& name) {
   const char* source = std::getenv("GF_SOURCE_DIR");
-  ASSERT_NE(source, nullptr);
-  std::ifstream in(std::string(source) + "/configs/paper.json");
-  ASSERT_TRUE(in);
-  const RunConfig paper = parse_run_config(json::parse(in), "configs/paper.json");
+  if (source == nullptr) throw std::runtime_error("GF_SOURCE_DIR is not set (run the test under ctest)");
+  std::ifstream in(std::string(source) + "/configs/" + name);
+  if (!in) throw std::runtime_error("configs/" + name + ": cannot open");
+  return parse_run_config(json::parse(in), "configs/" + name);
+}
+
+TEST(RunConfig, PaperConfigIsThePublishedRun) {
+  const RunConfig paper = repo_config("paper.json");
   // Every identity field equals the published default, except the init weights file.
   auto expected = identity_fields(parse_run_config(json::object()));
   auto actual = identity_fields(paper);
@@ -67,9 +74,7 @@ TEST(RunConfig, PaperConfigIsThePublishedRun) {
   EXPECT_EQ(paper.optim.grad_scaler, "published");
 
   // The clean variant differs in the loss scaler alone.
-  std::ifstream clean_in(std::string(source) + "/configs/paper-clean.json");
-  ASSERT_TRUE(clean_in);
-  const RunConfig clean = parse_run_config(json::parse(clean_in), "configs/paper-clean.json");
+  const RunConfig clean = repo_config("paper-clean.json");
   const auto differences = identity_differences(identity_fields(paper), identity_fields(clean));
   ASSERT_EQ(differences.size(), 1u);
   EXPECT_EQ(differences[0], "optim.grad_scaler: \"published\" vs \"none\"");
