@@ -107,6 +107,7 @@ int main(int argc, char** argv) {
   gf::data::PackOptions pack;
   pack.images_dir = (work / "originals").string();
   pack.out_dir = (work / "packed").string();
+  pack.resolution = 448;  // CPU-sized; the published recipe packs at 1024 (data/pack.hpp)
   pack.show_progress = false;
   pack.threads = all;
   const gf::data::PackResult packed = gf::data::pack(pack);

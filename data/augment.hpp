@@ -26,7 +26,7 @@ struct AugmentOptions {
   int side_padding_max = 149;  // inclusive
   // The published padding was drawn in pixels of its 1024 px preprocessed images; the
   // amount is scaled by (input width / reference) so it covers the same fraction of the
-  // fundus at our packed resolution (448). 0 = use the drawn pixels as they are.
+  // fundus at any packed resolution (at 1024, the drawn pixels). 0 = use them as drawn.
   int side_padding_reference = 1024;
   double rotation_p = 0.25;
   double rotation_degrees = 12.5;

@@ -196,7 +196,10 @@ int64_t Loader::local_batch_size() const {
 }
 
 int64_t Loader::steps_per_epoch() const {
-  if (options_.mode == LoaderMode::kTrain) return split_size() / options_.global_batch_size;
+  if (options_.mode == LoaderMode::kTrain) {
+    const int64_t b = options_.global_batch_size;
+    return options_.drop_last ? split_size() / b : (split_size() + b - 1) / b;
+  }
   const int64_t n = split_size(), w = options_.world_size, r = options_.rank;
   const int64_t slice = (r + 1) * n / w - r * n / w;
   const int64_t b = local_batch_size();
@@ -209,7 +212,7 @@ Batch Loader::describe_batch(int64_t epoch, int64_t step) const {
   batch.step = step;
   const int64_t w = options_.world_size, r = options_.rank;
   if (options_.mode == LoaderMode::kTrain) {
-    const int64_t b = options_.global_batch_size;
+    const int64_t b = std::min(options_.global_batch_size, split_size() - step * options_.global_batch_size);
     {
       std::lock_guard<std::mutex> lock(permutation_mutex_);
       if (permutation_epoch_ != epoch || permutation_.empty()) {
@@ -218,7 +221,8 @@ Batch Loader::describe_batch(int64_t epoch, int64_t step) const {
       }
       for (int64_t p = r * b / w; p < (r + 1) * b / w; ++p) {
         batch.global_positions.push_back(p);
-        batch.dataset_indices.push_back(split_[static_cast<size_t>(permutation_[static_cast<size_t>(step * b + p)])]);
+        const int64_t at = step * options_.global_batch_size + p;
+        batch.dataset_indices.push_back(split_[static_cast<size_t>(permutation_[static_cast<size_t>(at)])]);
       }
     }
     batch.global_batch_size = b;

@@ -2,9 +2,11 @@
 // The training / evaluation loader over a packed dataset.
 //
 // Train mode: every epoch is a seeded permutation of the split (a function of seed and epoch
-// only), cut into global batches of global_batch_size (drop-last); rank r of W takes
-// positions [r*B/W, (r+1)*B/W) of each global batch, so W ranks together see exactly the
-// batches one rank sees. Each sample's augmentation draws from an RNG seeded by
+// only), cut into global batches of global_batch_size B; the last, smaller one (b < B
+// samples) is kept as the published DataLoader keeps it (drop_last=False: 586 batches of
+// 75,000 at 128), unless drop_last. Rank r of W takes positions [r*b/W, (r+1)*b/W) of each
+// global batch of b samples (a rank may get none of a last batch smaller than W), so W
+// ranks together see exactly the batches one rank sees. Each sample's augmentation draws from an RNG seeded by
 // (seed, epoch, dataset index) only, so the batches are identical whatever the worker count,
 // and start(epoch, step) resumes mid-epoch exactly.
 // Eval mode: no shuffle, every sample of the split exactly once in dataset order, the eval
@@ -34,6 +36,7 @@ struct LoaderOptions {
   std::string split = "train";    // "train" | "test" | "all"
   LoaderMode mode = LoaderMode::kTrain;
   int64_t global_batch_size = 128;
+  bool drop_last = false;         // train: drop the epoch's last, smaller batch (published: kept)
   int rank = 0;
   int world_size = 1;
   uint64_t seed = 0;
@@ -49,7 +52,8 @@ struct Batch {
   std::vector<int64_t> dataset_indices;   // [b]
   std::vector<int64_t> global_positions;  // [b] position of each sample in the global batch
                                           // (eval: in the split's order)
-  int64_t global_batch_size = 0;          // train: B; eval: the split's sample count
+  int64_t global_batch_size = 0;          // train: this global batch's samples (B, or fewer for
+                                          // a kept last batch); eval: the split's sample count
   int64_t epoch = 0;
   int64_t step = 0;
 };
@@ -65,7 +69,8 @@ class Loader {
 
   const Dataset& dataset() const { return *dataset_; }
   int64_t split_size() const { return static_cast<int64_t>(split_.size()); }
-  // Train: floor(split / B), the same on every rank. Eval: this rank's batch count.
+  // Train: ceil(split / B) (floor with drop_last), the same on every rank. Eval: this rank's
+  // batch count.
   int64_t steps_per_epoch() const;
   int64_t local_batch_size() const;  // this rank's samples per full batch
 

@@ -58,14 +58,16 @@ std::string shard_name(size_t index) {
 }
 
 std::string preprocessing_json(const PackOptions& o, const PreprocessOptions& p) {
-  json j = {{"method", "retfound-green border crop, pad to square, resize"},
-            {"threshold", p.threshold},
-            {"quantile", p.quantile},
-            {"buffer_fraction", p.buffer_fraction},
-            {"resize", "lanczos3 antialiased (PIL Image.LANCZOS)"},
-            {"fallback", "plain lanczos resize when no row/column passes the threshold"},
-            {"resolution", o.resolution},
-            {"encoding", to_string(o.encoding)}};
+  json j = o.preprocessing == PackPreprocessing::kNone
+               ? json{{"method", "none: each image as read, at its own size"}}
+               : json{{"method", "retfound-green border crop, pad to square, resize"},
+                      {"threshold", p.threshold},
+                      {"quantile", p.quantile},
+                      {"buffer_fraction", p.buffer_fraction},
+                      {"resize", "lanczos3 antialiased (PIL Image.LANCZOS)"},
+                      {"fallback", "plain lanczos resize when no row/column passes the threshold"},
+                      {"resolution", o.resolution}};
+  j["encoding"] = to_string(o.encoding);
   if (o.encoding == Encoding::kJpeg) {
     j["jpeg_quality"] = o.jpeg_quality;
     j["jpeg_chroma"] = "4:4:4";
@@ -110,7 +112,8 @@ std::string plan_sha256(const PackOptions& o, const ImageFiles& files) {
   json identity = {{"format_version", kFormatVersion}, {"resolution", o.resolution},     {"encoding", to_string(o.encoding)},
                    {"jpeg_quality", o.jpeg_quality},  {"shard_size", o.shard_size},     {"split_by", o.split_by},
                    {"test_fraction", o.test_fraction}, {"seed", o.seed},                {"source", o.source},
-                   {"id_column", o.id_column},         {"labels_sha256", o.labels_csv.empty() ? "" : base::sha256_file(o.labels_csv)}};
+                   {"id_column", o.id_column},         {"labels_sha256", o.labels_csv.empty() ? "" : base::sha256_file(o.labels_csv)},
+                   {"preprocessing", o.preprocessing == PackPreprocessing::kNone ? "none" : "fundus_crop"}};
   std::ostringstream inputs;
   for (const auto& [relative, absolute] : files) {
     std::error_code ec;
@@ -201,9 +204,13 @@ struct Processed {
 Processed process_entry(const PlanEntry& entry, const PackOptions& o, const PreprocessOptions& p) {
   Processed r;
   try {
-    const Preprocessed pre = preprocess_fundus(read_image_file(entry.path), p);
-    r.encoded = encode_for_shard(pre.rgb, o.encoding, o.jpeg_quality);
-    r.fallback = pre.fallback;
+    if (o.preprocessing == PackPreprocessing::kNone) {
+      r.encoded = encode_for_shard(read_image_file(entry.path), o.encoding, o.jpeg_quality);
+    } else {
+      const Preprocessed pre = preprocess_fundus(read_image_file(entry.path), p);
+      r.encoded = encode_for_shard(pre.rgb, o.encoding, o.jpeg_quality);
+      r.fallback = pre.fallback;
+    }
     r.ok = true;
   } catch (const ImageError& e) {
     r.problem = {e.kind(), entry.path, e.what()};
@@ -278,6 +285,9 @@ void check_options(const PackOptions& o) {
     base::throw_found_expected("pack", "test_fraction", base::shown(o.test_fraction), "a value in (0, 1)");
   if (o.jpeg_quality < 1 || o.jpeg_quality > 100)
     base::throw_found_expected("pack", "jpeg_quality", std::to_string(o.jpeg_quality), "1..100");
+  if (o.preprocessing == PackPreprocessing::kNone && o.encoding == Encoding::kRaw)
+    base::throw_found_expected("pack", "encoding", "raw with preprocessing none",
+                               "jpeg or png (raw shards hold one size, unprocessed images keep their own)");
 }
 
 // The dataset in `out` when it was packed from the same inputs and options and verifies.

@@ -3,8 +3,8 @@
 //
 // Images: every .jpg/.jpeg/.png under images_dir (recursive, sorted by relative path), 8-bit
 // RGB or grey; id = file name without extension. Each goes through the published
-// preprocessing (data/preprocess.hpp) on a thread pool and is written, in order, by one
-// thread into shards of shard_size images.
+// preprocessing (data/preprocess.hpp; or none, for an evaluation set) on a thread pool and
+// is written, in order, by one thread into shards of shard_size images.
 // Labels: every CSV column but the id column becomes labels/<column>, typed (integer
 // classes, yes/no -> 1/0, text categories -> 0..K-1 recorded in the manifest, other numbers
 // -> float; missing -> -1 / NaN). split_by: patient-level split, ceil(test_fraction x
@@ -27,12 +27,24 @@ namespace gf::data {
 
 enum class BadInputPolicy { kSkip, kStop };
 
+enum class PackPreprocessing {
+  kFundusCrop,  // the published border crop, pad to square, Lanczos resize to `resolution`
+  // The image as read (RGB, its own size): what the published evaluation embedded, a raw
+  // image resized straight to 392x392 by `embed` (eval/embed.hpp). jpeg or png only.
+  kNone,
+};
+
 struct PackOptions {
   std::string images_dir;
   std::string labels_csv;         // "" = no labels
   std::string id_column = "id";
   std::string out_dir;
-  int resolution = 448;
+  // The published 1024. A smaller size is not equivalent for training at 392: the crop
+  // branches (RandomResizedCrop of 70-100% of the area, Resize(509) + CenterCrop(392)) then
+  // upsample instead of downsampling, and JPEG's 8x8 blocks are shrunk less. 448 saves ~5x
+  // storage and decode time (CPU-sized runs).
+  int resolution = 1024;
+  PackPreprocessing preprocessing = PackPreprocessing::kFundusCrop;
   Encoding encoding = Encoding::kJpeg;
   int jpeg_quality = 90;          // published: quality 90, 4:4:4 (no chroma subsampling)
   int64_t shard_size = 4096;

@@ -10,7 +10,7 @@
 //   3. zero-pad the short side to square (floor half before, the rest after).
 //   4. resize to resolution x resolution with PIL's Lanczos (a = 3, the kernel widened by the
 //      scale factor when shrinking, i.e. antialiased). OpenCV's INTER_LANCZOS4 is a fixed
-//      8-tap kernel that aliases when shrinking a 3000 px photograph to 448, so it is not used.
+//      8-tap kernel that aliases when shrinking a 3000 px photograph to 1024, so it is not used.
 // When no row/column passes the threshold (a black or blank frame) the fallback is the
 // published one: a plain Lanczos resize of the whole image.
 #include <opencv2/core.hpp>
@@ -18,7 +18,7 @@
 namespace gf::data {
 
 struct PreprocessOptions {
-  int resolution = 448;
+  int resolution = 1024;  // published
   double threshold = 5.0;
   double quantile = 0.05;
   double buffer_fraction = 0.025;

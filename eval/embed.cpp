@@ -149,6 +149,10 @@ EmbedInputs open_inputs(const EmbedConfig& config, const dist::World& world) {
   options.verify = world.is_root() ? data::Verify::kChecksums : data::Verify::kSizes;
   in.loader = std::make_unique<data::Loader>(options);
   const data::Dataset& dataset = in.loader->dataset();
+  // The published evaluation embedded raw images; a fundus-cropped set embeds its crops.
+  if (world.is_root() && config.verbose && dataset.manifest().preprocessing_json.find("border crop") != std::string::npos)
+    std::cerr << "embed: note: " << config.data_dir << " was packed with the border crop; the published evaluation "
+              << "resized raw images (pack evaluation sets with --preprocess none, or embed --images)\n";
   const std::vector<int64_t> indices = dataset.split_indices(config.split);
   in.total = static_cast<int64_t>(indices.size());
   std::vector<uint8_t> is_test(static_cast<size_t>(dataset.size()), 0);

@@ -10,6 +10,10 @@
 // ran torchvision's Resize((392, 392)) on PIL images: PIL's bilinear is the same triangle
 // filter widened by the scale when shrinking; the two differ only by PIL's uint8 rounding
 // between its horizontal and vertical passes (at most 1 grey level).
+// The published evaluation resized the raw images (no border crop). The folder form does
+// that; a packed dataset holds what `pack` stored: packed with `--preprocess none` the raw
+// images (then embedding is the published evaluation), by default the border-cropped,
+// padded training preprocessing (a note says so).
 #include <cstdint>
 #include <string>
 

@@ -91,7 +91,9 @@ TokenReconstructionOutput TokenReconstructionImpl::student_forward(const torch::
   out.student_input = images + noise;
 
   torch::Tensor patches = student_->embed_patches(out.student_input);
-  // Per-sample ratio r (computed in float32 as published), per-patch Bernoulli(r).
+  // Per-sample ratio r and per-patch Bernoulli(r), drawn and compared in float32 on every
+  // device. (The published forward drew both in the patch tokens' dtype: float32 in its
+  // fixtures, bf16 under its GPU autocast, where r and the uniforms were rounded to bf16.)
   torch::Tensor ratio = options_.sample_corruption_ratio
                             ? draws.ratio_uniform.to(torch::kFloat32) * static_cast<float>(options_.max_corruption_ratio)
                             : torch::full({batch}, options_.max_corruption_ratio, draws.ratio_uniform.options());

@@ -19,11 +19,12 @@ using nlohmann::json;
 
 namespace {
 
-constexpr int kCheckpointFormat = 1;
+constexpr int kCheckpointFormat = 2;  // 2: the loss scaler's state
 const char* const kModelFile = "model.safetensors";
 const char* const kOptimizerFile = "optimizer.safetensors";
 const char* const kStateFile = "state.json";
 const std::string kRngPrefix = "rng.";
+const std::string kCarriedPrefix = "carried_grad.";
 
 std::string checkpoint_name(int64_t step) {
   char name[32];
@@ -157,6 +158,7 @@ std::string save_checkpoint(const std::string& run_dir, const Checkpoint& checkp
   fs::create_directories(temp_dir);
 
   model::NamedTensors optimizer = checkpoint.optimizer;
+  for (const auto& [name, tensor] : checkpoint.carried_grads) optimizer.emplace_back(kCarriedPrefix + name, tensor);
   for (const auto& [name, tensor] : checkpoint.rng) optimizer.emplace_back(kRngPrefix + name, tensor);
   model::write_safetensors((temp_dir / kModelFile).string(), checkpoint.model, {{"format", "pt"}});
   model::write_safetensors((temp_dir / kOptimizerFile).string(), optimizer, {{"format", "pt"}});
@@ -168,6 +170,8 @@ std::string save_checkpoint(const std::string& run_dir, const Checkpoint& checkp
                 {"epoch_step", s.epoch_step},
                 {"samples_seen", s.samples_seen},
                 {"adam_step", s.adam_step},
+                {"grad_scale", s.grad_scale},
+                {"grad_scale_growth", s.grad_scale_growth},
                 {"last_loss", s.last_loss},
                 {"config_hash", s.config_hash},
                 {"identity", s.identity},
@@ -197,6 +201,8 @@ Checkpoint load_checkpoint(const std::string& path) {
   s.epoch_step = state.at("epoch_step").get<int64_t>();
   s.samples_seen = state.at("samples_seen").get<int64_t>();
   s.adam_step = state.at("adam_step").get<int64_t>();
+  s.grad_scale = state.at("grad_scale").get<double>();
+  s.grad_scale_growth = state.at("grad_scale_growth").get<int64_t>();
   s.last_loss = state.at("last_loss").get<double>();
   s.config_hash = state.at("config_hash").get<std::string>();
   s.identity = state.at("identity");
@@ -205,6 +211,8 @@ Checkpoint load_checkpoint(const std::string& path) {
   for (auto& [name, tensor] : model::read_safetensors(path + "/" + kOptimizerFile).tensors) {
     if (name.rfind(kRngPrefix, 0) == 0)
       checkpoint.rng.emplace_back(name.substr(kRngPrefix.size()), tensor);
+    else if (name.rfind(kCarriedPrefix, 0) == 0)
+      checkpoint.carried_grads.emplace_back(name.substr(kCarriedPrefix.size()), tensor);
     else
       checkpoint.optimizer.emplace_back(name, tensor);
   }

@@ -2,10 +2,13 @@
 // Training checkpoints: one folder per checkpoint, run_dir/checkpoints/step-NNNNNNNN/ with
 //   model.safetensors      the wrapper's state in published names (student in timm names,
 //                          projector.*, ls_projector.gamma, corruption_token)
-//   optimizer.safetensors  AdamW moments `exp_avg.<name>` / `exp_avg_sq.<name>`, and the
-//                          generator states `rng.<generator>` (uint8)
-//   state.json             step, epoch, sampler position, AdamW step count, resolved
-//                          config, its identity fields and hash, every file with its size
+//   optimizer.safetensors  AdamW moments `exp_avg.<name>` / `exp_avg_sq.<name>`, the
+//                          gradients the loss scaler carries `carried_grad.<name>`
+//                          (train/grad_scaler.hpp), and the generator states
+//                          `rng.<generator>` (uint8)
+//   state.json             step, epoch, sampler position, AdamW step count, the loss
+//                          scale and its growth count, resolved config, its identity
+//                          fields and hash, every file with its size
 // written into a `.tmp` folder, every file fsynced, then renamed into place: a folder
 // without the suffix whose state.json names every file with its size is complete.
 #include <nlohmann/json.hpp>
@@ -26,6 +29,8 @@ struct TrainingState {
   int64_t epoch_step = 0;      // optimizer steps done within `epoch`
   int64_t samples_seen = 0;    // global samples consumed within `epoch` (the sampler position)
   int64_t adam_step = 0;       // AdamW's step count (every parameter shares it)
+  double grad_scale = 1;              // the loss scaler's S for the next step
+  int64_t grad_scale_growth = 0;      // its finite steps since S last changed
   double last_loss = 0;
   nlohmann::json config = nlohmann::json::object();    // resolved RunConfig
   nlohmann::json identity = nlohmann::json::object();  // identity_fields of it
@@ -36,6 +41,7 @@ struct Checkpoint {
   TrainingState state;
   model::NamedTensors model;      // wrapper state, published names
   model::NamedTensors optimizer;  // exp_avg.<name>, exp_avg_sq.<name>
+  model::NamedTensors carried_grads;  // <name> -> the gradient the loss scaler carries
   model::NamedTensors rng;        // <generator> -> its state bytes (uint8)
 };
 

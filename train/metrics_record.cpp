@@ -19,6 +19,11 @@ void visit_fields(R& r, F&& f) {
   f("", "loss", r.loss);
   f("", "lr", r.lr);
   f("", "grad_norm", r.grad_norm);
+  f("", "clip_coef", r.clip_coef);
+  f("", "student_grad_norm", r.student_grad_norm);
+  f("", "token_grad_norm", r.token_grad_norm);
+  f("", "grad_scale", r.grad_scale);
+  f("", "skipped", r.skipped);
   f("", "images_per_s", r.images_per_s);
   f("time_s", "step", r.time_s.step);
   f("time_s", "data", r.time_s.data);

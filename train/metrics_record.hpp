@@ -20,7 +20,12 @@ struct MetricsRecord {
   int64_t epoch = 0;  // the epoch this step belongs to
   double loss = 0;    // mean over ranks
   double lr = 0;
-  double grad_norm = 0;  // before clipping
+  double grad_norm = 0;  // before clipping, over every gradient the clip sees
+  double clip_coef = 1;  // what the clip multiplied every gradient by
+  double student_grad_norm = 0;  // over the optimizer's gradients (encoder, projector), before clipping
+  double token_grad_norm = 0;    // S × this step's gradient of the parameters no optimizer holds (the corruption token)
+  double grad_scale = 1;         // the loss scaler's S in this step (1 without one)
+  bool skipped = false;          // a non-finite gradient: the loss scaler skipped the optimizer step
   double images_per_s = 0;
   StepTimes time_s;
 };

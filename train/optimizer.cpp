@@ -1,6 +1,8 @@
 #include "train/optimizer.hpp"
 
-#include <torch/nn/utils/clip_grad.h>
+#include <ATen/ops/_foreach_mul.h>
+#include <ATen/ops/_foreach_norm.h>
+#include <ATen/ops/linalg_vector_norm.h>
 
 #include <map>
 #include <sstream>
@@ -96,8 +98,28 @@ void Optimizer::load_state(const model::NamedTensors& state, int64_t step_count,
   }
 }
 
-double clip_grad_norm(const std::vector<torch::Tensor>& parameters, double max_norm) {
-  return torch::nn::utils::clip_grad_norm_(parameters, max_norm);
+ClipResult clip_grad_norm(const std::vector<torch::Tensor>& parameters, double max_norm) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> grads;
+  for (const auto& parameter : parameters)
+    if (parameter.grad().defined()) grads.push_back(parameter.grad());
+  ClipResult out;
+  if (grads.empty()) {
+    out.total_norm = torch::zeros({});
+    out.coefficient = torch::ones({});
+    out.norms = torch::zeros({static_cast<int64_t>(parameters.size())});
+    return out;
+  }
+  const std::vector<torch::Tensor> defined_norms = at::_foreach_norm(grads, 2);
+  std::vector<torch::Tensor> norms;
+  size_t next = 0;
+  for (const auto& parameter : parameters)
+    norms.push_back(parameter.grad().defined() ? defined_norms[next++] : torch::zeros({}, grads.front().options()));
+  out.norms = torch::stack(norms);
+  out.total_norm = at::linalg_vector_norm(torch::stack(defined_norms), 2);
+  out.coefficient = torch::clamp_max((out.total_norm + 1e-6).reciprocal() * max_norm, 1.0);
+  at::_foreach_mul_(grads, out.coefficient);
+  return out;
 }
 
 }  // namespace gf::train

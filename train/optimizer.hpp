@@ -34,8 +34,16 @@ class Optimizer {
   std::unique_ptr<torch::optim::AdamW> adamw_;
 };
 
-// torch.nn.utils.clip_grad_norm_(parameters, max_norm): scales every defined gradient by
-// min(1, max_norm / (total_norm + 1e-6)) and returns the total L2 norm before clipping.
-double clip_grad_norm(const std::vector<torch::Tensor>& parameters, double max_norm);
+// What a clip saw, on the gradients' device (no sync).
+struct ClipResult {
+  torch::Tensor total_norm;   // 0-dim: L2 norm over every gradient, before clipping
+  torch::Tensor coefficient;  // 0-dim: min(1, max_norm / (total_norm + 1e-6)), applied to every gradient
+  torch::Tensor norms;        // [parameters.size()]: each gradient's L2 norm before clipping (0 without one)
+};
+
+// torch.nn.utils.clip_grad_norm_(parameters, max_norm) as PyTorch 2 computes it: per-gradient
+// norms (_foreach_norm), the norm of those, the coefficient as 1/(total + 1e-6) x max_norm
+// clamped to 1, every defined gradient multiplied by it (_foreach_mul_).
+ClipResult clip_grad_norm(const std::vector<torch::Tensor>& parameters, double max_norm);
 
 }  // namespace gf::train

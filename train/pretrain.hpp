@@ -8,6 +8,8 @@
 #include <functional>
 #include <string>
 
+#include "model/token_reconstruction.hpp"
+#include "train/metrics_record.hpp"
 #include "train/run_config.hpp"
 
 namespace gf::train {
@@ -17,13 +19,31 @@ namespace gf::train {
 // 75 is sysexits' EX_TEMPFAIL.
 constexpr int kExitPreempted = 75;
 
+// One micro-batch as it enters the objective on this rank (a peer implementation replays them).
+struct StepInputs {
+  int64_t step = 0;   // optimizer steps done before this one
+  int64_t micro = 0;  // accumulation micro-step
+  torch::Tensor images;
+  model::CorruptionDraws draws;
+  int64_t clean_index = -1;  // the sample kept clean, -1 when it lives on another rank
+  const model::TokenReconstructionImpl& wrapper;  // before this step's update
+};
+
+// A finished optimizer step.
+struct StepView {
+  const MetricsRecord& record;                    // record.step: the steps done
+  const model::TokenReconstructionImpl& wrapper;  // after the update
+};
+
 struct PretrainOptions {
   std::string run_dir;
   std::string resume;     // "" = fresh run (refused if run_dir has checkpoints) | "auto" | a checkpoint path
   int64_t max_steps = 0;  // > 0 overrides config.train.max_steps (a total: steps done, not more steps)
-  // Called on every rank after each optimizer step with the steps done (tests raise the
-  // preemption signal from it).
-  std::function<void(int64_t step)> on_step;
+  // Called on every rank after each optimizer step (tests raise the preemption signal from
+  // it; bench_grad_scaler measures how the weights move).
+  std::function<void(const StepView&)> on_step;
+  // Called on every rank before each micro-batch's forward (tests export the inputs).
+  std::function<void(const StepInputs&)> on_inputs;
 };
 
 enum class PretrainStatus {

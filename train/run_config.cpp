@@ -1,5 +1,6 @@
 #include "train/run_config.hpp"
 
+#include <cmath>
 #include <map>
 #include <stdexcept>
 
@@ -40,9 +41,13 @@ void visit_fields(C& c, F&& f) {
   f("optim", "warmup_epochs", c.optim.warmup_epochs);
   f("optim", "warmup_lr", c.optim.warmup_lr);
   f("optim", "min_lr", c.optim.min_lr);
+  f("optim", "grad_scaler", c.optim.grad_scaler);
+  f("optim", "grad_scaler_init_scale", c.optim.grad_scaler_init_scale);
+  f("optim", "grad_scaler_growth_interval", c.optim.grad_scaler_growth_interval);
   f("data", "path", c.data.path);
   f("data", "split", c.data.split);
   f("data", "batch_size", c.data.batch_size);
+  f("data", "drop_last", c.data.drop_last);
   f("data", "workers", c.data.workers);
   f("data", "prefetch", c.data.prefetch);
   f("data", "seed", c.data.seed);
@@ -99,6 +104,14 @@ void validate(const RunConfig& c, const std::string& source) {
   check.require(p.warmup_epochs >= 0, "optim.warmup_epochs", p.warmup_epochs, "an integer >= 0");
   check.require(p.warmup_lr >= 0, "optim.warmup_lr", p.warmup_lr, "a number >= 0");
   check.require(p.min_lr >= 0 && p.min_lr <= p.lr, "optim.min_lr", p.min_lr, "a number in [0, optim.lr]");
+  check.require(p.grad_scaler == "none" || p.grad_scaler == "published", "optim.grad_scaler", p.grad_scaler,
+                "none or published");
+  int exponent = 0;  // a power of two: only then is the scale/unscale round trip exact (train/grad_scaler.hpp)
+  check.require(p.grad_scaler_init_scale > 0 && std::frexp(p.grad_scaler_init_scale, &exponent) == 0.5 &&
+                    exponent >= -125 && exponent <= 128,
+                "optim.grad_scaler_init_scale", p.grad_scaler_init_scale, "a power of two within float range");
+  check.require(p.grad_scaler_growth_interval >= 1, "optim.grad_scaler_growth_interval", p.grad_scaler_growth_interval,
+                "an integer >= 1");
 
   const auto& d = c.data;
   check.require(d.batch_size > 0, "data.batch_size", d.batch_size, "an integer > 0");
@@ -170,7 +183,7 @@ nlohmann::json identity_fields(const RunConfig& config) {
   json identity = json::object();
   for (const char* section : {"model", "objective", "optim"})
     for (const auto& item : full.at(section).items()) identity[std::string(section) + "." + item.key()] = item.value();
-  for (const char* key : {"split", "batch_size", "seed", "augment"})
+  for (const char* key : {"split", "batch_size", "drop_last", "seed", "augment"})
     identity[std::string("data.") + key] = full.at("data").at(key);
   return identity;
 }

@@ -36,12 +36,19 @@ struct OptimConfig {
   int64_t warmup_epochs = 10;
   double warmup_lr = 5e-9;
   double min_lr = 5e-9;
+  // The published loop's torch.cuda.amp.GradScaler (train/grad_scaler.hpp): "published" keeps
+  // the corruption token's gradient multiplied by S, carried and clipped from step to step;
+  // "none" clears it every step and never scales.
+  std::string grad_scaler = "published";
+  double grad_scaler_init_scale = 65536;     // S at step 0 (GradScaler's default 2^16)
+  int64_t grad_scaler_growth_interval = 2000;  // finite steps in a row before S doubles
 };
 
 struct DataConfig {
   std::string path;               // packed dataset folder (manifest.json + shards)
   std::string split = "train";
   int64_t batch_size = 128;       // GLOBAL batch: split over ranks and accumulation steps
+  bool drop_last = false;         // published: an epoch's last, smaller batch is a step too
   int64_t workers = 30;           // decode/augment threads per rank
   int64_t prefetch = 2;           // batches ready ahead, per worker
   uint64_t seed = 0;              // shuffling, augmentation and corruption draws

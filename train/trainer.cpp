@@ -49,7 +49,8 @@ data::AugmentOptions augment_options(bool augment) {
 std::string format_step_line(const MetricsRecord& r) {
   std::ostringstream line;
   line << "step " << r.step << " epoch " << r.epoch << " loss " << r.loss << " lr " << r.lr << " grad_norm "
-       << r.grad_norm << " images/s " << r.images_per_s;
+       << r.grad_norm << " clip_coef " << r.clip_coef << " grad_scale " << r.grad_scale << (r.skipped ? " skipped" : "")
+       << " images/s " << r.images_per_s;
   return line.str();
 }
 
@@ -78,6 +79,29 @@ RunConfig effective_config(const RunConfig& config_in, const PretrainOptions& op
                                "the initial weights (e.g. DINOv2 ViT-S/14-reg4 as timm .safetensors or Meta's "
                                ".pth), or \"\" for a seeded random init");
   return config;
+}
+
+// The wrapper's parameters as the loss scaler sees them: those the optimizer holds (with
+// their positions in `all`), and the others with their published names (from `state`).
+struct ParameterSplit {
+  std::vector<torch::Tensor> held;
+  std::vector<int64_t> held_positions;
+  model::NamedTensors unheld;
+};
+
+ParameterSplit split_by_optimizer(const std::vector<torch::Tensor>& all, const model::NamedTensors& state,
+                                  const model::NamedTensors& optimized) {
+  auto is_optimized = [&](const torch::Tensor& tensor) {
+    for (const auto& item : optimized)
+      if (item.second.is_same(tensor)) return true;
+    return false;
+  };
+  ParameterSplit split;
+  for (size_t i = 0; i < all.size(); ++i)
+    if (is_optimized(all[i])) split.held.push_back(all[i]), split.held_positions.push_back(static_cast<int64_t>(i));
+  for (const auto& [name, tensor] : state)
+    if (tensor.requires_grad() && !is_optimized(tensor)) split.unheld.emplace_back(name, tensor);
+  return split;
 }
 
 }  // namespace
@@ -183,16 +207,25 @@ void Trainer::build_model() {
   wrapper_->to_device(device_);
   wrapper_->train();
 
-  optimizer_ = std::make_unique<Optimizer>(wrapper_->optimized_parameters(), config_.optim);
+  const model::NamedTensors optimized = wrapper_->optimized_parameters();
+  optimizer_ = std::make_unique<Optimizer>(optimized, config_.optim);
+  parameters_ = wrapper_->parameters();
+  ParameterSplit split = split_by_optimizer(parameters_, wrapper_->state(), optimized);
+  optimized_index_ = torch::tensor(split.held_positions, torch::kLong).to(device_);
+  scaler_ = std::make_unique<GradScaler>(
+      GradScalerOptions{parse_grad_scaler_mode(config_.optim.grad_scaler), config_.optim.grad_scaler_init_scale,
+                        config_.optim.grad_scaler_growth_interval},
+      std::move(split.held), std::move(split.unheld));
   if (checkpoint_) {
     optimizer_->load_state(checkpoint_->optimizer, checkpoint_->state.adam_step, resume_path_);
+    scaler_->load_state({checkpoint_->state.grad_scale, checkpoint_->state.grad_scale_growth, checkpoint_->carried_grads},
+                        resume_path_);
     for (const auto& [name, state] : checkpoint_->rng)
       if (name == kCpuGenerator) {
         at::Generator generator = at::detail::getDefaultCPUGenerator();  // shares the global one
         generator.set_state(state);
       }
   }
-  parameters_ = wrapper_->parameters();
   reducer_ = std::make_unique<dist::GradientReducer>(
       *comm_, parameters_, dist::GradientReducerOptions{static_cast<int64_t>(config_.dist.bucket_mb * 1024 * 1024)});
 }
@@ -203,6 +236,7 @@ void Trainer::build_data() {
   loader_options.split = config_.data.split;
   loader_options.mode = data::LoaderMode::kTrain;
   loader_options.global_batch_size = micro_batch_;
+  loader_options.drop_last = config_.data.drop_last;
   loader_options.rank = world_.rank;
   loader_options.world_size = world_.size;
   loader_options.seed = config_.data.seed;
@@ -211,7 +245,10 @@ void Trainer::build_data() {
   loader_options.workers = static_cast<int>(config_.data.workers);
   loader_options.prefetch = static_cast<int>(config_.data.prefetch);
   loader_ = std::make_unique<data::Loader>(loader_options);
-  steps_per_epoch_ = loader_->steps_per_epoch() / accum_;
+  // A kept last batch is one step of fewer micro-batches, the last of them smaller.
+  const int64_t micro_steps = loader_->steps_per_epoch();
+  steps_per_epoch_ = config_.data.drop_last ? micro_steps / accum_ : (micro_steps + accum_ - 1) / accum_;
+  epoch_images_ = config_.data.drop_last ? steps_per_epoch_ * global_batch_ : loader_->split_size();
   if (steps_per_epoch_ == 0)
     base::throw_found_expected("pretrain", "data.batch_size", std::to_string(global_batch_),
                                "at most the " + std::to_string(loader_->split_size()) + " images of split '" +
@@ -244,7 +281,7 @@ PretrainResult Trainer::run() {
               std::to_string(world_.size) + " rank(s) × " + std::to_string(at::get_num_threads()) + " thread(s) on " +
               device_.str() + (bf16_ ? " (bf16 autocast)" : " (fp32)") + ", global batch " +
               std::to_string(global_batch_) + ", " + std::to_string(steps_per_epoch_) + " steps per epoch, " +
-              std::to_string(config_.optim.epochs) + " epochs");
+              std::to_string(config_.optim.epochs) + " epochs, loss scaler " + config_.optim.grad_scaler);
   const StopSignalGuard stop_signal;
   tracker_->start();
   for (; state_.epoch < config_.optim.epochs; state_.epoch += 1, state_.epoch_step = 0)
@@ -263,7 +300,7 @@ std::optional<PretrainStatus> Trainer::train_epoch(const StopSignalGuard& stop_s
   loader_->start(state_.epoch, state_.epoch_step * accum_);
   base::Progress progress({"epoch " + std::to_string(state_.epoch + 1) + "/" + std::to_string(config_.optim.epochs),
                            "images", root_ ? base::ProgressStyle::kAuto : base::ProgressStyle::kSilent, 10},
-                          steps_per_epoch_ * global_batch_);
+                          epoch_images_);
   progress.advance(state_.epoch_step * global_batch_);
 
   while (state_.epoch_step < steps_per_epoch_) {
@@ -296,8 +333,12 @@ Trainer::StepOutcome Trainer::step(double lr, const StopSignalGuard& stop_signal
   StepOutcome outcome;
   MetricsRecord& metrics = outcome.record;
   StepClock clock(device_);
+  // Global samples of this step: the global batch, or what an epoch's kept last batch holds.
+  outcome.images = std::min(global_batch_, epoch_images_ - state_.epoch_step * global_batch_);
+  const int64_t micro_steps = (outcome.images + micro_batch_ - 1) / micro_batch_;
   torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device_));
-  for (int64_t micro = 0; micro < accum_; ++micro) loss_sum += forward_backward(micro, clock, metrics.time_s);
+  for (int64_t micro = 0; micro < micro_steps; ++micro)
+    loss_sum += forward_backward(micro, micro_steps, outcome.images, clock, metrics.time_s);
   reduce(loss_sum, stop_signal.received() != 0, clock, outcome);
   update(clock, outcome);
   metrics.time_s.step = clock.total();
@@ -307,11 +348,13 @@ Trainer::StepOutcome Trainer::step(double lr, const StopSignalGuard& stop_signal
   metrics.step = state_.step;
   metrics.epoch = state_.epoch;
   metrics.lr = lr;
-  metrics.images_per_s = static_cast<double>(global_batch_) / metrics.time_s.step;
+  metrics.images_per_s = static_cast<double>(outcome.images) / metrics.time_s.step;
+  images_trained_ += outcome.images;
   return outcome;
 }
 
-torch::Tensor Trainer::forward_backward(int64_t micro, StepClock& clock, StepTimes& times) {
+torch::Tensor Trainer::forward_backward(int64_t micro, int64_t micro_steps, int64_t step_images, StepClock& clock,
+                                        StepTimes& times) {
   // Each phase ends with its lap, whose device sync belongs to that phase's energy.
   torch::Tensor images;
   int64_t clean_index = -1;  // the global batch's last sample (last position of its last micro-batch) stays clean
@@ -323,12 +366,17 @@ torch::Tensor Trainer::forward_backward(int64_t micro, StepClock& clock, StepTim
       throw std::runtime_error("pretrain: the loader ended epoch " + std::to_string(state_.epoch) + " before step " +
                                std::to_string(state_.epoch_step));
     images = batch->images.to(device_);
-    if (micro == accum_ - 1)
+    if (micro == micro_steps - 1)
       for (size_t i = 0; i < batch->global_positions.size(); ++i)
-        if (batch->global_positions[i] == micro_batch_ - 1) clean_index = static_cast<int64_t>(i);
-    draws = model::draw_corruption({config_.data.seed, state_.epoch, state_.step}, batch->dataset_indices, vit_, device_);
+        if (batch->global_positions[i] == batch->global_batch_size - 1) clean_index = static_cast<int64_t>(i);
+    if (images.size(0) > 0)
+      draws = model::draw_corruption({config_.data.seed, state_.epoch, state_.step}, batch->dataset_indices, vit_, device_);
     times.data += clock.lap();
   }
+  // A rank with no sample of a kept last batch adds nothing; the reducer's finalize() still
+  // meets the others.
+  if (images.size(0) == 0) return torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device_));
+  if (options_.on_inputs) options_.on_inputs(StepInputs{state_.step, micro, images, draws, clean_index, *wrapper_});
   torch::Tensor target;
   {
     energy::PhaseScope phase(*tracker_, energy::Phase::kTeacherForward);
@@ -342,8 +390,11 @@ torch::Tensor Trainer::forward_backward(int64_t micro, StepClock& clock, StepTim
     const CudaBf16Autocast autocast(bf16_);
     out = wrapper_->student_forward(images, target, draws, clean_index);
   }
-  const torch::Tensor loss = out.loss / static_cast<double>(accum_);
-  if (micro + 1 < accum_) {
+  // This rank's mean weighted by its share of the step's samples, so that the reducer's mean
+  // over ranks is the mean over the step's samples (accum_ for every full micro-batch).
+  const torch::Tensor loss =
+      out.loss / (static_cast<double>(step_images) / static_cast<double>(images.size(0) * world_.size));
+  if (micro + 1 < micro_steps) {
     auto no_sync = reducer_->no_sync();
     loss.backward();
   } else {
@@ -377,9 +428,26 @@ void Trainer::reduce(const torch::Tensor& loss_sum, bool stop_here, StepClock& c
 
 void Trainer::update(StepClock& clock, StepOutcome& outcome) {
   energy::PhaseScope phase(*tracker_, energy::Phase::kOptimizer);
-  outcome.record.grad_norm = clip_grad_norm(parameters_, config_.optim.clip_grad_norm);
-  optimizer_->step();
-  outcome.record.time_s.optimizer = clock.lap();
+  MetricsRecord& r = outcome.record;
+  r.grad_scale = scaler_->scale();
+  const GradScaler::Unscaled unscaled = scaler_->unscale();
+  const ClipResult clip = clip_grad_norm(parameters_, config_.optim.clip_grad_norm);
+  if (unscaled.finite)
+    optimizer_->step();
+  else
+    r.skipped = true;
+  scaler_->update(unscaled.finite);
+  // One transfer for the step's figures.
+  const torch::Tensor figures =
+      torch::stack({clip.total_norm, clip.coefficient, clip.norms.index_select(0, optimized_index_).norm(),
+                    unscaled.unheld_norm.to(clip.total_norm.device())})
+          .to(torch::kCPU, torch::kDouble);
+  const double* f = figures.data_ptr<double>();
+  r.grad_norm = f[0];
+  r.clip_coef = f[1];
+  r.student_grad_norm = f[2];
+  r.token_grad_norm = f[3];
+  r.time_s.optimizer = clock.lap();
 }
 
 void Trainer::record(const StepOutcome& outcome, base::Progress& progress) {
@@ -389,8 +457,8 @@ void Trainer::record(const StepOutcome& outcome, base::Progress& progress) {
   std::ostringstream note;
   note << "loss " << r.loss;
   progress.set_note(note.str());
-  progress.advance(global_batch_);
-  if (options_.on_step) options_.on_step(r.step);
+  progress.advance(outcome.images);
+  if (options_.on_step) options_.on_step(StepView{r, *wrapper_});
 }
 
 bool Trainer::max_steps_reached() const {
@@ -425,6 +493,10 @@ void Trainer::save() {
     out.state = position();
     out.model = wrapper_->state();
     out.optimizer = optimizer_->state();
+    GradScalerState scaler = scaler_->state();
+    out.state.grad_scale = scaler.scale;
+    out.state.grad_scale_growth = scaler.growth_tracker;
+    out.carried_grads = std::move(scaler.carried);
     out.rng.emplace_back(kCpuGenerator, at::detail::getDefaultCPUGenerator().get_state());
     result_.checkpoint = save_checkpoint(options_.run_dir, out, config_.train.keep_last);
     log_->event("checkpoint " + result_.checkpoint);
@@ -433,7 +505,7 @@ void Trainer::save() {
 }
 
 PretrainResult Trainer::finish(PretrainStatus status) {
-  const double images = static_cast<double>((state_.step - start_step_) * global_batch_);
+  const double images = static_cast<double>(images_trained_);
   tracker_->finish(images, images * flops_per_image_);
   if (root_) tracker_->print_summary(std::cerr);
   result_.status = status;

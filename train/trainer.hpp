@@ -8,6 +8,7 @@
 //     run()            epochs of train_epoch(), then the final checkpoint and finish()
 //     train_epoch()    step() after step, with maybe_checkpoint() between them
 //     step()           one optimizer step: forward_backward() per micro-batch, reduce(), update()
+//     update()         the loss scaler's unscale, the clip, the optimizer step, the scaler's update
 //
 // Setup runs in a fixed order every rank shares: collectives (the resume agreement, the
 // reducer's parameter broadcast, the tracker) must meet, and the global CPU generator is
@@ -29,6 +30,7 @@
 #include "model/lr_schedule.hpp"
 #include "model/token_reconstruction.hpp"
 #include "train/checkpoint.hpp"
+#include "train/grad_scaler.hpp"
 #include "train/metrics_record.hpp"
 #include "train/optimizer.hpp"
 #include "train/pretrain.hpp"
@@ -55,7 +57,8 @@ class Trainer {
   // What one optimizer step produced, agreed over ranks.
   struct StepOutcome {
     MetricsRecord record;
-    bool stop = false;  // some rank received the stop signal
+    int64_t images = 0;  // global samples of the step
+    bool stop = false;   // some rank received the stop signal
   };
 
   // ---- setup, in this order ----
@@ -70,9 +73,11 @@ class Trainer {
   // ---- the loop ----
   std::optional<PretrainStatus> train_epoch(const StopSignalGuard& stop_signal);
   StepOutcome step(double lr, const StopSignalGuard& stop_signal);
-  torch::Tensor forward_backward(int64_t micro, StepClock& clock, StepTimes& times);  // micro-batch loss / accum
+  // One micro-batch's weighted loss (its share of the step's `step_images` samples).
+  torch::Tensor forward_backward(int64_t micro, int64_t micro_steps, int64_t step_images, StepClock& clock,
+                                 StepTimes& times);
   void reduce(const torch::Tensor& loss_sum, bool stop_here, StepClock& clock, StepOutcome& outcome);
-  void update(StepClock& clock, StepOutcome& outcome);  // clip, optimizer step
+  void update(StepClock& clock, StepOutcome& outcome);  // scaler, clip, optimizer step
   void record(const StepOutcome& outcome, base::Progress& progress);
   bool max_steps_reached() const;
   void maybe_checkpoint_after_step();
@@ -103,10 +108,14 @@ class Trainer {
   model::TokenReconstruction wrapper_{nullptr};
   std::unique_ptr<Optimizer> optimizer_;
   std::vector<torch::Tensor> parameters_;  // every gradient: clipped and all-reduced
+  torch::Tensor optimized_index_;          // positions in parameters_ of the optimizer's parameters
+  std::unique_ptr<GradScaler> scaler_;
   std::unique_ptr<dist::GradientReducer> reducer_;
 
   std::unique_ptr<data::Loader> loader_;
   int64_t steps_per_epoch_ = 0;
+  int64_t epoch_images_ = 0;    // samples trained per epoch (the split, less a dropped last batch)
+  int64_t images_trained_ = 0;  // by this session
   std::optional<model::CosineSchedule> schedule_;
   std::unique_ptr<energy::EnergyTracker> tracker_;
   double flops_per_image_ = 0;

@@ -70,20 +70,26 @@ class LoaderTest : public ::testing::Test {
 
 std::string LoaderTest::dataset_dir_;
 
-TEST_F(LoaderTest, RanksCoverEachSampleOnceAndDropTheLast) {
-  for (int world : {1, 2, 3, 4}) {
-    std::map<int64_t, int> seen;
-    int64_t steps = 0;
-    for (int rank = 0; rank < world; ++rank) {
-      Loader loader(options(rank, world, 1));
-      steps = loader.steps_per_epoch();
-      for (int64_t step = 0; step < steps; ++step) {
-        for (int64_t i : loader.indices_at(3, step)) ++seen[i];
+TEST_F(LoaderTest, RanksCoverEachSampleOnceKeepingOrDroppingTheLastBatch) {
+  // 20 samples in batches of 6: the published loader keeps the last 2 as a fourth batch (with
+  // 3 or 4 ranks some rank gets none of it); drop_last ends the epoch after 18.
+  for (const bool drop_last : {false, true}) {
+    for (int world : {1, 2, 3, 4}) {
+      std::map<int64_t, int> seen;
+      int64_t steps = 0;
+      for (int rank = 0; rank < world; ++rank) {
+        LoaderOptions o = options(rank, world, 1);
+        o.drop_last = drop_last;
+        Loader loader(o);
+        steps = loader.steps_per_epoch();
+        for (int64_t step = 0; step < steps; ++step) {
+          for (int64_t i : loader.indices_at(3, step)) ++seen[i];
+        }
       }
+      EXPECT_EQ(steps, drop_last ? kImages / 6 : kImages / 6 + 1);
+      EXPECT_EQ(static_cast<int64_t>(seen.size()), drop_last ? 18 : kImages) << "world " << world;
+      for (const auto& [index, count] : seen) EXPECT_EQ(count, 1) << "index " << index << " world " << world;
     }
-    EXPECT_EQ(steps, kImages / 6);
-    EXPECT_EQ(static_cast<int64_t>(seen.size()), steps * 6) << "world " << world;
-    for (const auto& [index, count] : seen) EXPECT_EQ(count, 1) << "index " << index << " world " << world;
   }
   // A new epoch is a new permutation.
   Loader loader(options(0, 1, 1));
@@ -98,15 +104,31 @@ TEST_F(LoaderTest, TwoRanksSeeExactlyTheBatchesOfOneRank) {
     const auto a = epoch(rank0, e), b = epoch(rank1, e);
     ASSERT_EQ(whole.size(), a.size());
     ASSERT_EQ(whole.size(), b.size());
+    ASSERT_EQ(whole.size(), 4u);  // 3 batches of 6, the kept last of 2
     for (size_t s = 0; s < whole.size(); ++s) {
       std::vector<int64_t> joined = a[s].dataset_indices;
       joined.insert(joined.end(), b[s].dataset_indices.begin(), b[s].dataset_indices.end());
       EXPECT_EQ(joined, whole[s].dataset_indices);
-      EXPECT_EQ(b[s].global_positions, (std::vector<int64_t>{3, 4, 5}));
+      const bool last = s + 1 == whole.size();
+      EXPECT_EQ(b[s].global_positions, (last ? std::vector<int64_t>{1} : std::vector<int64_t>{3, 4, 5}));
+      EXPECT_EQ(b[s].global_batch_size, last ? 2 : 6);
       EXPECT_TRUE(at::equal(at::cat({a[s].images, b[s].images}), whole[s].images)) << "epoch " << e << " step " << s;
-      EXPECT_EQ(whole[s].images.sizes(), (at::IntArrayRef{6, 3, 56, 56}));
+      EXPECT_EQ(whole[s].images.sizes(), (at::IntArrayRef{last ? 2 : 6, 3, 56, 56}));
       EXPECT_EQ(whole[s].step, static_cast<int64_t>(s));
     }
+  }
+}
+
+TEST_F(LoaderTest, ARankWithoutASampleOfTheLastBatchGetsAnEmptyOne) {
+  // 4 ranks share the kept last batch of 2: ranks 0 and 2 get none of it, but a batch still
+  // comes (the training loop's collectives must meet).
+  for (int rank : {0, 1}) {
+    Loader loader(options(rank, 4));
+    const auto batches = epoch(loader, 0);
+    ASSERT_EQ(batches.size(), 4u);
+    EXPECT_EQ(batches.back().global_batch_size, 2);
+    EXPECT_EQ(batches.back().images.size(0), rank == 0 ? 0 : 1);
+    EXPECT_EQ(batches.back().global_positions, (rank == 0 ? std::vector<int64_t>{} : std::vector<int64_t>{0}));
   }
 }
 

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "data/dataset.hpp"
+#include "data/image_codec.hpp"
 #include "data/pack.hpp"
 #include "tests/data/data_test_util.hpp"
 
@@ -141,6 +142,29 @@ TEST(Pack, BadInputIsCountedListedAndSkipped) {
   strict.bad_input = BadInputPolicy::kStop;
   EXPECT_THROW(pack(strict), std::runtime_error);
   EXPECT_FALSE(is_dataset_dir(dir + "/strict"));
+}
+
+TEST(Pack, PreprocessNoneKeepsEachImageAsRead) {
+  // An evaluation set as the published evaluation embedded it: no border crop, no padding,
+  // no resize; png keeps every decoded pixel.
+  const std::string dir = test::scratch_dir("pack_none");
+  const auto folder = test::write_image_folder(dir, 3);
+  PackOptions o = options_for(folder, dir + "/ds");
+  o.preprocessing = PackPreprocessing::kNone;
+  o.encoding = Encoding::kPng;
+  const PackResult r = pack(o);
+  ASSERT_EQ(r.packed, 3);
+  EXPECT_NE(r.manifest.preprocessing_json.find("none"), std::string::npos) << r.manifest.preprocessing_json;
+  const auto ds = Dataset::open(dir + "/ds");
+  for (int64_t i = 0; i < 3; ++i) {
+    const cv::Mat original = read_image_file(folder.images_dir + "/" + folder.ids[static_cast<size_t>(i)] + ".jpg");
+    const cv::Mat packed = ds->decode(i);
+    ASSERT_EQ(packed.size(), original.size());
+    EXPECT_EQ(cv::norm(packed, original, cv::NORM_INF), 0) << i;
+  }
+  o.encoding = Encoding::kRaw;
+  o.out_dir = dir + "/raw";
+  EXPECT_THROW(pack(o), std::runtime_error);
 }
 
 TEST(Pack, CsvWithoutTheIdColumnIsAnError) {

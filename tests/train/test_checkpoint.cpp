@@ -38,6 +38,9 @@ class CheckpointTest : public ::testing::Test {
     c.model = wrapper->state();
     c.optimizer = {{"exp_avg.cls_token", torch::randn({1, 1, 96})}, {"exp_avg_sq.cls_token", torch::rand({1, 1, 96})}};
     c.rng = {{"torch_cpu", at::detail::getDefaultCPUGenerator().get_state()}};
+    c.state.grad_scale = 2251799813685248.0;  // 2^51
+    c.state.grad_scale_growth = 1999;
+    c.carried_grads = {{"corruption_token", torch::randn({1, 1, 96}) * 1e9}};
     return c;
   }
 
@@ -65,6 +68,11 @@ TEST_F(CheckpointTest, RoundTripIsExact) {
   ASSERT_EQ(loaded.rng.size(), 1u);
   EXPECT_EQ(loaded.rng[0].first, "torch_cpu");
   EXPECT_TRUE(loaded.rng[0].second.equal(saved.rng[0].second));
+  EXPECT_EQ(loaded.state.grad_scale, 2251799813685248.0);
+  EXPECT_EQ(loaded.state.grad_scale_growth, 1999);
+  ASSERT_EQ(loaded.carried_grads.size(), 1u);
+  EXPECT_EQ(loaded.carried_grads[0].first, "corruption_token");
+  EXPECT_TRUE(loaded.carried_grads[0].second.equal(saved.carried_grads[0].second));
 }
 
 TEST_F(CheckpointTest, KeepsTheLastKAndIgnoresIncompleteFolders) {

@@ -56,11 +56,19 @@ TEST(Optimizer, ClipScalesByTheTotalNorm) {
                                            torch::zeros({1}, torch::requires_grad())};
   parameters[0].mutable_grad() = torch::tensor({3.0f, 0.0f});
   parameters[1].mutable_grad() = torch::tensor({4.0f});
-  const double norm = clip_grad_norm(parameters, 0.1);
-  EXPECT_NEAR(norm, 5.0, 1e-6);
+  const ClipResult clip = clip_grad_norm(parameters, 0.1);
+  EXPECT_NEAR(clip.total_norm.item<double>(), 5.0, 1e-6);
+  EXPECT_NEAR(clip.norms[0].item<double>(), 3.0, 1e-6);
+  EXPECT_NEAR(clip.norms[1].item<double>(), 4.0, 1e-6);
   const double coef = 0.1 / (5.0 + 1e-6);
+  EXPECT_NEAR(clip.coefficient.item<double>(), coef, 1e-9);
   EXPECT_NEAR(parameters[0].grad()[0].item<double>(), 3.0 * coef, 1e-7);
   EXPECT_NEAR(parameters[1].grad()[0].item<double>(), 4.0 * coef, 1e-7);
+  // A small norm is not scaled up.
+  parameters[0].mutable_grad() = torch::tensor({0.03f, 0.0f});
+  parameters[1].mutable_grad() = torch::tensor({0.04f});
+  EXPECT_EQ(clip_grad_norm(parameters, 0.1).coefficient.item<float>(), 1.0f);
+  EXPECT_EQ(parameters[1].grad()[0].item<float>(), 0.04f);
 }
 
 TEST(Optimizer, StateRoundTripGivesTheSameNextStep) {

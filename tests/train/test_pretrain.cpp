@@ -3,18 +3,20 @@
 #include <gtest/gtest.h>
 #include <torch/version.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <tuple>
 
 #include "data/pack.hpp"
-#include "data/synth.hpp"
 #include "model/weights.hpp"
 #include "tests/support/environment.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/train/run_test_support.hpp"
 #include "train/checkpoint.hpp"
 #include "train/metrics_record.hpp"
 #include "train/pretrain.hpp"
@@ -32,14 +34,17 @@ class PretrainTest : public ::testing::Test {
   static void SetUpTestSuite() {
     temp_ = std::make_unique<gf::test::TempDir>("pretrain");
     root_ = temp_->str();
-    data::SynthOptions synth;
-    synth.count = 32;
-    synth.frame_size = {160, 160};
-    synth.threads = 1;
-    data::write_synth_dataset(synth, root_ + "/images");
+    test::write_packed_synthetic(root_, 32, 128);
+    // 9 of them: batches of 4 leave a last batch of 1 (published: kept as a step).
+    std::vector<fs::path> files;
+    for (const auto& entry : fs::recursive_directory_iterator(root_ + "/images"))
+      if (entry.path().extension() == ".jpg" || entry.path().extension() == ".png") files.push_back(entry.path());
+    std::sort(files.begin(), files.end());
+    fs::create_directories(root_ + "/odd_images");
+    for (size_t i = 0; i < 9; ++i) fs::copy_file(files.at(i), root_ + "/odd_images/" + files[i].filename().string());
     data::PackOptions pack;
-    pack.images_dir = root_ + "/images";
-    pack.out_dir = root_ + "/dataset";
+    pack.images_dir = root_ + "/odd_images";
+    pack.out_dir = root_ + "/odd_dataset";
     pack.resolution = 128;
     pack.threads = 1;
     pack.show_progress = false;
@@ -94,8 +99,8 @@ TEST_F(PretrainTest, ResumeAfterCrashIsBitwiseExact) {
   every_step.train.checkpoint_every_steps = 1;
   const std::string crashed = run_dir("crashed");
   PretrainOptions crashing{crashed, "", 6};
-  crashing.on_step = [](int64_t step) {
-    if (step == 3) throw std::runtime_error("simulated crash");
+  crashing.on_step = [](const StepView& view) {
+    if (view.record.step == 3) throw std::runtime_error("simulated crash");
   };
   EXPECT_THROW(pretrain(every_step, crashing), std::runtime_error);
   EXPECT_EQ(fs::path(latest_checkpoint(crashed)).filename(), "step-00000002");
@@ -130,11 +135,113 @@ TEST_F(PretrainTest, ResumeAfterCrashIsBitwiseExact) {
   EXPECT_EQ(provenance.sessions[1].libtorch, TORCH_VERSION);
 }
 
+TEST_F(PretrainTest, ResumeAcrossALossScaleGrowthIsBitwiseExact) {
+  // The published loss scaler with S doubling after every 3rd step: the crash after step 4
+  // resumes from step 3's checkpoint (S just doubled, count 0), the one after step 8 from
+  // step 7's (count 1, the next doubling after step 9); the scale, its count and the
+  // corruption token's carried gradient must come back exactly.
+  RunConfig config = tiny_config();
+  config.optim.grad_scaler = "published";
+  config.optim.grad_scaler_growth_interval = 3;
+  const std::string straight = run_dir("scaler_straight");
+  pretrain(config, PretrainOptions{straight, "", 10});
+
+  config.train.checkpoint_every_steps = 1;
+  const std::string crashed = run_dir("scaler_crashed");
+  for (const int64_t crash_at : {4, 8}) {
+    PretrainOptions crashing{crashed, "auto", 10};
+    crashing.on_step = [crash_at](const StepView& view) {
+      if (view.record.step == crash_at) throw std::runtime_error("simulated crash");
+    };
+    EXPECT_THROW(pretrain(config, crashing), std::runtime_error);
+  }
+  EXPECT_EQ(fs::path(latest_checkpoint(crashed)).filename(), "step-00000007");
+  pretrain(config, PretrainOptions{crashed, "auto", 10});
+
+  const auto a = metrics(straight), b = metrics(crashed);
+  ASSERT_EQ(a.size(), 10u);
+  ASSERT_EQ(b.size(), 10u);
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].grad_scale, 65536.0 * (1 << (i / 3))) << "step " << i + 1;
+    EXPECT_EQ(b[i].grad_scale, a[i].grad_scale) << "step " << i + 1;
+    EXPECT_EQ(b[i].loss, a[i].loss) << "step " << i + 1;
+    EXPECT_EQ(b[i].grad_norm, a[i].grad_norm) << "step " << i + 1;
+    EXPECT_EQ(b[i].clip_coef, a[i].clip_coef) << "step " << i + 1;
+    EXPECT_EQ(b[i].token_grad_norm, a[i].token_grad_norm) << "step " << i + 1;
+  }
+  const std::string final_a = latest_checkpoint(straight), final_b = latest_checkpoint(crashed);
+  expect_same_tensors(final_a + "/model.safetensors", final_b + "/model.safetensors");
+  expect_same_tensors(final_a + "/optimizer.safetensors", final_b + "/optimizer.safetensors");
+  const Checkpoint last = load_checkpoint(final_b);
+  EXPECT_EQ(last.state.grad_scale, 65536.0 * 8);
+  EXPECT_EQ(last.state.grad_scale_growth, 1);
+  ASSERT_EQ(last.carried_grads.size(), 1u);
+  EXPECT_EQ(last.carried_grads[0].first, "corruption_token");
+  EXPECT_GT(last.carried_grads[0].second.abs().max().item<double>(), 0);
+}
+
+TEST_F(PretrainTest, PublishedScalerScalesOnlyTheTokenGradient) {
+  // Step 1 from the same init on the same batch: the same loss and student gradient; the
+  // token's gradient is 2^16 times larger (exactly: a power of two) and rules the clip.
+  RunConfig none = tiny_config(), published = tiny_config();
+  none.optim.grad_scaler = "none";
+  published.optim.grad_scaler = "published";
+  const std::string a = run_dir("scaler_none"), b = run_dir("scaler_published");
+  pretrain(none, PretrainOptions{a, "", 1});
+  pretrain(published, PretrainOptions{b, "", 1});
+  const MetricsRecord x = metrics(a).at(0), y = metrics(b).at(0);
+  EXPECT_EQ(y.loss, x.loss);
+  EXPECT_EQ(y.student_grad_norm, x.student_grad_norm);
+  EXPECT_EQ(y.token_grad_norm, 65536 * x.token_grad_norm);
+  EXPECT_EQ(x.grad_scale, 1.0);
+  EXPECT_EQ(y.grad_scale, 65536.0);
+  EXPECT_NEAR(y.clip_coef, 0.1 / y.grad_norm, 1e-6 * y.clip_coef);
+  EXPECT_GT(y.grad_norm, 100 * x.grad_norm);
+}
+
+TEST_F(PretrainTest, KeptLastBatchIsAStepAsPublished) {
+  // 9 images in batches of 4: steps of 4, 4 and 1 image per epoch, the single image clean
+  // (the global batch's last); with 2 accumulation micro-batches of 2 the same run (the last
+  // step is one micro-batch of 1); with drop_last, 2 steps per epoch.
+  RunConfig config = tiny_config();
+  config.data.path = root_ + "/odd_dataset";
+  config.data.batch_size = 4;
+  std::vector<std::pair<int64_t, int64_t>> last_step_inputs;  // (images, clean index) of each third step
+  PretrainOptions options{run_dir("kept_last"), "", 5};
+  options.on_inputs = [&](const StepInputs& in) {
+    if (in.step % 3 == 2) last_step_inputs.emplace_back(in.images.size(0), in.clean_index);
+  };
+  pretrain(config, options);
+  const auto kept = metrics(options.run_dir);
+  ASSERT_EQ(kept.size(), 5u);
+  EXPECT_EQ(kept[2].epoch, 0);
+  EXPECT_EQ(kept[3].epoch, 1);
+  EXPECT_EQ(last_step_inputs, (std::vector<std::pair<int64_t, int64_t>>{{1, 0}}));
+
+  RunConfig accumulated = config;
+  accumulated.train.grad_accum = 2;
+  const std::string accum_dir = run_dir("kept_last_accum");
+  pretrain(accumulated, PretrainOptions{accum_dir, "", 5});
+  const auto a = metrics(accum_dir);
+  ASSERT_EQ(a.size(), 5u);
+  for (size_t i = 0; i < a.size(); ++i)
+    EXPECT_NEAR(a[i].loss, kept[i].loss, 1e-5 * kept[i].loss)
+        << "step " << i + 1;
+
+  RunConfig dropped = config;
+  dropped.data.drop_last = true;
+  const std::string drop_dir = run_dir("dropped_last");
+  pretrain(dropped, PretrainOptions{drop_dir, "", 3});
+  const auto d = metrics(drop_dir);
+  ASSERT_EQ(d.size(), 3u);
+  EXPECT_EQ(d[2].epoch, 1);
+}
+
 TEST_F(PretrainTest, StopSignalCheckpointsAndReportsPreemption) {
   const std::string dir = run_dir("preempted");
   PretrainOptions options{dir, "auto", 0};
-  options.on_step = [](int64_t step) {
-    if (step == 2) std::raise(SIGUSR1);
+  options.on_step = [](const StepView& view) {
+    if (view.record.step == 2) std::raise(SIGUSR1);
   };
   // The flag raised after step 2 is agreed over ranks in step 3's all-reduce: stop after step 3.
   const PretrainResult result = pretrain(tiny_config(), options);
@@ -191,30 +298,43 @@ TEST_F(PretrainTest, TwoRanksMatchOneRank) {
   // The same global batch split over 2 ranks (mpirun + the greenfound binary) gives the
   // same losses and weights as one rank, up to float rounding: draws depend on the sample,
   // not on the rank, and the clean sample is the global batch's last wherever it lives.
-  const RunConfig config = tiny_config();
-  const std::string one = run_dir("one_rank"), two = run_dir("two_ranks");
-  pretrain(config, PretrainOptions{one, "", 3});
+  // Second case: 9 images in batches of 4, so step 3 is the kept last batch of 1 image, which
+  // rank 1 holds and rank 0 has none of.
+  const char* bin = std::getenv("GF_BIN");
+  const char* mpiexec = std::getenv("GF_MPIEXEC");
+  ASSERT_TRUE(bin != nullptr && mpiexec != nullptr) << "run under ctest (GF_BIN, GF_MPIEXEC)";
+  RunConfig odd = tiny_config();
+  odd.data.path = root_ + "/odd_dataset";
+  odd.data.batch_size = 4;
+  for (const auto& [name, config, steps] : {std::make_tuple(std::string("full"), tiny_config(), 3),
+                                            std::make_tuple(std::string("kept_last"), odd, 4)}) {
+    SCOPED_TRACE(name);
+    const std::string one = run_dir(name + "_one_rank"), two = run_dir(name + "_two_ranks");
+    pretrain(config, PretrainOptions{one, "", steps});
 
-  const std::string config_path = root_ + "/two_ranks.json";
-  std::ofstream(config_path) << to_json(config).dump(2);
-  const std::string command = gf::test::mpiexec() + " -np 2 " + gf::test::greenfound_bin() + " pretrain --config " + config_path +
-                              " --run-dir " + two + " --max-steps 3 > " + root_ + "/two_ranks.log 2>&1";
-  ASSERT_EQ(std::system(command.c_str()), 0) << command << "\n" << std::ifstream(root_ + "/two_ranks.log").rdbuf();
+    const std::string config_path = root_ + "/" + name + ".json", log = root_ + "/" + name + ".log";
+    std::ofstream(config_path) << to_json(config).dump(2);
+    const std::string command = gf::test::mpiexec() + " -np 2 " + gf::test::greenfound_bin() + " pretrain --config " + config_path +
+                                " --run-dir " + two + " --max-steps " + std::to_string(steps) + " > " + log + " 2>&1";
+    ASSERT_EQ(std::system(command.c_str()), 0) << command << "\n" << std::ifstream(log).rdbuf();
 
-  const auto a = metrics(one), b = metrics(two);
-  ASSERT_EQ(a.size(), 3u);
-  ASSERT_EQ(b.size(), 3u);
-  for (size_t i = 0; i < a.size(); ++i) {
-    EXPECT_NEAR(b[i].loss, a[i].loss, 1e-5 * a[i].loss) << "step " << i + 1;
-    EXPECT_NEAR(b[i].grad_norm, a[i].grad_norm, 1e-4 * a[i].grad_norm);
-  }
-  const auto wa = model::read_safetensors(latest_checkpoint(one) + "/model.safetensors").tensors;
-  const auto wb = model::read_safetensors(latest_checkpoint(two) + "/model.safetensors").tensors;
-  ASSERT_EQ(wa.size(), wb.size());
-  for (size_t i = 0; i < wa.size(); ++i) {
-    // Three Adam steps of lr 1e-3 move a weight by up to 3e-3; rounding-level gradient
-    // differences may flip the sign of near-zero moments, so compare against that scale.
-    EXPECT_LE((wa[i].second - wb[i].second).abs().max().item<double>(), 1e-4) << wa[i].first;
+    const auto a = metrics(one), b = metrics(two);
+    ASSERT_EQ(a.size(), static_cast<size_t>(steps));
+    ASSERT_EQ(b.size(), static_cast<size_t>(steps));
+    for (size_t i = 0; i < a.size(); ++i) {
+      const double expected = a[i].loss;
+      EXPECT_NEAR(b[i].loss, expected, 1e-5 * expected) << "step " << i + 1;
+      EXPECT_NEAR(b[i].grad_norm, a[i].grad_norm,
+                  1e-4 * a[i].grad_norm);
+    }
+    const auto wa = model::read_safetensors(latest_checkpoint(one) + "/model.safetensors").tensors;
+    const auto wb = model::read_safetensors(latest_checkpoint(two) + "/model.safetensors").tensors;
+    ASSERT_EQ(wa.size(), wb.size());
+    for (size_t i = 0; i < wa.size(); ++i) {
+      // Three Adam steps of lr 1e-3 move a weight by up to 3e-3; rounding-level gradient
+      // differences may flip the sign of near-zero moments, so compare against that scale.
+      EXPECT_LE((wa[i].second - wb[i].second).abs().max().item<double>(), 1e-4) << wa[i].first;
+    }
   }
 }
 

@@ -2,9 +2,12 @@
 // expectation, the JSON round trip, and the identity fields a resume must agree on.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <fstream>
+#include <stdexcept>
 #include <string>
 
+#include "base/json_reader.hpp"
 #include "tests/support/environment.hpp"
 #include "train/run_config.hpp"
 
@@ -44,14 +47,21 @@ TEST(RunConfig, DefaultsArePublishedRecipe) {
   EXPECT_EQ(c.optim.warmup_epochs, 10);
   EXPECT_DOUBLE_EQ(c.optim.warmup_lr, 5e-9);
   EXPECT_DOUBLE_EQ(c.optim.min_lr, 5e-9);
+  EXPECT_EQ(c.optim.grad_scaler, "published");
+  EXPECT_EQ(c.optim.grad_scaler_init_scale, 65536.0);
+  EXPECT_EQ(c.optim.grad_scaler_growth_interval, 2000);
   EXPECT_EQ(c.data.batch_size, 128);
+  EXPECT_FALSE(c.data.drop_last);  // the DataLoader's default: 586 steps per epoch of 75,000
   EXPECT_DOUBLE_EQ(c.dist.bucket_mb, 25);
 }
 
+// configs/<name> of the checkout.
+RunConfig repo_config(const std::string& name) {
+  return parse_run_config(gf::base::load_json_file(gf::test::source_dir() + "/configs/" + name), "configs/" + name);
+}
+
 TEST(RunConfig, PaperConfigIsThePublishedRun) {
-  std::ifstream in(gf::test::source_dir() + "/configs/paper.json");
-  ASSERT_TRUE(in);
-  const RunConfig paper = parse_run_config(json::parse(in), "configs/paper.json");
+  const RunConfig paper = repo_config("paper.json");
   // Every identity field equals the published default, except the init weights file.
   auto expected = identity_fields(parse_run_config(json::object()));
   auto actual = identity_fields(paper);
@@ -59,6 +69,16 @@ TEST(RunConfig, PaperConfigIsThePublishedRun) {
   expected.erase("model.init");
   actual.erase("model.init");
   EXPECT_EQ(actual, expected);
+  EXPECT_EQ(paper.optim.grad_scaler, "published");
+
+  // The clean variant differs in the loss scaler alone.
+  const RunConfig clean = repo_config("paper-clean.json");
+  const auto differences = identity_differences(identity_fields(paper), identity_fields(clean));
+  ASSERT_EQ(differences.size(), 1u);
+  EXPECT_EQ(differences[0], "optim.grad_scaler: \"published\" vs \"none\"");
+  json paper_json = to_json(paper), clean_json = to_json(clean);
+  for (json* j : {&paper_json, &clean_json}) j->erase("description"), (*j)["optim"].erase("grad_scaler");
+  EXPECT_EQ(paper_json, clean_json);
 }
 
 TEST(RunConfig, RoundTripsThroughJson) {
@@ -99,7 +119,7 @@ TEST(RunConfig, ErrorsNameFieldValueAndExpectation) {
   EXPECT_EQ(error_of({{"train", {{"grad_accum", 1.5}}}}),
             "test.json: train.grad_accum: found 1.5, expected an integer");
   EXPECT_EQ(error_of({{"data", {{"bach_size", 8}}}}),
-            "test.json: data.bach_size: unknown field (misspelt?), expected one of path, split, batch_size, workers, "
+            "test.json: data.bach_size: unknown field (misspelt?), expected one of path, split, batch_size, drop_last, workers, "
             "prefetch, seed or augment");
   EXPECT_EQ(error_of({{"optimizer", json::object()}}).rfind("test.json: optimizer: unknown field (misspelt?)", 0), 0u);
   EXPECT_EQ(error_of({{"slurm", {{"gpus", 8}}}}).rfind("test.json: slurm.gpus: unknown field (misspelt?)", 0), 0u);
@@ -107,6 +127,12 @@ TEST(RunConfig, ErrorsNameFieldValueAndExpectation) {
   EXPECT_EQ(error_of({{"model", 3}}), "test.json: model: found 3, expected a JSON object");
   EXPECT_EQ(error_of({{"energy", {{"pue", 0.5}}}}).rfind("test.json: energy.pue: found 0.5", 0), 0u)
       << error_of({{"energy", {{"pue", 0.5}}}});
+  EXPECT_EQ(error_of({{"optim", {{"grad_scaler", "dynamic"}}}}),
+            "test.json: optim.grad_scaler: found \"dynamic\", expected none or published");
+  EXPECT_EQ(error_of({{"optim", {{"grad_scaler_init_scale", 1000}}}}),
+            "test.json: optim.grad_scaler_init_scale: found 1000, expected a power of two within float range");
+  EXPECT_EQ(error_of({{"optim", {{"grad_scaler_growth_interval", 0}}}}),
+            "test.json: optim.grad_scaler_growth_interval: found 0, expected an integer >= 1");
   EXPECT_EQ(error_of({{"model", {{"init_seed", -1}}}}),
             "test.json: model.init_seed: found -1, expected a non-negative integer");
 }
