@@ -1,8 +1,8 @@
 #include "eval/embed.hpp"
 
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
-#include <torch/cuda.h>
 
 #include <algorithm>
 #include <chrono>
@@ -20,8 +20,10 @@
 #include "data/labels_csv.hpp"
 #include "data/loader.hpp"
 #include "data/progress.hpp"
+#include "dist/device.hpp"
 #include "energy/tracker.hpp"
 #include "model/arch_registry.hpp"
+#include "model/autocast.hpp"
 
 namespace gf::eval {
 namespace {
@@ -89,13 +91,18 @@ model::VisionTransformer build_encoder(const EmbedConfig& config, std::string& s
   return encoder;
 }
 
-at::Device pick_device(const std::string& name, const dist::World& world) {
-  const bool cuda = name == "cuda" || (name == "auto" && torch::cuda::is_available());
-  if (name != "cpu" && name != "cuda" && name != "auto")
-    throw std::runtime_error("--device: found \"" + name + "\", expected cpu, cuda or auto");
-  if (!cuda) return at::Device(at::kCPU);
-  if (!torch::cuda::is_available()) throw std::runtime_error("--device cuda: no CUDA device is available");
-  return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(world.local_rank % torch::cuda::device_count()));
+// fp32: IEEE float32 on the GPU too (LibTorch lets cuDNN convolutions use TF32 by default),
+// so GPU embeddings match CPU ones; bf16: autocast, the fast path. True for bf16.
+bool use_bf16(const std::string& precision, const at::Device& device) {
+  if (precision != "fp32" && precision != "bf16")
+    throw std::runtime_error("--precision: found \"" + precision + "\", expected fp32 or bf16");
+  if (precision == "bf16" && !device.is_cuda())
+    throw std::runtime_error("--precision: found \"bf16\" on " + device.str() + ", expected a CUDA device (or fp32)");
+  if (device.is_cuda() && precision == "fp32") {
+    at::globalContext().setAllowTF32CuDNN(false);
+    at::globalContext().setAllowTF32CuBLAS(false);
+  }
+  return precision == "bf16";
 }
 
 // Row positions and embeddings of every rank, gathered in rank order.
@@ -121,7 +128,8 @@ EmbedSummary run_embed(const EmbedConfig& config, const dist::World& world, dist
   if (config.batch_size < 1) throw std::runtime_error("embed: --batch-size: found " + std::to_string(config.batch_size) +
                                                       ", expected at least 1");
   if (config.threads > 0) at::set_num_threads(config.threads);
-  const at::Device device = pick_device(config.device, world);
+  const at::Device device = dist::select_device(config.device, world, "--device");
+  const bool bf16 = use_bf16(config.precision, device);
 
   std::string sha256;
   model::VisionTransformer encoder = build_encoder(config, sha256);
@@ -148,6 +156,7 @@ EmbedSummary run_embed(const EmbedConfig& config, const dist::World& world, dist
     options.img_size = static_cast<int>(config.img_size);
     options.workers = config.workers;
     options.verify = world.is_root() ? data::Verify::kChecksums : data::Verify::kSizes;
+    options.device = device;
     loader = std::make_unique<data::Loader>(options);
     const data::Dataset& dataset = loader->dataset();
     const std::vector<int64_t> indices = dataset.split_indices(config.split);
@@ -198,6 +207,7 @@ EmbedSummary run_embed(const EmbedConfig& config, const dist::World& world, dist
       phase(energy::Phase::kEval);
       {
         c10::InferenceMode inference;
+        const model::CudaBf16Autocast autocast(bf16);
         outputs.push_back(encoder->forward_embedding(images.to(device), config.pool).to(at::kCPU, at::kFloat));
       }
       phase(energy::Phase::kData);

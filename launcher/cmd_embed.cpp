@@ -85,6 +85,11 @@ void setup_embed(CLI::App& sub) {
   sub.add_option("--device", c.device, "cpu, cuda (GPU = local rank) or auto")
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
       ->capture_default_str();
+  sub.add_option("--precision", c.precision,
+                 "fp32 (IEEE float32 on the GPU too, TF32 off: GPU embeddings match CPU ones) or bf16 "
+                 "(autocast on CUDA, the fast path)")
+      ->check(CLI::IsMember({"fp32", "bf16"}))
+      ->capture_default_str();
   sub.add_option("--energy-dir", c.energy_dir, "Where energy.csv/energy.json go (default: the folder of --out)");
   sub.add_flag("--no-energy", flags->no_energy, "Do not measure energy");
   sub.callback([flags] { run_embed(*flags); });

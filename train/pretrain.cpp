@@ -17,14 +17,15 @@
 #include "data/loader.hpp"
 #include "data/progress.hpp"
 #include "dist/communicator.hpp"
+#include "dist/device.hpp"
 #include "dist/gradient_reducer.hpp"
 #include "dist/world.hpp"
 #include "energy/tracker.hpp"
 #include "model/arch_registry.hpp"
+#include "model/autocast.hpp"
 #include "model/lr_schedule.hpp"
 #include "model/token_reconstruction.hpp"
 #include "model/weights.hpp"
-#include "train/autocast.hpp"
 #include "train/checkpoint.hpp"
 #include "train/optimizer.hpp"
 #include "train/provenance.hpp"
@@ -40,14 +41,6 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 const char* const kCpuGenerator = "torch_cpu";
-
-torch::Device pick_device(const std::string& name, const dist::World& world) {
-  const bool cuda = torch::cuda::is_available();
-  if (name == "cuda" && !cuda) throw std::runtime_error("train.device: found \"cuda\", but no CUDA device is visible");
-  if (name == "cpu" || !cuda) return torch::kCPU;
-  const auto count = static_cast<int>(torch::cuda::device_count());
-  return {torch::kCUDA, static_cast<c10::DeviceIndex>(world.local_rank % count)};
-}
 
 // OMP_NUM_THREADS first: `launch --threads` and SLURM job scripts share cores out through it.
 int64_t default_threads(const dist::World& world) {
@@ -115,7 +108,7 @@ PretrainResult pretrain(const RunConfig& config_in, const PretrainOptions& optio
                              ".safetensors or Meta's .pth), or \"\" for a seeded random init");
   const dist::World& world = dist::init_world();
   const bool root = world.is_root();
-  const torch::Device device = pick_device(config.train.device, world);
+  const torch::Device device = dist::select_device(config.train.device, world, "train.device");
   const c10::DeviceGuard device_guard(device);
   const bool bf16 = config.train.precision == "bf16" || (config.train.precision == "auto" && device.is_cuda());
   if (bf16 && !device.is_cuda())
@@ -206,6 +199,7 @@ PretrainResult pretrain(const RunConfig& config_in, const PretrainOptions& optio
   loader_options.augment = augment_options(config.data.augment);
   loader_options.workers = static_cast<int>(config.data.workers);
   loader_options.prefetch = static_cast<int>(config.data.prefetch);
+  loader_options.device = device;
   data::Loader loader(loader_options);
   const int64_t steps_per_epoch = loader.steps_per_epoch() / accum;
   if (steps_per_epoch == 0)
@@ -315,7 +309,7 @@ PretrainResult pretrain(const RunConfig& config_in, const PretrainOptions& optio
         torch::Tensor target;
         {
           energy::PhaseScope phase(tracker, energy::Phase::kTeacherForward);
-          const CudaBf16Autocast autocast(bf16);
+          const model::CudaBf16Autocast autocast(bf16);
           target = wrapper->teacher_forward(images);
           t_teacher += lap(clock, device);
         }
@@ -323,7 +317,7 @@ PretrainResult pretrain(const RunConfig& config_in, const PretrainOptions& optio
           energy::PhaseScope phase(tracker, energy::Phase::kStudentForwardBackward);
           model::TokenReconstructionOutput out;
           {
-            const CudaBf16Autocast autocast(bf16);
+            const model::CudaBf16Autocast autocast(bf16);
             out = wrapper->student_forward(images, target, draws, clean_index);
           }
           const torch::Tensor loss = out.loss / static_cast<double>(accum);
