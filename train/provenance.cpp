@@ -1,13 +1,11 @@
 #include "train/provenance.hpp"
 
-#include <torch/version.h>
-
 #include <ctime>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "data/atomic_file.hpp"
-#include "dist/world.hpp"
+#include "dist/device.hpp"
 
 #ifndef GF_GIT_COMMIT
 #define GF_GIT_COMMIT "unknown"
@@ -34,6 +32,7 @@ void record_session(const std::string& run_dir, const Session& s) {
   nlohmann::json document = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
   if (!document.is_object() || !document.contains("sessions") || !document["sessions"].is_array())
     document = {{"sessions", nlohmann::json::array()}};
+  const dist::RuntimeVersions v = dist::runtime_versions();
   document["sessions"].push_back({{"started", utc_now()},
                                   {"start_step", s.start_step},
                                   {"host", s.host},
@@ -43,8 +42,13 @@ void record_session(const std::string& run_dir, const Session& s) {
                                   {"device", s.device},
                                   {"backend", s.backend},
                                   {"greenfound", GF_GIT_COMMIT},
-                                  {"libtorch", TORCH_VERSION},
-                                  {"mpi", dist::mpi_library_version()}});
+                                  {"libtorch", v.libtorch},
+                                  {"cuda_runtime", v.cuda_runtime},
+                                  {"cuda_driver", v.cuda_driver},
+                                  {"cudnn", v.cudnn},
+                                  {"nccl", v.nccl},
+                                  {"mpi", v.mpi},
+                                  {"gpus", v.gpus.names}});
   data::write_file_atomic(path, document.dump(2) + "\n");
 }
 
