@@ -3,6 +3,10 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
+#include <c10/cuda/CUDAEvent.h>
+#include <c10/cuda/CUDAFunctions.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 
 #include <algorithm>
 #include <condition_variable>
@@ -24,12 +28,13 @@ std::vector<int64_t> epoch_permutation(int64_t n, uint64_t seed, int64_t epoch) 
 }
 
 // Workers take (batch, position) jobs in order, read under the dataset's lock, decode and
-// transform outside it, and write their sample into the batch tensor; the consumer takes
-// batches in step order once complete. Stale jobs of an abandoned epoch finish into slots
-// nobody reads.
+// transform outside it, and write their sample into the batch tensor; the worker that
+// completes a batch starts its device copy; the consumer takes batches in step order once
+// ready. Stale jobs of an abandoned epoch finish into slots nobody reads.
 class Loader::Pipeline {
  public:
-  Pipeline(const Loader& owner, int workers) : owner_(owner) {
+  Pipeline(const Loader& owner, int workers) : owner_(owner), device_(with_index(owner.options_.device)) {
+    if (device_.is_cuda()) copy_stream_ = c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device_.index());
     // Each worker runs ATen single-threaded: parallelism comes from the workers, and one
     // OpenMP team per worker would oversubscribe the cores. at::set_num_threads also sets
     // the process default, which is restored once every worker has taken its setting.
@@ -81,20 +86,29 @@ class Loader::Pipeline {
     std::unique_lock<std::mutex> lock(mutex_);
     if (in_flight_.empty()) return std::nullopt;
     std::shared_ptr<Slot> slot = in_flight_.front();
-    batch_done_.wait(lock, [&] { return slot->remaining == 0; });
+    batch_done_.wait(lock, [&] { return slot->ready; });
     in_flight_.pop_front();
     fill_locked();
     lock.unlock();
     work_ready_.notify_all();
     if (slot->error) std::rethrow_exception(slot->error);
+    if (device_.is_cuda()) {
+      // The caller's stream waits for the copy, and the allocator for the caller's use of the
+      // images before it reuses their memory (they were allocated on the copy stream).
+      const c10::cuda::CUDAStream current = c10::cuda::getCurrentCUDAStream(device_.index());
+      slot->copied.block(current);
+      slot->batch.images.record_stream(current);
+    }
     return std::move(slot->batch);
   }
 
  private:
   struct Slot {
     Batch batch;
-    int64_t remaining = 0;
+    int64_t remaining = 0;  // samples not yet written
+    bool ready = false;     // every sample written (and, on CUDA, the device copy started)
     std::exception_ptr error;
+    c10::cuda::CUDAEvent copied;  // CUDA: the device copy finished
   };
   struct Job {
     std::shared_ptr<Slot> slot;
@@ -111,8 +125,12 @@ class Loader::Pipeline {
       // A normal tensor even when the consumer calls next() under InferenceMode: the workers,
       // outside it, write into it.
       c10::InferenceMode normal_tensor(false);
-      slot->batch.images = at::empty({b, 3, s, s}, at::TensorOptions().dtype(at::kFloat));
+      // Pinned for CUDA: only page-locked memory copies asynchronously.
+      // A rank without a sample of a kept last batch gets an empty one at once, on the device.
+      slot->batch.images = b == 0 ? at::empty({0, 3, s, s}, at::TensorOptions().dtype(at::kFloat).device(device_))
+                                  : at::empty({b, 3, s, s}, at::TensorOptions().dtype(at::kFloat).pinned_memory(device_.is_cuda()));
       slot->remaining = b;
+      slot->ready = b == 0;
       for (int64_t p = 0; p < b; ++p) jobs_.push_back(Job{slot, p});
       in_flight_.push_back(slot);
       ++next_step_;
@@ -136,16 +154,44 @@ class Loader::Pipeline {
       } catch (...) {
         error = std::current_exception();
       }
+      bool complete = false;
       {
         std::lock_guard<std::mutex> lock(mutex_);
         if (error && !job.slot->error) job.slot->error = error;
-        --job.slot->remaining;
+        complete = --job.slot->remaining == 0;
+      }
+      if (!complete) continue;
+      // Every sample is in: this worker alone owns the batch until `ready`.
+      if (device_.is_cuda() && !job.slot->error) start_copy(*job.slot);
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        job.slot->ready = true;
       }
       batch_done_.notify_all();
     }
   }
 
+  // "cuda" alone means the current GPU.
+  static c10::Device with_index(c10::Device device) {
+    if (device.is_cuda() && !device.has_index()) device.set_index(c10::cuda::current_device());
+    return device;
+  }
+
+  // Queues the batch's host-to-device copy on the copy stream; returns without waiting.
+  void start_copy(Slot& slot) {
+    try {
+      const c10::cuda::CUDAGuard device_guard(device_.index());
+      const c10::cuda::CUDAStreamGuard stream_guard(*copy_stream_);
+      slot.batch.images = slot.batch.images.to(device_, /*non_blocking=*/true);
+      slot.copied.record(*copy_stream_);
+    } catch (...) {
+      slot.error = std::current_exception();
+    }
+  }
+
   const Loader& owner_;
+  const c10::Device device_;
+  std::optional<c10::cuda::CUDAStream> copy_stream_;  // CUDA only
   std::vector<std::thread> threads_;
   std::mutex mutex_;
   std::condition_variable work_ready_, batch_done_;

@@ -15,6 +15,10 @@
 //
 // One HDF5 handle per process (Dataset), reads under one lock, decode + augment on worker
 // threads, at most `prefetch` batches in flight.
+// On a CUDA device, batches are assembled in pinned host memory and the worker that finishes
+// a batch starts its copy to the GPU at once, non-blocking, on the loader's own copy stream,
+// so it overlaps whatever the GPU computes meanwhile; next() makes the caller's current CUDA
+// stream wait for that copy (an event, no host synchronisation).
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
@@ -45,10 +49,11 @@ struct LoaderOptions {
   int workers = 0;                // decode/augment threads; 0 = hardware threads
   int prefetch = 2;               // batches in flight ahead of the consumer
   Verify verify = Verify::kChecksums;
+  c10::Device device = c10::kCPU;  // where next() delivers the images
 };
 
 struct Batch {
-  at::Tensor images;                      // float32 [b,3,S,S], (x/255 - 0.5) / 0.5
+  at::Tensor images;                      // float32 [b,3,S,S] on options.device, (x/255 - 0.5) / 0.5
   std::vector<int64_t> dataset_indices;   // [b]
   std::vector<int64_t> global_positions;  // [b] position of each sample in the global batch
                                           // (eval: in the split's order)

@@ -35,7 +35,8 @@ struct CommunicatorOptions {
 Backend select_backend(Backend requested, at::DeviceType device);
 
 // Completion of a non-blocking collective. wait() blocks until the result is in the tensor
-// (NCCL: stream-ordered, later work on the default CUDA stream sees it) and rethrows errors.
+// (NCCL: stream-ordered, later work on the caller's current CUDA stream sees it) and
+// rethrows errors.
 class Work {
  public:
   virtual ~Work() = default;

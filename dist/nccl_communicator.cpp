@@ -1,9 +1,15 @@
 // NCCL backend: the unique id made on rank 0 and broadcast over MPI, one communicator per
-// job, CUDA tensors. Written against the CUDA runtime API and tensor data pointers only (no
-// c10::cuda), so it builds beside a CPU LibTorch. Stream order: each collective runs on the
-// communicator's own stream after the work already queued on the default stream, and later
-// work on the default stream waits for it (at once for blocking calls, in Work::wait() for
-// all_reduce_async). LibTorch's default CUDA stream is the legacy default stream.
+// job, CUDA tensors. Stream order, as c10d's ProcessGroupNCCL: each collective runs on the
+// communicator's own high-priority stream after the work already queued on the caller's
+// current CUDA stream (the training thread's; in an autograd hook, the stream backward made
+// the gradient on), so a bucket's all-reduce overlaps the rest of backward. Later work on the
+// stream current at wait() waits for it (at once for blocking calls, in Work::wait() for
+// all_reduce_async). Tensor lifetime: the watchdog holds every tensor a collective touches
+// until its completion event fires, so the caching allocator cannot hand their memory to
+// other work while NCCL still reads or writes it.
+#include <c10/cuda/CUDAEvent.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
 #include <mpi.h>
 #include <nccl.h>
@@ -11,6 +17,7 @@
 #include <functional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "dist/backends.hpp"
 #include "dist/watchdog.hpp"
@@ -49,41 +56,34 @@ ncclDataType_t nccl_type(at::ScalarType type) {
   }
 }
 
-// A CUDA event owned by whoever still needs it (the Work, the watchdog's completion poll).
-class Event {
- public:
-  Event() { check_cuda(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming), "cudaEventCreate"); }
-  ~Event() { cudaEventDestroy(event_); }
-  Event(const Event&) = delete;
-  Event& operator=(const Event&) = delete;
-  cudaEvent_t get() const { return event_; }
-
- private:
-  cudaEvent_t event_ = nullptr;
-};
+using Event = c10::cuda::CUDAEvent;  // created on first record, on the recording stream's device
 
 class NcclWork : public Work {
  public:
-  NcclWork(std::shared_ptr<Event> done, int device) : done_(std::move(done)), device_(device) {}
-  void wait() override {
-    check_cuda(cudaSetDevice(device_), "cudaSetDevice");
-    check_cuda(cudaStreamWaitEvent(cudaStreamLegacy, done_->get(), 0), "cudaStreamWaitEvent");
-  }
+  NcclWork(std::shared_ptr<Event> done, c10::DeviceIndex device) : done_(std::move(done)), device_(device) {}
+  void wait() override { done_->block(c10::cuda::getCurrentCUDAStream(device_)); }
 
  private:
   std::shared_ptr<Event> done_;
-  int device_;
+  c10::DeviceIndex device_;
 };
+
+// The CUDA device of this rank: options.device_index, else local rank modulo the visible GPUs.
+c10::DeviceIndex rank_device(const World& world, const CommunicatorOptions& options) {
+  int count = 0;
+  check_cuda(cudaGetDeviceCount(&count), "cudaGetDeviceCount");
+  if (count == 0) throw std::runtime_error("dist (nccl): found no CUDA device, expected one per rank");
+  return static_cast<c10::DeviceIndex>(options.device_index >= 0 ? options.device_index : world.local_rank % count);
+}
 
 class NcclCommunicator : public Communicator {
  public:
   NcclCommunicator(const World& world, const CommunicatorOptions& options)
-      : world_(world), watchdog_(world, options.timeout_s) {
-    int count = 0;
-    check_cuda(cudaGetDeviceCount(&count), "cudaGetDeviceCount");
-    if (count == 0) throw std::runtime_error("dist (nccl): found no CUDA device, expected one per rank");
-    device_ = options.device_index >= 0 ? options.device_index : world_.local_rank % count;
-    check_cuda(cudaSetDevice(device_), "cudaSetDevice");
+      : world_(world),
+        watchdog_(world, options.timeout_s),
+        device_(rank_device(world, options)),
+        stream_(c10::cuda::getStreamFromPool(/*isHighPriority=*/true, device_)) {
+    const c10::cuda::CUDAGuard guard(device_);
     if (world_.uses_mpi) MPI_Comm_dup(MPI_COMM_WORLD, &mpi_comm_);
     ncclUniqueId id{};
     if (world_.rank == 0) check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
@@ -91,16 +91,14 @@ class NcclCommunicator : public Communicator {
     if (world_.size > 1) MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, mpi_comm_);
     check_nccl(ncclCommInitRank(&comm_, world_.size, id, world_.rank), "ncclCommInitRank");
     watchdog_.end(ticket);
-    check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
   }
 
   ~NcclCommunicator() override {
-    cudaSetDevice(device_);
+    const c10::cuda::CUDAGuard guard(device_);
     Watchdog::Ticket ticket = watchdog_.begin("nccl_destroy", step());
-    cudaStreamSynchronize(stream_);
+    cudaStreamSynchronize(stream_.stream());
     ncclCommDestroy(comm_);
     watchdog_.end(ticket);
-    cudaStreamDestroy(stream_);
     if (mpi_comm_ != MPI_COMM_NULL) MPI_Comm_free(&mpi_comm_);
   }
 
@@ -116,7 +114,7 @@ class NcclCommunicator : public Communicator {
     check_tensor(tensor, "all_reduce");
     const ncclDataType_t type = nccl_type(tensor.scalar_type());
     const ncclRedOp_t reduce = op == ReduceOp::kAvg ? ncclAvg : ncclSum;
-    auto done = enqueue("all_reduce", tensor, [&](cudaStream_t stream) {
+    auto done = enqueue("all_reduce", {tensor}, [&](cudaStream_t stream) {
       check_nccl(ncclAllReduce(tensor.data_ptr(), tensor.data_ptr(), tensor.numel(), type, reduce, comm_, stream),
                  "ncclAllReduce");
     });
@@ -130,7 +128,7 @@ class NcclCommunicator : public Communicator {
                                std::to_string(world_.size - 1));
     }
     const ncclDataType_t type = nccl_type(tensor.scalar_type());
-    auto done = enqueue("broadcast", tensor, [&](cudaStream_t stream) {
+    auto done = enqueue("broadcast", {tensor}, [&](cudaStream_t stream) {
       check_nccl(ncclBroadcast(tensor.data_ptr(), tensor.data_ptr(), tensor.numel(), type, root, comm_, stream),
                  "ncclBroadcast");
     });
@@ -143,7 +141,7 @@ class NcclCommunicator : public Communicator {
     std::vector<int64_t> shape{world_.size};
     shape.insert(shape.end(), tensor.sizes().begin(), tensor.sizes().end());
     at::Tensor output = at::empty(shape, tensor.options());
-    auto done = enqueue("all_gather", output, [&](cudaStream_t stream) {
+    auto done = enqueue("all_gather", {tensor, output}, [&](cudaStream_t stream) {
       check_nccl(ncclAllGather(tensor.data_ptr(), output.data_ptr(), tensor.numel(), type, comm_, stream),
                  "ncclAllGather");
     });
@@ -184,7 +182,7 @@ class NcclCommunicator : public Communicator {
     if (output.numel() == 0) return output;
     auto* out = static_cast<char*>(output.data_ptr());
     const int64_t row_bytes = row_numel * static_cast<int64_t>(tensor.element_size());
-    auto done = enqueue("all_gatherv", output, [&](cudaStream_t stream) {
+    auto done = enqueue("all_gatherv", {tensor, output}, [&](cudaStream_t stream) {
       check_nccl(ncclGroupStart(), "ncclGroupStart");
       for (int r = 0; r < world_.size; ++r) {
         if (meta[2 * r] == 0) continue;
@@ -200,8 +198,7 @@ class NcclCommunicator : public Communicator {
 
   void barrier() override {
     if (world_.size == 1) return;
-    check_cuda(cudaSetDevice(device_), "cudaSetDevice");
-    check_cuda(cudaStreamSynchronize(cudaStreamLegacy), "cudaStreamSynchronize");
+    c10::cuda::getCurrentCUDAStream(device_).synchronize();
     Watchdog::Ticket ticket = watchdog_.begin("barrier", step());
     MPI_Barrier(mpi_comm_);
     watchdog_.end(ticket);
@@ -219,27 +216,30 @@ class NcclCommunicator : public Communicator {
     }
   }
 
-  // Runs `launch` on the communicator's stream after the default stream's queued work; the
-  // returned event marks completion. The watchdog holds `keep_alive` until the event fires.
-  std::shared_ptr<Event> enqueue(const char* operation, const at::Tensor& keep_alive,
+  // Runs `launch` on the communicator's stream after the work queued so far on the current
+  // stream; the returned event marks completion. The watchdog holds `tensors` until it fires
+  // (an error counts as fired: the next CUDA call reports it).
+  std::shared_ptr<Event> enqueue(const char* operation, std::vector<at::Tensor> tensors,
                                  const std::function<void(cudaStream_t)>& launch) {
-    check_cuda(cudaSetDevice(device_), "cudaSetDevice");
+    const c10::cuda::CUDAGuard guard(device_);
     Event ready;
-    check_cuda(cudaEventRecord(ready.get(), cudaStreamLegacy), "cudaEventRecord");
-    check_cuda(cudaStreamWaitEvent(stream_, ready.get(), 0), "cudaStreamWaitEvent");
-    launch(stream_);
+    ready.record(c10::cuda::getCurrentCUDAStream(device_));
+    ready.block(stream_);
+    launch(stream_.stream());
     auto done = std::make_shared<Event>();
-    check_cuda(cudaEventRecord(done->get(), stream_), "cudaEventRecord");
-    watchdog_.begin(operation, step(), [done, keep_alive] { return cudaEventQuery(done->get()) != cudaErrorNotReady; });
+    done->record(stream_);
+    watchdog_.begin(operation, step(), [done, tensors = std::move(tensors)] {
+      return cudaEventQuery(done->event()) != cudaErrorNotReady;
+    });
     return done;
   }
 
   World world_;
   Watchdog watchdog_;
-  int device_ = 0;
+  c10::DeviceIndex device_;
+  c10::cuda::CUDAStream stream_;  // from LibTorch's pool, so the allocator and profiler know it
   MPI_Comm mpi_comm_ = MPI_COMM_NULL;
   ncclComm_t comm_ = nullptr;
-  cudaStream_t stream_ = nullptr;
 };
 
 }  // namespace

@@ -32,6 +32,7 @@ std::vector<GpuSpec> default_gpu_table() {
   return {
       {"A100", 400.0, 1.80, 312.0},       // A100 SXM4 80GB
       {"H100", 700.0, 2.99, 989.4},       // H100 SXM5
+      {"H200", 700.0, 3.50, 989.4},       // H200 SXM (H100's tensor cores, more and faster memory)
       {"V100", 300.0, 0.55, 125.0},       // V100 SXM2, fp16 (no bf16)
       {"RTX A6000", 300.0, 0.80, 154.8},
       {"RTX 4090", 450.0, 0.50, 165.2},
@@ -116,7 +117,8 @@ Estimate estimate_run(const PlannedRun& run, const EnergyOptions& options) {
   estimate.run = run;
   estimate.device_price_per_hour = options.device_price_per_hour >= 0 ? options.device_price_per_hour : run.gpu.price_per_hour;
   const double device_hours = run.gpus * run.hours;
-  estimate.bill = make_bill(device_hours * run.gpu.board_power_w * 3600.0, device_hours, estimate.device_price_per_hour, options);
+  const double joules = run.joules >= 0 ? run.joules : device_hours * run.gpu.board_power_w * 3600.0;
+  estimate.bill = make_bill(joules, device_hours, estimate.device_price_per_hour, options);
   return estimate;
 }
 
@@ -124,6 +126,13 @@ double hours_for_flops(double flops, const GpuSpec& gpu, int gpus, double mfu) {
   if (gpu.dense_tflops <= 0 || gpus <= 0 || mfu <= 0)
     throw std::runtime_error("GPU " + gpu.name + ": cannot turn FLOPs into hours without dense_tflops, GPUs and utilisation > 0");
   return flops / (gpu.dense_tflops * 1e12 * mfu * gpus) / 3600.0;
+}
+
+double hours_for_images(double images, double images_per_s, int gpus) {
+  if (images_per_s <= 0 || gpus <= 0)
+    throw std::runtime_error("--images-per-s: found " + std::to_string(images_per_s) + " on " + std::to_string(gpus) +
+                             " GPU(s), expected a measured rate > 0 per GPU");
+  return images / (images_per_s * gpus) / 3600.0;
 }
 
 }  // namespace gf::energy

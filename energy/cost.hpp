@@ -21,7 +21,7 @@ struct GpuSpec {
   double dense_tflops = 0.0;
 };
 
-// A100, H100, V100, RTX A6000, RTX 4090.
+// A100, H100, H200, V100, RTX A6000, RTX 4090.
 std::vector<GpuSpec> default_gpu_table();
 // Applies a JSON object {"NAME": {"board_power_w": W, "price_per_hour": USD, "dense_tflops": T}}
 // to `table`: a known name (case-insensitive) has the given fields replaced, a new name is
@@ -51,14 +51,16 @@ struct Bill {
 };
 Bill make_bill(double joules, double device_hours, double device_price_per_hour, const EnergyOptions& options);
 
-// A planned run on `gpus` GPUs of one model for `hours` of wall time, every GPU drawing its
-// board power (an upper bound: training at high utilisation runs close to it). Host CPUs,
-// memory and networking are left to the PUE. Device price: options.device_price_per_hour
-// when >= 0, else the table's.
+// A planned run on `gpus` GPUs of one model for `hours` of wall time. Device energy: the
+// measured `joules` of the whole run when >= 0 (a measured J/image times the images), else
+// every GPU drawing its board power (an upper bound: training at high utilisation runs close
+// to it). Host CPUs, memory and networking are left to the PUE. Device price:
+// options.device_price_per_hour when >= 0, else the table's.
 struct PlannedRun {
   GpuSpec gpu;
   int gpus = 1;
   double hours = 0.0;
+  double joules = -1.0;
 };
 struct Estimate {
   PlannedRun run;
@@ -69,6 +71,8 @@ Estimate estimate_run(const PlannedRun& run, const EnergyOptions& options);
 
 // Hours to execute `flops` on `gpus` GPUs at model-FLOPs utilisation `mfu` of the dense peak.
 double hours_for_flops(double flops, const GpuSpec& gpu, int gpus, double mfu);
+// Hours to process `images` on `gpus` GPUs at a measured `images_per_s` per GPU.
+double hours_for_images(double images, double images_per_s, int gpus);
 // The utilisation `greenfound cost` assumes: 35% of the dense bf16 peak, an assumption in the
 // range usually reported for bf16 transformer training; small models such as ViT-S on the
 // fastest GPUs may reach less (pass --mfu).

@@ -1,8 +1,8 @@
 #include "eval/embed.hpp"
 
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
-#include <torch/cuda.h>
 
 #include <algorithm>
 #include <chrono>
@@ -24,9 +24,11 @@
 #include "data/labels_csv.hpp"
 #include "data/loader.hpp"
 #include "dist/communicator.hpp"
+#include "dist/device.hpp"
 #include "dist/world.hpp"
 #include "energy/tracker.hpp"
 #include "model/arch_registry.hpp"
+#include "model/autocast.hpp"
 
 namespace gf::eval {
 namespace {
@@ -94,13 +96,18 @@ model::VisionTransformer build_encoder(const EmbedConfig& config, std::string& s
   return encoder;
 }
 
-at::Device pick_device(const std::string& name, const dist::World& world) {
-  const bool cuda = name == "cuda" || (name == "auto" && torch::cuda::is_available());
-  if (name != "cpu" && name != "cuda" && name != "auto")
-    throw std::runtime_error("--device: found \"" + name + "\", expected cpu, cuda or auto");
-  if (!cuda) return at::Device(at::kCPU);
-  if (!torch::cuda::is_available()) throw std::runtime_error("--device cuda: no CUDA device is available");
-  return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(world.local_rank % torch::cuda::device_count()));
+// fp32: IEEE float32 on the GPU too (LibTorch lets cuDNN convolutions use TF32 by default),
+// so GPU embeddings match CPU ones; bf16: autocast, the fast path. True for bf16.
+bool use_bf16(const std::string& precision, const at::Device& device) {
+  if (precision != "fp32" && precision != "bf16")
+    base::throw_found_expected("embed", "precision", "\"" + precision + "\"", "fp32 or bf16");
+  if (precision == "bf16" && !device.is_cuda())
+    base::throw_found_expected("embed", "precision", "\"bf16\" on " + device.str(), "a CUDA device (or fp32)");
+  if (device.is_cuda() && precision == "fp32") {
+    at::globalContext().setAllowTF32CuDNN(false);
+    at::globalContext().setAllowTF32CuBLAS(false);
+  }
+  return precision == "bf16";
 }
 
 // Row positions and embeddings of every rank, gathered in rank order.
@@ -128,7 +135,7 @@ struct EmbedInputs {
   int64_t total = 0;
 };
 
-EmbedInputs open_inputs(const EmbedConfig& config, const dist::World& world) {
+EmbedInputs open_inputs(const EmbedConfig& config, const dist::World& world, const at::Device& device) {
   EmbedInputs in;
   EmbeddingTable& table = in.table;
   if (!config.images_dir.empty()) {
@@ -147,6 +154,7 @@ EmbedInputs open_inputs(const EmbedConfig& config, const dist::World& world) {
   options.img_size = static_cast<int>(config.img_size);
   options.workers = config.workers;
   options.verify = world.is_root() ? data::Verify::kChecksums : data::Verify::kSizes;
+  options.device = device;
   in.loader = std::make_unique<data::Loader>(options);
   const data::Dataset& dataset = in.loader->dataset();
   // The published evaluation embedded raw images; a fundus-cropped set embeds its crops.
@@ -193,7 +201,7 @@ struct EmbeddedSlice {
 };
 
 EmbeddedSlice embed_slice(const EmbedConfig& config, EmbedInputs& in, int64_t begin, int64_t end,
-                          model::VisionTransformer& encoder, const at::Device& device,
+                          model::VisionTransformer& encoder, const at::Device& device, bool bf16,
                           energy::EnergyTracker* tracker, base::Progress& progress) {
   const auto phase = [&](energy::Phase p) {
     if (tracker) tracker->set_phase(p);
@@ -206,6 +214,7 @@ EmbeddedSlice embed_slice(const EmbedConfig& config, EmbedInputs& in, int64_t be
     phase(energy::Phase::kEval);
     {
       c10::InferenceMode inference;
+      const model::CudaBf16Autocast autocast(bf16);
       outputs.push_back(encoder->forward_embedding(images.to(device), config.pool).to(at::kCPU, at::kFloat));
     }
     phase(energy::Phase::kData);
@@ -265,7 +274,8 @@ EmbedSummary run_embed(const EmbedConfig& config) {
   if (config.batch_size < 1) throw base::FieldError("embed", "batch_size", "found " + std::to_string(config.batch_size) +
                                                       ", expected at least 1");
   at::set_num_threads(base::resolve_threads(config.threads, world.local_size));
-  const at::Device device = pick_device(config.device, world);
+  const at::Device device = dist::select_device(config.device, world, "device");
+  const bool bf16 = use_bf16(config.precision, device);
 
   std::string sha256;
   model::VisionTransformer encoder = build_encoder(config, sha256);
@@ -273,7 +283,7 @@ EmbedSummary run_embed(const EmbedConfig& config) {
   const model::VitOptions& vit = encoder->options();
 
   // The rows in output order, and this rank's contiguous slice of them.
-  EmbedInputs in = open_inputs(config, world);
+  EmbedInputs in = open_inputs(config, world, device);
   const int64_t total = in.total;
   const int64_t begin = total * world.rank / world.size, end = total * (world.rank + 1) / world.size;
   const std::unique_ptr<energy::EnergyTracker> tracker = start_tracker(config, world, communicator);
@@ -283,7 +293,7 @@ EmbedSummary run_embed(const EmbedConfig& config) {
   progress_options.style = world.is_root() && config.verbose ? base::ProgressStyle::kAuto : base::ProgressStyle::kSilent;
   base::Progress progress(progress_options, end - begin);
   const auto started = std::chrono::steady_clock::now();
-  const EmbeddedSlice slice = embed_slice(config, in, begin, end, encoder, device, tracker.get(), progress);
+  const EmbeddedSlice slice = embed_slice(config, in, begin, end, encoder, device, bf16, tracker.get(), progress);
   const double seconds =
       max_over_ranks(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), communicator);
   if (slice.rows.size(0) != end - begin)

@@ -42,6 +42,7 @@ struct EmbedConfig {
   int threads = 0;              // torch intra-op threads per rank; 0 = automatic (base::resolve_threads)
   int workers = 0;              // dataset form: decode threads per rank; 0 = hardware threads
   std::string device = "auto";  // "cpu", "cuda" (GPU local_rank), "auto" = cuda when available
+  std::string precision = "fp32";  // "fp32" (IEEE on the GPU too: TF32 off) | "bf16" (autocast, CUDA only)
   bool track_energy = true;     // energy.csv / energy.json in energy_dir, summary printed by rank 0
   std::string energy_dir;       // "" = the folder of `out`
   energy::EnergyOptions energy;

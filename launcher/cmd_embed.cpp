@@ -25,7 +25,8 @@ struct EmbedFlags {
 
 const FieldFlags kEmbedFlags = {{"images_dir", "--images"}, {"data_dir", "--data"}, {"out", "--out"},
                                  {"batch_size", "--batch-size"}, {"arch", "--arch"}, {"weights", "--weights"},
-                                 {"dtype", "--dtype"}};
+                                 {"dtype", "--dtype"}, {"device", "--device"},
+                                 {"precision", "--precision"}};
 
 void run_embed(EmbedFlags flags) {
   eval::EmbedConfig& config = flags.config;
@@ -84,6 +85,11 @@ void setup_embed(CLI::App& sub) {
   sub.add_option("--workers", c.workers, "Dataset form: decode threads per rank (0: hardware threads)")
       ->check(CLI::NonNegativeNumber);
   add_device_option(sub, c.device);
+  sub.add_option("--precision", c.precision,
+                 "fp32 (IEEE float32 on the GPU too, TF32 off: GPU embeddings match CPU ones) or bf16 "
+                 "(autocast on CUDA, the fast path)")
+      ->check(CLI::IsMember({"fp32", "bf16"}))
+      ->capture_default_str();
   sub.add_option("--energy-dir", c.energy_dir, "Where energy.csv/energy.json go (default: the folder of --out)");
   add_no_energy_flag(sub, flags->no_energy);
   sub.callback([flags] { run_with_flag_names(kEmbedFlags, FieldSource::kFlagsOnly, [&] { run_embed(*flags); }); });

@@ -4,6 +4,8 @@
 // one library entry point.
 #include <CLI/CLI.hpp>
 
+#include <string>
+
 namespace gf::launcher {
 
 struct Command {
@@ -27,5 +29,8 @@ void setup_synth(CLI::App& sub);
 void setup_launch(CLI::App& sub);
 void setup_embed(CLI::App& sub);
 void setup_probe(CLI::App& sub);
+
+// What `greenfound --version` prints: commit, LibTorch, CUDA, cuDNN, NCCL, MPI, visible GPUs.
+std::string version_text();
 
 }  // namespace gf::launcher

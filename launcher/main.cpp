@@ -33,6 +33,8 @@ int main(int argc, char** argv) {
   CLI::App app{"greenfound: Token Reconstruction pretraining and evaluation of retinal foundation models"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Every subcommand's help");
+  app.set_version_flag("--version", gf::launcher::version_text,
+                       "greenfound's commit, LibTorch, CUDA, cuDNN, NCCL and MPI versions, and the visible GPUs");
   for (const auto& command : kCommands) command.setup(*app.add_subcommand(command.name, command.help));
   try {
     app.parse(argc, argv);

@@ -1,14 +1,12 @@
 #include "train/provenance.hpp"
 
-#include <torch/version.h>
-
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "base/atomic_file.hpp"
 #include "base/json_reader.hpp"
 #include "base/text.hpp"
-#include "dist/world.hpp"
+#include "dist/device.hpp"
 
 #ifndef GF_GIT_COMMIT
 #define GF_GIT_COMMIT "unknown"
@@ -32,7 +30,12 @@ void visit_fields(S& s, F&& f) {
   f("backend", s.backend);
   f("greenfound", s.greenfound);
   f("libtorch", s.libtorch);
+  f("cuda_runtime", s.cuda_runtime);
+  f("cuda_driver", s.cuda_driver);
+  f("cudnn", s.cudnn);
+  f("nccl", s.nccl);
   f("mpi", s.mpi);
+  f("gpus", s.gpus);
 }
 
 }  // namespace
@@ -77,8 +80,14 @@ void record_session(const std::string& run_dir, const Session& started) {
   static_cast<Session&>(session) = started;
   session.started = base::format_now(base::Zone::kUtc, "%Y-%m-%dT%H:%M:%SZ");
   session.greenfound = GF_GIT_COMMIT;
-  session.libtorch = TORCH_VERSION;
-  session.mpi = dist::mpi_library_version();
+  const dist::RuntimeVersions versions = dist::runtime_versions();
+  session.libtorch = versions.libtorch;
+  session.cuda_runtime = versions.cuda_runtime;
+  session.cuda_driver = versions.cuda_driver;
+  session.cudnn = versions.cudnn;
+  session.nccl = versions.nccl;
+  session.mpi = versions.mpi;
+  session.gpus = versions.gpus.names;
   provenance.sessions.push_back(std::move(session));
   base::write_file_atomic(path, to_json(provenance).dump(2) + "\n");
 }

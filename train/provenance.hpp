@@ -3,8 +3,11 @@
 // several sessions, each on its own hosts, binary and libraries; `report` shows them all.
 //
 // {"sessions": [{"started": "2026-11-28T00:33:37Z", "start_step": 0, "host": "node1",
-//   "ranks": 2, "ranks_per_node": 2, "threads_per_rank": 1, "device": "cpu",
-//   "backend": "mpi", "greenfound": "a1b2c3d", "libtorch": "1.13.0", "mpi": "Open MPI v4.1.4"}]}
+//   "ranks": 2, "ranks_per_node": 2, "threads_per_rank": 1, "device": "cuda:0",
+//   "backend": "nccl", "greenfound": "a1b2c3d", "libtorch": "2.11.0", "cuda_runtime": "13.0",
+//   "cuda_driver": "13.0", "cudnn": "9.19.0", "nccl": "2.28.9", "mpi": "Open MPI v4.1.4",
+//   "gpus": ["NVIDIA H200"]}]}
+// Versions and GPUs are rank 0's (dist/device.hpp); "" where a library or driver is absent.
 #include <nlohmann/json_fwd.hpp>
 
 #include <cstdint>
@@ -24,7 +27,8 @@ struct Session {
 // A session as provenance.json holds it: record_session adds when, and with which build and
 // libraries.
 struct SessionRecord : Session {
-  std::string started, greenfound, libtorch, mpi;
+  std::string started, greenfound, libtorch, cuda_runtime, cuda_driver, cudnn, nccl, mpi;
+  std::vector<std::string> gpus;
 };
 
 struct Provenance {

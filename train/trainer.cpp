@@ -12,9 +12,10 @@
 #include "base/atomic_file.hpp"
 #include "base/error.hpp"
 #include "base/parallel_for.hpp"
+#include "dist/device.hpp"
 #include "model/arch_registry.hpp"
+#include "model/autocast.hpp"
 #include "model/weights.hpp"
-#include "train/autocast.hpp"
 #include "train/provenance.hpp"
 
 namespace gf::train {
@@ -26,14 +27,6 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 const char* const kCpuGenerator = "torch_cpu";
-
-torch::Device pick_device(const std::string& name, const dist::World& world) {
-  const bool cuda = torch::cuda::is_available();
-  if (name == "cuda" && !cuda) throw std::runtime_error("train.device: found \"cuda\", but no CUDA device is visible");
-  if (name == "cpu" || !cuda) return torch::kCPU;
-  const auto count = static_cast<int>(torch::cuda::device_count());
-  return {torch::kCUDA, static_cast<c10::DeviceIndex>(world.local_rank % count)};
-}
 
 data::AugmentOptions augment_options(bool augment) {
   data::AugmentOptions options;
@@ -139,7 +132,7 @@ Trainer::Trainer(const RunConfig& config, const PretrainOptions& options)
 Trainer::~Trainer() = default;
 
 void Trainer::setup_device() {
-  device_ = pick_device(config_.train.device, world_);
+  device_ = dist::select_device(config_.train.device, world_, "train.device");
   device_guard_.emplace(device_);
   bf16_ = config_.train.precision == Precision::kBf16 || (config_.train.precision == Precision::kAuto && device_.is_cuda());
   if (bf16_ && !device_.is_cuda())
@@ -244,6 +237,7 @@ void Trainer::build_data() {
   loader_options.augment = augment_options(config_.data.augment);
   loader_options.workers = static_cast<int>(config_.data.workers);
   loader_options.prefetch = static_cast<int>(config_.data.prefetch);
+  loader_options.device = device_;
   loader_ = std::make_unique<data::Loader>(loader_options);
   // A kept last batch is one step of fewer micro-batches, the last of them smaller.
   const int64_t micro_steps = loader_->steps_per_epoch();
@@ -380,14 +374,14 @@ torch::Tensor Trainer::forward_backward(int64_t micro, int64_t micro_steps, int6
   torch::Tensor target;
   {
     energy::PhaseScope phase(*tracker_, energy::Phase::kTeacherForward);
-    const CudaBf16Autocast autocast(bf16_);
+    const model::CudaBf16Autocast autocast(bf16_);
     target = wrapper_->teacher_forward(images);
     times.teacher += clock.lap();
   }
   energy::PhaseScope phase(*tracker_, energy::Phase::kStudentForwardBackward);
   model::TokenReconstructionOutput out;
   {
-    const CudaBf16Autocast autocast(bf16_);
+    const model::CudaBf16Autocast autocast(bf16_);
     out = wrapper_->student_forward(images, target, draws, clean_index);
   }
   // This rank's mean weighted by its share of the step's samples, so that the reducer's mean

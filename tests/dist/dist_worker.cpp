@@ -1,11 +1,13 @@
-// One rank of a dist/ test job: `mpirun -n 2 dist_worker <scenario>` (test_dist_mpi.cpp
-// starts it and reads the exit status and output). A failed check throws; the error is
+// One rank of a dist/ test job: `mpirun -n 2 dist_worker <scenario> [cuda]` (test_dist_mpi.cpp
+// and, with `cuda` for the NCCL backend, test_dist_gpu.cpp start it and read the exit status
+// and output). A failed check throws; the error is
 // printed with the rank and the whole job ends non-zero.
 #include <torch/nn/module.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
 #include <torch/nn/functional/activation.h>
 #include <torch/nn/functional/loss.h>
+#include <c10/cuda/CUDAFunctions.h>
 
 #include <unistd.h>
 
@@ -296,6 +298,42 @@ void scenario_single(const World& world, Communicator& comm) {
   std::cout << "single process ok" << std::endl;
 }
 
+// One rank per local GPU (NCCL, CUDA tensors): the collectives for any rank count, and the
+// reducer giving one process's gradients of the whole batch.
+void scenario_nccl(const World& world, Communicator& comm) {
+  check(comm.backend() == gf::dist::Backend::kNccl, "expected the NCCL backend");
+  const int r = comm.rank(), n = comm.size();
+  const at::Device device(at::kCUDA, static_cast<c10::DeviceIndex>(world.local_rank % c10::cuda::device_count()));
+  const auto cuda = at::TensorOptions().device(device);
+  at::Tensor a = at::full({5}, static_cast<float>(r + 1), cuda);
+  comm.all_reduce(a, ReduceOp::kSum);
+  check(a.cpu().eq(n * (n + 1) / 2).all().item<bool>(), "all_reduce sum");
+  at::Tensor b = at::full({3}, static_cast<float>(2 * r), cuda.dtype(at::kBFloat16));
+  comm.all_reduce(b, ReduceOp::kAvg);
+  check(b.cpu().eq(n - 1).all().item<bool>(), "all_reduce avg bfloat16");
+  at::Tensor c = at::full({4}, static_cast<float>(r), cuda);
+  comm.broadcast(c, n - 1);
+  check(c.cpu().eq(n - 1).all().item<bool>(), "broadcast from the last rank");
+  const at::Tensor g = comm.all_gather(at::full({2}, static_cast<float>(r), cuda)).cpu();
+  for (int k = 0; k < n; ++k) check(g[k].eq(k).all().item<bool>(), "all_gather in rank order");
+  const at::Tensor v = comm.all_gatherv(at::full({r, 3}, static_cast<float>(r), cuda)).cpu();  // rank r sends r rows
+  check(v.size(0) == n * (n - 1) / 2, "all_gatherv row count");
+
+  Batch batch = full_batch(4 * n);
+  Net reference = make_net(7);
+  reference->to(device);
+  loss_of(reference, batch.x.to(device), batch.y.to(device)).backward();
+  Net net = make_net(7 + r);
+  net->to(device);
+  gf::dist::GradientReducerOptions options;
+  options.bucket_bytes = 2048;
+  GradientReducer reducer(comm, net->parameters(), options);
+  loss_of(net, batch.x.narrow(0, 4 * r, 4).to(device), batch.y.narrow(0, 4 * r, 4).to(device)).backward();
+  reducer.finalize();
+  compare_grads(reference, net, 1e-5, world);
+  std::cout << "rank " << r << ": nccl ok (" << n << " GPUs, " << reducer.num_buckets() << " buckets)" << std::endl;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -304,9 +342,10 @@ int main(int argc, char** argv) {
       {"reducer_no_sync", scenario_reducer_no_sync}, {"reducer_overlap", scenario_reducer_overlap},
       {"watchdog", scenario_watchdog},               {"kill_rank", scenario_kill_rank},
       {"single", scenario_single},                   {"world", [](const World&, Communicator&) {}},
+      {"nccl", scenario_nccl},
   };
   if (argc < 2 || !scenarios.count(argv[1])) {
-    std::cerr << "usage: dist_worker <scenario>" << std::endl;
+    std::cerr << "usage: dist_worker <scenario> [cuda]" << std::endl;
     return 2;
   }
   int rank = 0;
@@ -316,6 +355,7 @@ int main(int argc, char** argv) {
     rank = world.rank;
     gf::dist::CommunicatorOptions options;
     options.timeout_s = std::string(argv[1]) == "watchdog" ? 2 : 60;
+    if (argc > 2 && std::string(argv[2]) == "cuda") options.device = at::kCUDA;
     auto comm = gf::dist::make_communicator(gf::dist::Backend::kAuto, world, options);
     scenarios.at(argv[1])(world, *comm);
   } catch (const std::exception& e) {

@@ -61,11 +61,25 @@ TEST(Cost, PlannedRunAndFlopsToHours) {
   EXPECT_THROW(hours_for_flops(1e18, GpuSpec{"Y", 100, 1, 0}, 1, 0.5), std::runtime_error);
 }
 
+TEST(Cost, MeasuredRateAndEnergy) {
+  // 9,000,000 images at 500 images/s on each of 2 GPUs: 9000 s = 2.5 h.
+  EXPECT_NEAR(hours_for_images(9e6, 500, 2), 2.5, 1e-12);
+  EXPECT_THROW(hours_for_images(9e6, 0, 1), std::runtime_error);
+  // A measured 0.5 J/image over those images replaces 2 GPUs x 2.5 h x 700 W.
+  EnergyOptions options;
+  const GpuSpec h200 = require_gpu(default_gpu_table(), "H200");
+  const Estimate measured = estimate_run({h200, 2, 2.5, 0.5 * 9e6}, options);
+  EXPECT_NEAR(measured.bill.kwh, 0.5 * 9e6 / 3.6e6, 1e-12);
+  EXPECT_NEAR(measured.bill.device_hours, 5.0, 1e-12);
+  EXPECT_NEAR(estimate_run({h200, 2, 2.5}, options).bill.kwh, 5.0 * 0.7, 1e-9);
+}
+
 TEST(Cost, GpuNamesMatchNvmlNamesAndShortForms) {
   const auto table = default_gpu_table();
-  ASSERT_EQ(table.size(), 5u);
+  ASSERT_EQ(table.size(), 6u);
   EXPECT_EQ(find_gpu(table, "NVIDIA A100-SXM4-80GB")->name, "A100");
   EXPECT_EQ(find_gpu(table, "NVIDIA H100 80GB HBM3")->name, "H100");
+  EXPECT_EQ(find_gpu(table, "NVIDIA H200")->name, "H200");
   EXPECT_EQ(find_gpu(table, "Tesla V100-SXM2-32GB")->name, "V100");
   EXPECT_EQ(find_gpu(table, "NVIDIA RTX A6000")->name, "RTX A6000");
   EXPECT_EQ(find_gpu(table, "NVIDIA GeForce RTX 4090")->name, "RTX 4090");
@@ -76,7 +90,7 @@ TEST(Cost, GpuNamesMatchNvmlNamesAndShortForms) {
     require_gpu(table, "MI300X");
     FAIL();
   } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("A100, H100, V100, RTX A6000, RTX 4090"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("A100, H100, H200, V100, RTX A6000, RTX 4090"), std::string::npos) << e.what();
   }
 }
 

@@ -2,6 +2,8 @@
 // hours follow the GPU count and the --hours mode inverts the --epochs mode.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -88,3 +90,27 @@ TEST_F(CostCommand, BadInputIsOneClearError) {
 }
 
 }  // namespace
+
+TEST_F(CostCommand, MeasuredRateAndEnergyReplaceTheAssumptions) {
+  // 10 epochs x 1,000,000 images at a measured 250 images/s on each of 2 H200s: 20,000 s.
+  const std::string measured = " --gpu H200 --gpus 2 --dataset-images 1000000 --images-per-s 250 --joules-per-image 2";
+  const JobResult run = greenfound("cost --config " + config_ + measured + " --json");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const nlohmann::json out = nlohmann::json::parse(run.output);
+  EXPECT_EQ(out["rate"], "measured");
+  EXPECT_EQ(out["energy"], "measured");
+  EXPECT_EQ(out["gpu"], "H200");
+  EXPECT_NEAR(out["hours"].get<double>(), 1e7 / 500 / 3600, 1e-9);
+  EXPECT_NEAR(out["gpu_hours"].get<double>(), 2 * 1e7 / 500 / 3600, 1e-9);
+  EXPECT_NEAR(out["kwh"].get<double>(), 2 * 1e7 / 3.6e6, 1e-9);  // 2 J x 1e7 images, not 2 x 700 W
+  EXPECT_NEAR(out["kwh_x_pue"].get<double>(), 1.5 * out["kwh"].get<double>(), 1e-9);
+  EXPECT_NEAR(out["cost_usd"].get<double>(),
+              out["gpu_hours"].get<double>() * 3.50 + out["kwh_x_pue"].get<double>() * 0.2, 1e-9);
+  EXPECT_NEAR(out["mfu"].get<double>(), 250 * out["flops_per_image"].get<double>() / 989.4e12, 1e-12);
+
+  const JobResult text = greenfound("cost --config " + config_ + measured);
+  ASSERT_EQ(text.exit_code, 0) << text.output;
+  EXPECT_NE(text.output.find("measured   250 images/s per GPU"), std::string::npos) << text.output;
+  EXPECT_NE(text.output.find("measured 2 J per image"), std::string::npos) << text.output;
+  EXPECT_NE(greenfound("cost --config " + config_ + measured + " --mfu 0.5").exit_code, 0);
+}

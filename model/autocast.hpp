@@ -3,7 +3,7 @@
 // dtype=torch.bfloat16), as a scope.
 #include <ATen/autocast_mode.h>
 
-namespace gf::train {
+namespace gf::model {
 
 class CudaBf16Autocast {
  public:
@@ -30,4 +30,4 @@ class CudaBf16Autocast {
   at::ScalarType previous_dtype_ = at::kHalf;
 };
 
-}  // namespace gf::train
+}  // namespace gf::model
