@@ -17,7 +17,10 @@ AttentionImpl::AttentionImpl(int64_t dim, int64_t num_heads) : num_heads_(num_he
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
   const int64_t batch = x.size(0), tokens = x.size(1), dim = x.size(2);
-  auto qkv = qkv_->forward(x).reshape({batch, tokens, 3, num_heads_, dim / num_heads_}).permute({2, 0, 3, 1, 4});
+  // unbind, not three selects: its backward stacks the three gradients into one tensor, where
+  // each select's would zero-fill a full-size gradient and the three would then be summed.
+  const auto qkv =
+      qkv_->forward(x).reshape({batch, tokens, 3, num_heads_, dim / num_heads_}).permute({2, 0, 3, 1, 4}).unbind(0);
   // The fused kernel (timm's fused_attn path); its default scale is head_dim^-0.5, timm's.
   auto out = at::scaled_dot_product_attention(qkv[0], qkv[1], qkv[2]);
   return proj_->forward(out.transpose(1, 2).reshape({batch, tokens, dim}));
