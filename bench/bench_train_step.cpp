@@ -23,7 +23,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -196,8 +195,8 @@ int main(int argc, char** argv) {
   int rounds = 3;
   std::vector<int> sweep = default_sweep();
   const char* env_python = std::getenv("GF_PYTHON");
-  std::string python = env_python != nullptr && *env_python != '\0' ? env_python : "python3";
-  std::string reference = (std::filesystem::path(__FILE__).parent_path() / "reference_train_step.py").string();
+  std::string python = env_python != nullptr && *env_python != '\0' ? env_python : GF_PYTHON_DEFAULT;
+  std::string reference = GF_REFERENCE_DEFAULT;
   app.add_option("--arch", s.arch, "Registered architecture")->capture_default_str();
   app.add_option("--img-size", s.img_size, "Square image size")->capture_default_str();
   app.add_option("--batch", s.batch, "Images per step")->capture_default_str()->check(CLI::Range(2, 1 << 20));
@@ -209,7 +208,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", sweep, "Thread counts to sweep (default 1, 2, 4, ..., all cores)")
       ->delimiter(',')
       ->check(CLI::PositiveNumber);
-  app.add_option("--python", python, "Python with torch and timm (default $GF_PYTHON)");
+  app.add_option("--python", python, "Python with torch and timm (default $GF_PYTHON, else the venv's python the build was configured with)");
   app.add_option("--reference", reference, "The reference script");
   CLI11_PARSE(app, argc, argv);
 
