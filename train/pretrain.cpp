@@ -120,6 +120,13 @@ PretrainResult pretrain(const RunConfig& config_in, const PretrainOptions& optio
   const bool bf16 = config.train.precision == "bf16" || (config.train.precision == "auto" && device.is_cuda());
   if (bf16 && !device.is_cuda())
     throw std::runtime_error("train.precision: found \"bf16\" on a CPU device, expected fp32 or auto");
+  // One compute pool: this LibTorch runs ATen, MKL (GNU OpenMP layer) and oneDNN on the one
+  // libgomp team this sizes (a 2-thread step has 2 compute threads; no OpenBLAS pool as with
+  // Debian's LibTorch, whose pools competed). The interop pool is unused (no at::launch); the
+  // loader's workers run ATen single-threaded. What still competes is other work on the cores:
+  // libgomp then spins up to ~3 ms per barrier by default, and 2 threads on 2 loaded cores ran
+  // ~2x slower than with OMP_WAIT_POLICY=passive or GOMP_SPINCOUNT=10000 (bench_train_step),
+  // which libgomp reads only at process start: set them in the environment, not here.
   at::set_num_threads(static_cast<int>(config.train.threads > 0 ? config.train.threads : default_threads(world)));
 
   const int64_t global_batch = config.data.batch_size;
