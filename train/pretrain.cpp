@@ -123,10 +123,11 @@ PretrainResult pretrain(const RunConfig& config_in, const PretrainOptions& optio
   // One compute pool: this LibTorch runs ATen, MKL (GNU OpenMP layer) and oneDNN on the one
   // libgomp team this sizes (a 2-thread step has 2 compute threads; no OpenBLAS pool as with
   // Debian's LibTorch, whose pools competed). The interop pool is unused (no at::launch); the
-  // loader's workers run ATen single-threaded. What still competes is other work on the cores:
-  // libgomp then spins up to ~3 ms per barrier by default, and 2 threads on 2 loaded cores ran
-  // ~2x slower than with OMP_WAIT_POLICY=passive or GOMP_SPINCOUNT=10000 (bench_train_step),
-  // which libgomp reads only at process start: set them in the environment, not here.
+  // loader's workers run ATen single-threaded. On 2 idle cores 2 threads trained ~1.8x faster
+  // than 1, loader included. Other work on the cores still costs: libgomp spins up to ~3 ms per
+  // barrier, and 2 threads on 2 loaded cores ran ~2x slower than with OMP_WAIT_POLICY=passive
+  // or GOMP_SPINCOUNT=10000, which cost 5-10% on idle cores; libgomp reads them only at
+  // process start, so they stay the environment's choice (shared nodes: set one).
   at::set_num_threads(static_cast<int>(config.train.threads > 0 ? config.train.threads : default_threads(world)));
 
   const int64_t global_batch = config.data.batch_size;
