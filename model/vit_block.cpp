@@ -1,12 +1,22 @@
 #include "model/vit_block.hpp"
 
 #include <ATen/ATen.h>
-#include <torch/nn/functional/activation.h>
 
 #include <stdexcept>
 #include <string>
 
 namespace gf::model {
+namespace {
+
+// at::linear, as torch.nn.functional.linear (timm) calls it: one addmm with the bias for a
+// contiguous [B, N, D] input. LibTorch's C++ Linear::forward instead runs matmul and then a
+// separate in-place bias add over the whole output.
+torch::Tensor linear(const torch::Tensor& x, const torch::nn::Linear& layer) {
+  return at::linear(x, layer->weight, layer->bias);
+}
+
+}  // namespace
+
 AttentionImpl::AttentionImpl(int64_t dim, int64_t num_heads) : num_heads_(num_heads) {
   if (num_heads <= 0 || dim % num_heads != 0)
     throw std::runtime_error("model: embed_dim " + std::to_string(dim) + " is not divisible by num_heads " +
@@ -17,10 +27,12 @@ AttentionImpl::AttentionImpl(int64_t dim, int64_t num_heads) : num_heads_(num_he
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
   const int64_t batch = x.size(0), tokens = x.size(1), dim = x.size(2);
-  auto qkv = qkv_->forward(x).reshape({batch, tokens, 3, num_heads_, dim / num_heads_}).permute({2, 0, 3, 1, 4});
+  // unbind, not three selects: its backward stacks the three gradients into one tensor, where
+  // each select's would zero-fill a full-size gradient and the three would then be summed.
+  const auto qkv = linear(x, qkv_).reshape({batch, tokens, 3, num_heads_, dim / num_heads_}).permute({2, 0, 3, 1, 4}).unbind(0);
   // The fused kernel (timm's fused_attn path); its default scale is head_dim^-0.5, timm's.
   auto out = at::scaled_dot_product_attention(qkv[0], qkv[1], qkv[2]);
-  return proj_->forward(out.transpose(1, 2).reshape({batch, tokens, dim}));
+  return linear(out.transpose(1, 2).reshape({batch, tokens, dim}), proj_);
 }
 
 MlpImpl::MlpImpl(int64_t dim, int64_t hidden) {
@@ -29,7 +41,7 @@ MlpImpl::MlpImpl(int64_t dim, int64_t hidden) {
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  return fc2_->forward(torch::nn::functional::gelu(fc1_->forward(x)));
+  return linear(at::gelu(linear(x, fc1_)), fc2_);
 }
 
 LayerScaleImpl::LayerScaleImpl(int64_t dim, double init_values) {

@@ -2,9 +2,9 @@
 // The published optimizer: AdamW over the weight-decay groups of model/param_groups.hpp,
 // the per-epoch learning rate set on every group, gradient-norm clipping over every
 // gradient of the wrapper, and the AdamW state by parameter name (for checkpoints).
-#include <torch/optim/adamw.h>
+#include <ATen/Tensor.h>
 
-#include <memory>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -19,8 +19,10 @@ class Optimizer {
   // `optimized` with the published token rule unless optim.decay_tokens is false.
   Optimizer(const model::NamedTensors& optimized, const OptimConfig& config);
 
-  void set_lr(double lr);
-  void step() { adamw_->step(); }
+  void set_lr(double lr) { lr_ = lr; }
+  // One AdamW step (torch.optim.AdamW's algorithm) of every parameter that has a gradient;
+  // the others are skipped and keep their state, as PyTorch's optimizers do.
+  void step();
 
   // exp_avg.<name> and exp_avg_sq.<name> of every parameter with state (CPU copies), and
   // AdamW's step count (shared by all parameters: they are all stepped every time).
@@ -30,20 +32,28 @@ class Optimizer {
   void load_state(const model::NamedTensors& state, int64_t step_count, const std::string& source);
 
  private:
-  model::NamedTensors all_;  // decay then no-decay, the order of the AdamW groups
-  std::unique_ptr<torch::optim::AdamW> adamw_;
+  struct Slot {
+    std::string name;
+    at::Tensor param;
+    bool decay = false;
+    int64_t steps = 0;
+    at::Tensor exp_avg, exp_avg_sq, step;  // undefined until the first step (step: float32 scalar)
+  };
+  std::vector<Slot> slots_;  // decay group then no-decay
+  OptimConfig config_;
+  double lr_;
 };
 
 // What a clip saw, on the gradients' device (no sync).
 struct ClipResult {
-  torch::Tensor total_norm;   // 0-dim: L2 norm over every gradient, before clipping
-  torch::Tensor coefficient;  // 0-dim: min(1, max_norm / (total_norm + 1e-6)), applied to every gradient
-  torch::Tensor norms;        // [parameters.size()]: each gradient's L2 norm before clipping (0 without one)
+  at::Tensor total_norm;   // 0-dim: L2 norm over every gradient, before clipping
+  at::Tensor coefficient;  // 0-dim: min(1, max_norm / (total_norm + 1e-6)), applied to every gradient
+  at::Tensor norms;        // [parameters.size()]: each gradient's L2 norm before clipping (0 without one)
 };
 
 // torch.nn.utils.clip_grad_norm_(parameters, max_norm) as PyTorch 2 computes it: per-gradient
 // norms (_foreach_norm), the norm of those, the coefficient as 1/(total + 1e-6) x max_norm
 // clamped to 1, every defined gradient multiplied by it (_foreach_mul_).
-ClipResult clip_grad_norm(const std::vector<torch::Tensor>& parameters, double max_norm);
+ClipResult clip_grad_norm(const std::vector<at::Tensor>& parameters, double max_norm);
 
 }  // namespace gf::train

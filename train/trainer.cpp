@@ -137,6 +137,12 @@ void Trainer::setup_device() {
   bf16_ = config_.train.precision == Precision::kBf16 || (config_.train.precision == Precision::kAuto && device_.is_cuda());
   if (bf16_ && !device_.is_cuda())
     base::throw_found_expected("pretrain", "train.precision", "\"bf16\" on a CPU device", "fp32 or auto");
+  // One compute pool: this LibTorch runs ATen, MKL (GNU OpenMP layer) and oneDNN on the one
+  // libgomp team this sizes; the loader's workers run ATen single-threaded. On 2 idle cores 2
+  // threads trained ~1.8x faster than 1. libgomp spins up to ~3 ms per barrier: on loaded cores
+  // 2 threads ran ~2x slower than with OMP_WAIT_POLICY=passive or GOMP_SPINCOUNT=10000, which
+  // cost 5-10% on idle cores; libgomp reads them only at process start, so they stay the
+  // environment's choice (shared nodes: set one).
   at::set_num_threads(base::resolve_threads(static_cast<int>(config_.train.threads), world_.local_size));
 }
 

@@ -1,85 +1,57 @@
-"""Checks a greenfound-exported .safetensors with PyTorch alone (no timm, no safetensors package).
+"""Loads a greenfound-exported .safetensors into the real timm model and compares embeddings.
 
-usage: check_export.py EXPORT.safetensors REFERENCE.pth
-Parses the safetensors header by hand, builds a plain torch.nn module tree with the submodule
-names of timm's VisionTransformer (vit_*_patch14_reg4_dinov2) from the header's timm_kwargs,
-and requires: the file's key order equals that module's state_dict() order, a strict
-load_state_dict succeeds, and every tensor equals the reference state dict's.
+usage: check_export.py EXPORT.safetensors TOKENS.safetensors
+EXPORT holds the encoder weights and greenfound's metadata (architecture = the timm model
+name, timm_kwargs); TOKENS holds `images` [B, 3, S, S] and `tokens`, greenfound's
+forward_features of them [B, T, D]. Requires: the file's key order equals the timm model's
+state_dict() order, load_state_dict(strict=True) succeeds, and timm's forward_features and
+mean-over-tokens embedding equal greenfound's within 1e-5.
 """
 import json
 import struct
 import sys
 
+import timm
 import torch
-from torch import nn
+from safetensors.torch import load_file
 
-DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64}
-SIZES = {  # what timm registers for each model; timm_kwargs override
-    "vit_small_patch14_reg4_dinov2": dict(embed_dim=384, depth=12, num_heads=6),
-    "vit_base_patch14_reg4_dinov2": dict(embed_dim=768, depth=12, num_heads=12),
-    "vit_large_patch14_reg4_dinov2": dict(embed_dim=1024, depth=24, num_heads=16),
-}
+TOLERANCE = 1e-5
 
 
-def read_safetensors(path):
-    raw = open(path, "rb").read()
-    (size,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + size])
+def read_header(path):
+    """The metadata, and the tensor names in the order their data lies in the file (the
+    safetensors API lists them by name)."""
+    with open(path, "rb") as f:
+        header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
     meta = header.pop("__metadata__", {})
-    tensors = {}
-    for name, info in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]):
-        start, end = info["data_offsets"]
-        buf = bytearray(raw[8 + size + start:8 + size + end])
-        tensors[name] = torch.frombuffer(buf, dtype=DTYPES[info["dtype"]]).reshape(info["shape"])
-    return tensors, meta
-
-
-class Named(nn.Module):
-    def __init__(self, **children):
-        super().__init__()
-        for name, child in children.items():
-            setattr(self, name, child)
-
-
-class LayerScale(nn.Module):
-    def __init__(self, dim):
-        super().__init__()
-        self.gamma = nn.Parameter(torch.ones(dim))
-
-
-def block(dim, hidden):
-    return Named(norm1=nn.LayerNorm(dim), attn=Named(qkv=nn.Linear(dim, 3 * dim), proj=nn.Linear(dim, dim)),
-                 ls1=LayerScale(dim), norm2=nn.LayerNorm(dim),
-                 mlp=Named(fc1=nn.Linear(dim, hidden), fc2=nn.Linear(hidden, dim)), ls2=LayerScale(dim))
-
-
-class Vit(nn.Module):
-    def __init__(self, embed_dim, depth, img_size, patch_size=14, reg_tokens=4, mlp_ratio=4.0, **_):
-        super().__init__()
-        grid = img_size // patch_size
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
-        self.reg_token = nn.Parameter(torch.zeros(1, reg_tokens, embed_dim))
-        self.pos_embed = nn.Parameter(torch.zeros(1, grid * grid, embed_dim))
-        self.patch_embed = Named(proj=nn.Conv2d(3, embed_dim, patch_size, patch_size))
-        self.blocks = nn.ModuleList(block(embed_dim, int(embed_dim * mlp_ratio)) for _ in range(depth))
-        self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
+    return meta, sorted(header, key=lambda name: header[name]["data_offsets"][0])
 
 
 def main():
-    tensors, meta = read_safetensors(sys.argv[1])
-    kwargs = dict(SIZES[meta["architecture"]])
-    kwargs.update(json.loads(meta["timm_kwargs"]))
-    assert kwargs.pop("num_classes") == 0, kwargs
-    model = Vit(**kwargs)
+    export_path, tokens_path = sys.argv[1:3]
+    meta, order = read_header(export_path)
+    state = load_file(export_path)
+    kwargs = json.loads(meta["timm_kwargs"])
+    model = timm.create_model(meta["architecture"], pretrained=False, **kwargs).eval()
     expected = [(k, list(v.shape)) for k, v in model.state_dict().items()]
-    found = [(k, list(v.shape)) for k, v in tensors.items()]
-    assert found == expected, f"keys/shapes/order differ:\n{found}\n{expected}"
-    model.load_state_dict(tensors, strict=True)
-    reference = torch.load(sys.argv[2], map_location="cpu")
-    assert list(reference.keys()) == list(tensors.keys())
-    for name, value in reference.items():
-        assert torch.equal(value, tensors[name]), name
-    print(f"ok: {len(tensors)} tensors, {meta['architecture']} {meta['timm_kwargs']}")
+    found = [(k, list(state[k].shape)) for k in order]
+    if found != expected:
+        at = next((i for i, (a, b) in enumerate(zip(found, expected)) if a != b), min(len(found), len(expected)))
+        raise SystemExit(f"{export_path}: tensor {at}: found {found[at:at + 1]}, timm expects {expected[at:at + 1]} "
+                         f"({len(found)} tensors, timm has {len(expected)})")
+    model.load_state_dict(state, strict=True)
+
+    io = load_file(tokens_path)
+    with torch.inference_mode():
+        tokens = model.forward_features(io["images"])
+    ours = io["tokens"]
+    assert tokens.shape == ours.shape, f"tokens: timm {list(tokens.shape)}, greenfound {list(ours.shape)}"
+    token_diff = (tokens - ours).abs().max().item()
+    embed_diff = (tokens.mean(1) - ours.mean(1)).abs().max().item()
+    assert token_diff <= TOLERANCE, f"forward_features differ by {token_diff:.3g} > {TOLERANCE}"
+    assert embed_diff <= TOLERANCE, f"embeddings differ by {embed_diff:.3g} > {TOLERANCE}"
+    print(f"ok: timm {timm.__version__} {meta['architecture']} {meta['timm_kwargs']}: {len(state)} tensors, "
+          f"max |diff| tokens {token_diff:.2g}, embeddings {embed_diff:.2g}")
 
 
 if __name__ == "__main__":
