@@ -20,6 +20,7 @@ struct PretrainFlags {
   std::string run_dir;
   std::string resume;
   int64_t max_steps = 0;
+  bool allow_batch_change = false;
   std::vector<std::string> sets;
 };
 
@@ -34,6 +35,7 @@ void run_pretrain(const PretrainFlags& flags) {
   options.run_dir = flags.run_dir.empty() ? "runs/" + std::filesystem::path(flags.config).stem().string() : flags.run_dir;
   options.resume = flags.resume;
   options.max_steps = flags.max_steps;
+  options.allow_batch_change = flags.allow_batch_change;
   const train::PretrainResult result = train::pretrain(config, options);
   if (result.status == train::PretrainStatus::kPreempted) throw CLI::RuntimeError(train::kExitPreempted);
 }
@@ -48,6 +50,9 @@ void setup_pretrain(CLI::App& sub) {
   sub.add_option("--max-steps", flags->max_steps, "Stop with a checkpoint once this many optimizer steps are done")
       ->check(CLI::NonNegativeNumber);
   sub.add_option("--resume", flags->resume, "auto (newest complete checkpoint of the run folder) or a checkpoint folder");
+  sub.add_flag("--allow-batch-change", flags->allow_batch_change,
+               "Resume with a global batch (data.batch_size) other than the checkpoint's: the trajectory then differs "
+               "from an uninterrupted run (any number of ranks with the same global batch needs no flag)");
   sub.add_option("--set", flags->sets, "Override a config field: section.key=value (repeatable)");
   sub.callback([flags] { run_pretrain(*flags); });
 }

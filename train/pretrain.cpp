@@ -27,7 +27,9 @@
 #include "train/autocast.hpp"
 #include "train/checkpoint.hpp"
 #include "train/optimizer.hpp"
+#include "train/node_progress.hpp"
 #include "train/provenance.hpp"
+#include "train/resume_check.hpp"
 #include "train/run_log.hpp"
 #include "train/stop_signal.hpp"
 
@@ -147,14 +149,9 @@ PretrainResult pretrain(const RunConfig& config_in, const PretrainOptions& optio
                                "on a shared file system?)");
   }
   const json identity = identity_fields(config);
-  if (checkpoint) {
-    const auto differences = identity_differences(checkpoint->state.identity, identity);
-    if (!differences.empty()) {
-      std::string list;
-      for (const auto& d : differences) list += (list.empty() ? "" : "; ") + d;
-      throw std::runtime_error(resume_path + ": config differs from the checkpoint's (checkpoint vs now): " + list);
-    }
-  }
+  ResumePlan resume_plan;
+  if (checkpoint)
+    resume_plan = plan_resume(resume_path, checkpoint->state, identity, global_batch, options.allow_batch_change);
 
   const json resolved_config = to_json(config);
   const std::string resolved_hash = config_hash(config);
@@ -165,8 +162,9 @@ PretrainResult pretrain(const RunConfig& config_in, const PretrainOptions& optio
     data::write_file_atomic(options.run_dir + "/config.json", resolved.dump(2) + "\n");
     log.truncate_metrics_after(checkpoint ? checkpoint->state.step : 0);
     record_session(options.run_dir, {checkpoint ? checkpoint->state.step : 0, world.host, world.size, world.local_size,
-                                     at::get_num_threads(), device.str(), dist::backend_name(comm->backend())});
+                                     at::get_num_threads(), device.str(), dist::backend_name(comm->backend()), world});
   }
+  NodeProgress node_progress(options.run_dir, world);
 
   // ---- model: student = initial weights, teacher = a frozen copy of them ----
   model::VitOptions vit = model::arch_options(config.model.arch, config.model.img_size);
@@ -220,7 +218,10 @@ PretrainResult pretrain(const RunConfig& config_in, const PretrainOptions& optio
   const double flops_per_image = 4 * model::forward_flops(vit);  // teacher fwd + student fwd + bwd (2x)
 
   TrainingState state;
-  if (checkpoint) state = checkpoint->state;
+  if (checkpoint) {
+    state = checkpoint->state;
+    state.epoch_step = resume_plan.epoch_step;
+  }
   state.identity = identity;
   state.config = resolved_config;
   state.config_hash = resolved_hash;
@@ -254,6 +255,7 @@ PretrainResult pretrain(const RunConfig& config_in, const PretrainOptions& optio
     comm->barrier();
   };
   auto finish = [&](PretrainStatus status) {
+    node_progress.update(state.step, position().epoch, /*force=*/true);
     const double images = static_cast<double>((state.step - start_step) * global_batch);
     tracker.finish(images, images * flops_per_image);
     if (root) tracker.print_summary(std::cerr);
@@ -263,10 +265,11 @@ PretrainResult pretrain(const RunConfig& config_in, const PretrainOptions& optio
     return result;
   };
 
+  if (!resume_plan.note.empty()) log.event(resume_plan.note);
   log.event(std::string(checkpoint ? "resuming from " + resume_path : "starting") + ": " + config.model.arch + " at " +
             std::to_string(config.model.img_size) + " px, " + std::to_string(world.size) + " rank(s) × " +
             std::to_string(at::get_num_threads()) + " thread(s) on " + device.str() + (bf16 ? " (bf16 autocast)" : " (fp32)") +
-            ", global batch " + std::to_string(global_batch) + ", " + std::to_string(steps_per_epoch) + " steps per epoch, " +
+            " on " + std::to_string(world.hosts().size()) + " host(s), global batch " + std::to_string(global_batch) + ", " + std::to_string(steps_per_epoch) + " steps per epoch, " +
             std::to_string(config.optim.epochs) + " epochs");
   StopSignalGuard stop_signal;
   tracker.start();
@@ -288,7 +291,7 @@ PretrainResult pretrain(const RunConfig& config_in, const PretrainOptions& optio
         log.event("reached max_steps " + std::to_string(config.train.max_steps));
         return finish(PretrainStatus::kMaxSteps);
       }
-      comm->set_step(state.step);
+      comm->set_step(state.step + 1);  // numbered as metrics.jsonl numbers the step being trained
       for (auto& parameter : parameters) parameter.mutable_grad().reset();
       double t_data = 0, t_teacher = 0, t_student = 0;
       auto clock = Clock::now();
@@ -381,6 +384,7 @@ PretrainResult pretrain(const RunConfig& config_in, const PretrainOptions& optio
       note << "loss " << loss;
       progress.set_note(note.str());
       progress.advance(global_batch);
+      node_progress.update(state.step, state.epoch);
       if (options.on_step) options.on_step(state.step);
 
       const bool last = state.epoch + 1 == config.optim.epochs && state.epoch_step == steps_per_epoch;

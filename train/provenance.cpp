@@ -34,6 +34,13 @@ void record_session(const std::string& run_dir, const Session& s) {
   nlohmann::json document = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
   if (!document.is_object() || !document.contains("sessions") || !document["sessions"].is_array())
     document = {{"sessions", nlohmann::json::array()}};
+  nlohmann::json hosts = nlohmann::json::array();
+  for (const std::string& host : s.world.hosts()) {
+    nlohmann::json gpus = nlohmann::json::array();
+    for (const auto& place : s.world.places)
+      if (place.host == host) gpus.push_back(place.visible_gpus);
+    hosts.push_back({{"host", host}, {"ranks", s.world.ranks_on(host)}, {"gpus", gpus}});
+  }
   document["sessions"].push_back({{"started", utc_now()},
                                   {"start_step", s.start_step},
                                   {"host", s.host},
@@ -44,7 +51,8 @@ void record_session(const std::string& run_dir, const Session& s) {
                                   {"backend", s.backend},
                                   {"greenfound", GF_GIT_COMMIT},
                                   {"libtorch", TORCH_VERSION},
-                                  {"mpi", dist::mpi_library_version()}});
+                                  {"mpi", dist::mpi_library_version()},
+                                  {"hosts", hosts}});
   data::write_file_atomic(path, document.dump(2) + "\n");
 }
 
