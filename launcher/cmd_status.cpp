@@ -1,6 +1,8 @@
 // `greenfound status RUN_DIR`: the SLURM state of the run's jobs (slurm/scheduler.hpp), its
-// progress from metrics.jsonl and the energy used so far from energy.csv.
+// progress from metrics.jsonl, the energy used so far from energy.csv, and each node's step,
+// last report and energy.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstdio>
@@ -121,6 +123,7 @@ void print_progress(const fs::path& run_dir, const json& config) {
 
 struct EnergySoFar {
   double joules = 0;
+  std::map<std::string, double> host_joules;  // per node (energy.csv's host column)
   std::set<std::string> labels;  // measured / estimated
   int files = 0;
 };
@@ -150,6 +153,7 @@ void add_energy_csv(const fs::path& file, double restart_gap_s, EnergySoFar& sum
   if (c_joules < 0) return;
   struct Series {
     double carried = 0, last = 0, last_time = NAN;
+    std::string host;
   };
   std::map<std::string, Series> series;
   for (std::string line; std::getline(in, line);) {
@@ -163,13 +167,48 @@ void add_energy_csv(const fs::path& file, double restart_gap_s, EnergySoFar& sum
     for (const char* name : {"rank", "host", "device", "domain"})
       if (column(name) >= 0) key += f[column(name)] + "|";
     Series& s = series[key];
+    if (column("host") >= 0) s.host = f[column("host")];
     if (joules < s.last || time - s.last_time > restart_gap_s) s.carried += s.last;
     s.last = joules;
     s.last_time = time;
     if (c_label >= 0) sum.labels.insert(f[c_label]);
   }
-  for (const auto& [key, s] : series) sum.joules += s.carried + s.last;
+  for (const auto& [key, s] : series) {
+    sum.joules += s.carried + s.last;
+    if (!s.host.empty()) sum.host_joules[s.host] += s.carried + s.last;
+  }
   sum.files += 1;
+}
+
+// One line per node: its ranks and step from RUN_DIR/nodes/<host>.json (train/node_progress.hpp),
+// how long ago it last reported, and its energy so far.
+void print_nodes(const fs::path& run_dir, const EnergySoFar& energy) {
+  std::map<std::string, json> nodes;
+  if (fs::is_directory(run_dir / "nodes"))
+    for (const auto& entry : fs::directory_iterator(run_dir / "nodes")) {
+      if (entry.path().extension() != ".json") continue;
+      std::ifstream in(entry.path());
+      json record = json::parse(in, nullptr, /*allow_exceptions=*/false);
+      if (!record.is_object() || !record.contains("host") || !record["host"].is_string()) continue;
+      const std::string host = record["host"].get<std::string>();
+      nodes[host] = std::move(record);
+    }
+  for (const auto& [host, joules] : energy.host_joules) nodes.emplace(host, json::object());
+  if (nodes.empty()) return;
+  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  std::cout << "nodes: " << nodes.size() << "\n";
+  for (const auto& [host, record] : nodes) {
+    std::ostringstream os;
+    os << "  node " << host << ":";
+    if (record.contains("ranks")) os << " ranks " << record["ranks"].get<std::string>() << ",";
+    if (record.contains("step")) os << " step " << record["step"].dump() << ",";
+    if (record.contains("time") && record["time"].is_number())
+      os << " last report " << duration(std::max(0.0, now - record["time"].get<double>())) << " ago,";
+    const auto joules = energy.host_joules.find(host);
+    if (joules != energy.host_joules.end()) os << " energy " << std::lround(joules->second) << " J";
+    else os << " energy unknown";
+    std::cout << os.str() << "\n";
+  }
 }
 
 // Every energy.csv under the run folder: pretrain's, and one per task of an embed sweep.
@@ -183,6 +222,7 @@ void print_energy(const fs::path& run_dir, const json& config) {
       add_energy_csv(entry.path(), std::max(5.0, 5.0 / sample_hz), sum);
   if (sum.files == 0) {
     std::cout << "energy: no energy.csv yet\n";
+    print_nodes(run_dir, sum);
     return;
   }
   std::ostringstream kwh;
@@ -191,6 +231,7 @@ void print_energy(const fs::path& run_dir, const json& config) {
   for (const auto& label : sum.labels) labels += (labels.empty() ? "" : ", ") + label;
   std::cout << "energy so far: " << std::lround(sum.joules) << " J = " << kwh.str() << " kWh (" << labels << "; "
             << sum.files << (sum.files == 1 ? " file" : " files") << ")\n";
+  print_nodes(run_dir, sum);
 }
 
 void print_job(const std::string& job_id, bool latest) {
@@ -201,6 +242,10 @@ void print_job(const std::string& job_id, bool latest) {
   if (!state.exit_code.empty() && state.state != "RUNNING" && state.state != "PENDING") std::cout << ", exit " << state.exit_code;
   if (!state.source.empty()) std::cout << "  [" << state.source << "]";
   std::cout << "\n";
+  // A node SLURM holds down is why a job failed (NODE_FAIL) or cannot continue.
+  if (latest)
+    for (const auto& [nodes, why] : slurm::unavailable_nodes(state.node_list))
+      std::cout << "  node " << nodes << " is down: " << why << "\n";
   if (latest)
     for (const auto& task : state.tasks) {
       std::cout << "  task " << task.job_id << ": " << task.state;

@@ -40,8 +40,31 @@ TEST(JobSpecValidate, MoreRanksThanGpus) {
   spec.gpus_per_node = 4;
   spec.ntasks_per_node = 8;
   EXPECT_EQ(validation_error(spec),
-            "slurm job: ntasks_per_node: found 8 ranks per node with gpus_per_node 4, expected at most one rank per GPU");
+            "slurm job: ntasks_per_node: found 8 ranks per node with gpus_per_node 4, expected one rank per GPU (4; leave "
+            "ntasks_per_node out for that): ranks would share GPUs (8 ranks on 4 GPUs)");
   EXPECT_THROW(gf::slurm::render_sbatch(spec, {"/bin/true"}), std::runtime_error);
+}
+
+TEST(JobSpecValidate, FewerRanksThanGpusLeaveThemIdle) {
+  JobSpec spec = valid_spec();
+  spec.gpus_per_node = 8;
+  spec.ntasks_per_node = 1;
+  EXPECT_EQ(validation_error(spec),
+            "slurm job: ntasks_per_node: found 1 rank per node with gpus_per_node 8, expected one rank per GPU (8; leave "
+            "ntasks_per_node out for that): 7 of 8 GPUs per node would sit idle");
+}
+
+// Without an explicit count: one rank per GPU on GPU jobs, one per node on CPU jobs.
+TEST(JobSpecValidate, RanksPerNodeDefaultToGpusPerNode) {
+  JobSpec spec = valid_spec();
+  EXPECT_EQ(spec.ranks_per_node(), 1);
+  spec.gpus_per_node = 8;
+  spec.nodes = 4;
+  EXPECT_EQ(validation_error(spec), "");
+  EXPECT_EQ(spec.ranks_per_node(), 8);
+  EXPECT_EQ(spec.total_tasks(), 32);
+  spec.ntasks_per_node = 8;
+  EXPECT_EQ(validation_error(spec), "");
 }
 
 TEST(JobSpecValidate, ResourceAndFieldErrors) {

@@ -45,11 +45,11 @@ std::string read_file(const fs::path& path) {
 
 bool controller_up() { return run_job("scontrol ping").output.find("is UP") != std::string::npos; }
 
-// "" when the cluster answers (started here if it was down), else why it cannot run.
+// "" when the one-node cluster answers (started, or reshaped from the multinode one, here),
+// else why it cannot run.
 std::string cluster_unavailable() {
-  if (controller_up()) return "";
   if (!fs::exists("/usr/sbin/slurmctld") || !fs::exists("/usr/sbin/slurmd")) return "slurmctld/slurmd are not installed";
-  if (::geteuid() != 0) return "the local cluster needs root to start (uid " + std::to_string(::geteuid()) + ")";
+  if (::geteuid() != 0) return controller_up() ? "" : "the local cluster needs root to start (uid " + std::to_string(::geteuid()) + ")";
   const JobResult start = run_job("bash " + env("GF_SOURCE_DIR") + "/scripts/slurm-local.sh start");
   if (start.exit_code != 0 || !controller_up()) return "scripts/slurm-local.sh start failed: " + start.output;
   return "";
