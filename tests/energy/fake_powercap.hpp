@@ -12,9 +12,10 @@ namespace gf::energy::testing {
 
 class FakePowercap {
  public:
-  explicit FakePowercap(uint64_t range_uj) : range_uj_(range_uj) {
-    char pattern[] = "/tmp/gf-powercap-XXXXXX";
-    root_ = mkdtemp(pattern);
+  // Under `parent` (a folder every host of a multinode test sees, when /tmp is per host).
+  explicit FakePowercap(uint64_t range_uj, const std::string& parent = "/tmp") : range_uj_(range_uj) {
+    std::string pattern = parent + "/gf-powercap-XXXXXX";
+    root_ = mkdtemp(pattern.data());
     zone("intel-rapl:0", "package-0");
     zone("intel-rapl:0:0", "core");       // inside the package: not counted
     zone("intel-rapl:0:2", "dram");

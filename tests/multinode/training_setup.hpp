@@ -1,0 +1,48 @@
+#pragma once
+// What the multinode tests train: 16 synthetic fundus images packed at 32 px, and a
+// vit_tiny at 28 px with a large learning rate and no warmup, so that a few steps move the
+// weights far from their start (global batch 4 = 4 steps per epoch).
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include "tests/support/run_job.hpp"
+
+namespace gf::test {
+
+inline std::string greenfound_bin() {
+  const char* bin = std::getenv("GF_BIN");
+  return bin ? bin : "";
+}
+
+// Writes DIR/images and DIR/dataset; fails the test on error.
+inline void make_dataset(const std::string& dir) {
+  const std::string bin = greenfound_bin();
+  const JobResult synth = run_job(bin + " synth --out " + dir + "/images --n 16 --size 64x64 --seed 1 --threads 1 --quiet");
+  ASSERT_EQ(synth.exit_code, 0) << synth.output;
+  const JobResult pack =
+      run_job(bin + " pack --images " + dir + "/images --out " + dir + "/dataset --resolution 32 --encoding png --threads 1 --quiet");
+  ASSERT_EQ(pack.exit_code, 0) << pack.output;
+}
+
+// The run config over DIR/dataset, with `changes` merged in (e.g. {"dist": {"timeout_s": 10}});
+// returns its path DIR/<name>.json.
+inline std::string write_config(const std::string& dir, const std::string& name, const nlohmann::json& changes = {}) {
+  nlohmann::json config = {
+      {"model", {{"arch", "vit_tiny_patch14_reg4"}, {"img_size", 28}, {"init_seed", 3}}},
+      {"optim", {{"lr", 1e-3}, {"epochs", 1000}, {"cosine_epochs", 1000}, {"warmup_epochs", 0}}},
+      {"data", {{"path", dir + "/dataset"}, {"split", "all"}, {"batch_size", 4}, {"workers", 1}, {"prefetch", 1}, {"seed", 5}}},
+      {"train", {{"threads", 1}, {"device", "cpu"}, {"log_every", 1}, {"checkpoint_every_epochs", 0},
+                 {"checkpoint_every_steps", 0}, {"keep_last", 2}}},
+      {"dist", {{"backend", "mpi"}, {"bucket_mb", 0.25}, {"timeout_s", 60}}},
+  };
+  if (!changes.is_null()) config.merge_patch(changes);
+  const std::string path = dir + "/" + name + ".json";
+  std::ofstream(path) << config.dump(2);
+  return path;
+}
+
+}  // namespace gf::test
