@@ -26,26 +26,11 @@ namespace {
 using gf::test::JobResult;
 using gf::test::LocalCluster;
 using gf::test::run_job;
-using gf::test::SharedFolder;
 using nlohmann::json;
 
-class AcrossHosts : public ::testing::Test {
+class AcrossHosts : public gf::test::ClusterTest {
  protected:
-  void SetUp() override {
-    const std::string why = LocalCluster::unavailable();
-    if (!why.empty()) GTEST_SKIP() << "SKIPPED: hosts in network namespaces cannot be made here: " << why;
-    cluster_ = std::make_unique<LocalCluster>(2, 0);
-    ASSERT_TRUE(cluster_->ok()) << cluster_->log();
-    folder_ = std::make_unique<SharedFolder>(::testing::UnitTest::GetInstance()->current_test_info()->name());
-    ASSERT_NO_FATAL_FAILURE(gf::test::make_dataset(folder_->path().string()));
-    bin_ = gf::test::greenfound_bin();
-  }
-  void TearDown() override {
-    if (folder_ && HasFailure()) folder_->keep();
-    folder_.reset();
-    cluster_.reset();
-  }
-  std::string path(const std::string& name) const { return (*folder_) / name; }
+  void SetUp() override { start(2, 0); }
   std::string pretrain(const std::string& config, const std::string& run, const std::string& extra = "") const {
     return "pretrain --config " + config + " --run-dir " + path(run) + " " + extra;
   }
@@ -53,10 +38,6 @@ class AcrossHosts : public ::testing::Test {
     const JobResult job = run_job(command);
     ASSERT_EQ(job.exit_code, 0) << command << "\n" << job.output;
   }
-
-  std::unique_ptr<LocalCluster> cluster_;
-  std::unique_ptr<SharedFolder> folder_;
-  std::string bin_;
 };
 
 // mpirun from an Open MPI hostfile: 1 rank on gf-h1, 2 on gf-h2.

@@ -23,45 +23,21 @@
 #include "tests/multinode/local_cluster.hpp"
 #include "tests/multinode/training_setup.hpp"
 #include "tests/support/run_job.hpp"
+#include "tests/support/slurm_jobs.hpp"
 #include "train/checkpoint.hpp"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using gf::test::finished;
 using gf::test::JobResult;
+using gf::test::last_step;
+using gf::test::wait_for;
 using gf::test::LocalCluster;
 using gf::test::run_job;
-using gf::test::SharedFolder;
 using nlohmann::json;
 
 constexpr long kSteps = 24;
-
-gf::slurm::JobState wait_for(const std::string& job, const std::function<bool(const gf::slurm::JobState&)>& done, double seconds) {
-  const auto deadline = Clock::now() + std::chrono::duration<double>(seconds);
-  gf::slurm::JobState state;
-  while (true) {
-    state = gf::slurm::query_job(job);
-    if (done(state) || Clock::now() > deadline) return state;
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  }
-}
-
-bool finished(const gf::slurm::JobState& s) {
-  for (const char* final_state : {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL",
-                                  "DEADLINE", "PREEMPTED"})
-    if (s.state == final_state) return true;
-  return false;
-}
-
-long last_step(const std::string& run_dir) {
-  std::ifstream in(run_dir + "/metrics.jsonl");
-  long step = 0;
-  for (std::string line; std::getline(in, line);) {
-    const auto record = json::parse(line, nullptr, false);
-    if (record.is_object() && record.contains("step")) step = record["step"].get<long>();
-  }
-  return step;
-}
 
 std::string read_file(const std::string& path) {
   std::stringstream text;
@@ -69,23 +45,9 @@ std::string read_file(const std::string& path) {
   return text.str();
 }
 
-class SlurmAcrossNodes : public ::testing::Test {
+class SlurmAcrossNodes : public gf::test::ClusterTest {
  protected:
-  void SetUp() override {
-    const std::string why = LocalCluster::unavailable();
-    if (!why.empty()) GTEST_SKIP() << "SKIPPED: hosts in network namespaces cannot be made here: " << why;
-    cluster_ = std::make_unique<LocalCluster>(2, 2);
-    ASSERT_TRUE(cluster_->ok()) << cluster_->log();
-    folder_ = std::make_unique<SharedFolder>(::testing::UnitTest::GetInstance()->current_test_info()->name());
-    ASSERT_NO_FATAL_FAILURE(gf::test::make_dataset(folder_->path().string()));
-    bin_ = gf::test::greenfound_bin();
-  }
-  void TearDown() override {
-    if (folder_ && HasFailure()) folder_->keep();
-    folder_.reset();
-    cluster_.reset();
-  }
-  std::string path(const std::string& name) const { return (*folder_) / name; }
+  void SetUp() override { start(2, 2); }
 
   // `submit --nodes 2 --gpus-per-node 2 -- pretrain --max-steps kSteps`: the job id.
   std::string submit(const std::string& config, const std::string& run, const std::string& extra = "") {
@@ -97,10 +59,6 @@ class SlurmAcrossNodes : public ::testing::Test {
     return ids.empty() ? "" : ids.back();
   }
   std::string job_log(const std::string& run, const std::string& job) { return read_file(path(run) + "/slurm/" + job + ".out"); }
-
-  std::unique_ptr<LocalCluster> cluster_;
-  std::unique_ptr<SharedFolder> folder_;
-  std::string bin_;
 };
 
 TEST_F(SlurmAcrossNodes, OneRankPerGpuOnBothNodesPreemptRequeueResume) {

@@ -1,14 +1,17 @@
 #pragma once
 // What the multinode tests train: 16 synthetic fundus images packed at 32 px, and a
 // vit_tiny at 28 px with a large learning rate and no warmup, so that a few steps move the
-// weights far from their start (global batch 4 = 4 steps per epoch).
+// weights far from their start (global batch 4 = 4 steps per epoch); and ClusterTest, the
+// fixture that gives a test its own cluster and a shared folder holding that dataset.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <string>
 
+#include "tests/multinode/local_cluster.hpp"
 #include "tests/support/run_job.hpp"
 
 namespace gf::test {
@@ -44,5 +47,30 @@ inline std::string write_config(const std::string& dir, const std::string& name,
   std::ofstream(path) << config.dump(2);
   return path;
 }
+
+// Call start() from SetUp: skipped, with the reason, where hosts cannot be made. The folder
+// is kept when the test failed.
+class ClusterTest : public ::testing::Test {
+ protected:
+  void start(int hosts, int gpus_per_host) {
+    const std::string why = LocalCluster::unavailable();
+    if (!why.empty()) GTEST_SKIP() << "SKIPPED: hosts in network namespaces cannot be made here: " << why;
+    cluster_ = std::make_unique<LocalCluster>(hosts, gpus_per_host);
+    ASSERT_TRUE(cluster_->ok()) << cluster_->log();
+    folder_ = std::make_unique<SharedFolder>(::testing::UnitTest::GetInstance()->current_test_info()->name());
+    ASSERT_NO_FATAL_FAILURE(make_dataset(folder_->path().string()));
+    bin_ = greenfound_bin();
+  }
+  void TearDown() override {
+    if (folder_ && HasFailure()) folder_->keep();
+    folder_.reset();
+    cluster_.reset();
+  }
+  std::string path(const std::string& name) const { return (*folder_) / name; }
+
+  std::unique_ptr<LocalCluster> cluster_;
+  std::unique_ptr<SharedFolder> folder_;
+  std::string bin_;
+};
 
 }  // namespace gf::test
