@@ -1,6 +1,5 @@
 #include "dist/watchdog.hpp"
 
-#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <optional>
@@ -68,7 +67,9 @@ void Watchdog::run() {
         continue;
       }
       if (now - it->second.start > timeout) fire(it->second);
-      if (signalled && !stall_reported_ && now - std::max(it->second.start, *signalled) > kStopGrace) {
+      // Only one already running at the signal: a barrier entered afterwards may rightly wait
+      // for rank 0 writing the preemption checkpoint.
+      if (signalled && !stall_reported_ && it->second.start < *signalled && now - *signalled > kStopGrace) {
         report_stalled(it->second, std::chrono::duration<double>(now - it->second.start).count(), signal);
         stall_reported_ = true;
       }
@@ -81,7 +82,7 @@ void Watchdog::report_stalled(const Entry& entry, double waited_s, int signal) {
   const std::string step = entry.step >= 0 ? std::to_string(entry.step) : std::string("none");
   std::fprintf(stderr,
                "greenfound[rank %d]: dist watchdog: %s on rank %d of %d (host %s) still waiting after %.1f s, "
-               "past signal %d (step %s): a peer rank died or hangs\n",
+               "past signal %d (step %s): a peer rank may have died or hang\n",
                world_.rank, entry.operation.c_str(), world_.rank, world_.size, world_.host.c_str(), waited_s, signal,
                step.c_str());
   std::fflush(stderr);

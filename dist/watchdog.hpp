@@ -2,9 +2,10 @@
 // Collective watchdog: every collective is registered with its operation and step; one not
 // finished within the timeout prints rank, host, operation and step and aborts the whole job
 // (MPI_Abort), so no rank waits forever on a peer that died or hangs. When the process was
-// told to stop (note_stop_signal) and a collective still waits kStopGrace later, the
-// watchdog says so at once: a launcher ending the job after a peer died (mpirun: SIGTERM,
-// then SIGKILL a moment later) would otherwise leave no word of what this rank was waiting on.
+// told to stop (note_stop_signal) and a collective that was already running then still
+// waits kStopGrace later, the watchdog says so at once: a launcher ending the job after a
+// peer died (mpirun: SIGTERM, then SIGKILL a moment later) would otherwise leave no word of
+// what this rank was waiting on.
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>

@@ -20,9 +20,9 @@ std::string summary_of(const std::vector<std::string>& lines, std::vector<std::p
 TEST(JobFailure, KilledRanksOfAHost) {
   EXPECT_EQ(summary_of({"  Local host: gf-h1",
                         "greenfound[rank 2]: dist watchdog: barrier on rank 2 of 4 (host gf-h2) still waiting after 0.9 s, "
-                        "past signal 15 (step 4): a peer rank died or hangs",
+                        "past signal 15 (step 4): a peer rank may have died or hang",
                         "greenfound[rank 0]: dist watchdog: all_reduce on rank 0 of 4 (host gf-h1) still waiting after 3.5 s, "
-                        "past signal 15 (step 5): a peer rank died or hangs",
+                        "past signal 15 (step 5): a peer rank may have died or hang",
                         "mpirun noticed that process rank 3 with PID 31377 on node gf-h2 exited on signal 9 (Killed)."},
                        {{"gf-h1", 2}, {"gf-h2", 2}}),
             "host gf-h2 (ranks 2-3) failed: rank 3 exited on signal 9, Killed; the job stopped in all_reduce at step 5 "
