@@ -17,7 +17,8 @@
 #
 # SLURM is scripts/slurm-local.sh's, in its N-node shape: one munged and one slurmctld here,
 # one slurmd per host started inside that host's namespaces. Fake GPUs are gres `gpu` backed
-# by placeholder files, so SLURM allocates them and sets CUDA_VISIBLE_DEVICES per job.
+# by placeholder device nodes (/dev/null's numbers), so SLURM allocates them and sets
+# CUDA_VISIBLE_DEVICES in every task.
 # Per-host environment: `KEY=VALUE` lines in $CLUSTER_DIR/hosts/HOST/environment reach every
 # process started there through `exec` (the rsh agent) and SLURM tasks (TaskProlog); tests
 # put GREENFOUND_POWERCAP_ROOT there.
@@ -236,8 +237,9 @@ case "${1:-}" in
     [ $# -ge 3 ] || die "usage: $0 exec HOST CMD..."
     host=$2
     shift 2
-    # Open MPI's rsh agent gets the remote command as words meant for a remote shell.
-    if [ $# -eq 1 ]; then host_exec "$host" /bin/sh -c "$1"; else host_exec "$host" /bin/sh -c "$*"; fi ;;
+    # Like ssh: the words are joined into one command line for the host's shell (Open MPI
+    # passes the daemon's command line quoted for a remote shell).
+    host_exec "$host" /bin/sh -c "$*" ;;
   link)
     [ $# -eq 3 ] && [[ $3 =~ ^(up|down)$ ]] || die "usage: $0 link HOST up|down"
     ip link set "$(veth_of "$2")" "$3" ;;
