@@ -144,7 +144,10 @@ void run_launch(const LaunchFlags& flags) {
     throw std::runtime_error("launch: found --hosts/--hostfile inside a SLURM allocation, expected none (srun places the ranks on the allocated nodes)");
   const auto hosts = parse_hosts(flags);
   int slots = 0, busiest = 0;
-  for (const auto& [name, n] : hosts) slots += n, busiest = std::max(busiest, n);
+  for (const auto& [name, n] : hosts) {
+    slots += n;
+    busiest = std::max(busiest, n);
+  }
   const int ranks = flags.ranks > 0 ? flags.ranks : (hosts.empty() ? 1 : slots);
   // Hosts are taken to be alike: every host shares its CPUs among at most `busiest` ranks.
   const int ranks_per_host = hosts.empty() ? ranks : std::min(ranks, busiest);

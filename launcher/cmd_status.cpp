@@ -242,16 +242,15 @@ void print_job(const std::string& job_id, bool latest) {
   if (!state.exit_code.empty() && state.state != "RUNNING" && state.state != "PENDING") std::cout << ", exit " << state.exit_code;
   if (!state.source.empty()) std::cout << "  [" << state.source << "]";
   std::cout << "\n";
+  if (!latest) return;
   // A node SLURM holds down is why a job failed (NODE_FAIL) or cannot continue.
-  if (latest)
-    for (const auto& [nodes, why] : slurm::unavailable_nodes(state.node_list))
-      std::cout << "  node " << nodes << " is down: " << why << "\n";
-  if (latest)
-    for (const auto& task : state.tasks) {
-      std::cout << "  task " << task.job_id << ": " << task.state;
-      if (!task.reason.empty() && task.reason != "None") std::cout << " (" << task.reason << ")";
-      std::cout << "\n";
-    }
+  for (const auto& [nodes, why] : slurm::unavailable_nodes(state.node_list))
+    std::cout << "  node " << nodes << " is down: " << why << "\n";
+  for (const auto& task : state.tasks) {
+    std::cout << "  task " << task.job_id << ": " << task.state;
+    if (!task.reason.empty() && task.reason != "None") std::cout << " (" << task.reason << ")";
+    std::cout << "\n";
+  }
 }
 
 void run_status(const std::string& run_dir_arg) {
