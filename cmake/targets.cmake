@@ -33,11 +33,12 @@ function(gf_use_torch_pch target)
   endif()
 endfunction()
 
-# gf_add_gtest(<name> SOURCES ... LIBS ... [LABELS ...]): a GoogleTest binary under ctest with
-# the environment tests need to find fixtures, the CLI and the venv's python.
+# gf_add_gtest(<name> SOURCES ... LIBS ... [LABELS ...] [RESOURCE_LOCK name]): a GoogleTest
+# binary under ctest with the environment tests need to find fixtures, the CLI and the venv's
+# python. Tests sharing a RESOURCE_LOCK (e.g. the one SLURM cluster) never run at once.
 include(GoogleTest)
 function(gf_add_gtest name)
-  cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "" "TIMEOUT;RESOURCE_LOCK" "SOURCES;LIBS;LABELS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gtest_main)
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
@@ -56,8 +57,12 @@ function(gf_add_gtest name)
   # separators so ENVIRONMENT stays one list of NAME=VALUE items.
   string(REPLACE ";" "\\\\\\\\\\\\\\;" _env "${_env}")
   string(REPLACE ";" "\\\\\\\\\\\\\\;" _labels "${ARG_LABELS}")
+  set(_lock)
+  if(ARG_RESOURCE_LOCK)
+    set(_lock RESOURCE_LOCK ${ARG_RESOURCE_LOCK})
+  endif()
   gtest_discover_tests(${name}
     DISCOVERY_MODE PRE_TEST
     WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}
-    PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "${_labels}" ENVIRONMENT "${_env}")
+    PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "${_labels}" ENVIRONMENT "${_env}" ${_lock})
 endfunction()

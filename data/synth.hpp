@@ -60,7 +60,7 @@ struct SynthResult {
 // Writes <out_dir>/<image_id>.jpg for every index and <out_dir>/labels.csv, creating out_dir.
 // Images are written under temporary names, flushed together (syncfs) and renamed;
 // labels.csv comes last (temporary name, fsync, rename), so its presence marks a complete set. Workers advance
-// `progress` (data/progress.hpp) once per image when it is given.
+// `progress` (base/progress.hpp) once per image when it is given.
 SynthResult write_synth_dataset(const SynthOptions& options, const std::string& out_dir,
                                 base::Progress* progress = nullptr);
 

@@ -3,6 +3,7 @@
 #include <mpi.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdlib>
 #include <mutex>
@@ -60,6 +61,30 @@ std::string describe(const char* source, int rank, int size, int local_rank, int
          show(local_rank) + " of " + show(local_size);
 }
 
+std::string visible_gpus() {
+  const char* value = env("CUDA_VISIBLE_DEVICES");
+  return value ? value : "";
+}
+
+// Every rank's host and visible GPUs, gathered in one fixed-size record per rank.
+std::vector<RankPlace> gather_places(const World& world) {
+  constexpr int kField = 256;
+  std::vector<char> mine(2 * kField, '\0');
+  world.host.copy(mine.data(), kField - 1);
+  visible_gpus().copy(mine.data() + kField, kField - 1);
+  std::vector<char> all(static_cast<size_t>(world.size) * mine.size());
+  int local = world.local_rank;
+  std::vector<int> local_ranks(static_cast<size_t>(world.size));
+  MPI_Allgather(mine.data(), 2 * kField, MPI_CHAR, all.data(), 2 * kField, MPI_CHAR, MPI_COMM_WORLD);
+  MPI_Allgather(&local, 1, MPI_INT, local_ranks.data(), 1, MPI_INT, MPI_COMM_WORLD);
+  std::vector<RankPlace> places;
+  for (int r = 0; r < world.size; ++r) {
+    const char* record = all.data() + static_cast<size_t>(r) * 2 * kField;
+    places.push_back({std::string(record), local_ranks[static_cast<size_t>(r)], std::string(record + kField)});
+  }
+  return places;
+}
+
 void finalize_mpi() {
   int initialized = 0, finalized = 0;
   MPI_Initialized(&initialized);
@@ -70,6 +95,7 @@ void finalize_mpi() {
 World discover() {
   World world;
   world.host = hostname();
+  world.places = {{world.host, 0, visible_gpus()}};
   std::optional<LauncherView> launcher = launcher_view_from_env();
   // PMIx without Open MPI's variables: a direct launch that MPI_Init understands.
   if (!launcher && !env("PMIX_RANK")) return world;
@@ -96,10 +122,38 @@ World discover() {
   MPI_Comm_size(node, &world.local_size);
   MPI_Comm_free(&node);
   if (launcher) cross_check(world, *launcher);
+  world.places = gather_places(world);
   return world;
 }
 
 }  // namespace
+
+std::vector<std::string> World::hosts() const {
+  std::vector<std::string> out;
+  for (const auto& place : places)
+    if (std::find(out.begin(), out.end(), place.host) == out.end()) out.push_back(place.host);
+  return out;
+}
+
+std::string World::ranks_on(const std::string& name) const {
+  std::string out;
+  int run_start = -1, previous = -2;
+  auto close_run = [&] {
+    if (run_start < 0) return;
+    out += (out.empty() ? "" : ",") + std::to_string(run_start);
+    if (previous > run_start) out += "-" + std::to_string(previous);
+  };
+  for (int r = 0; r < static_cast<int>(places.size()); ++r) {
+    if (places[static_cast<size_t>(r)].host != name) continue;
+    if (r != previous + 1) {
+      close_run();
+      run_start = r;
+    }
+    previous = r;
+  }
+  close_run();
+  return out;
+}
 
 std::optional<LauncherView> launcher_view_from_env() {
   if (env("OMPI_COMM_WORLD_SIZE")) {

@@ -5,8 +5,16 @@
 // started without a launcher is a world of 1 and does not initialise MPI at all.
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace gf::dist {
+
+// Where one rank runs: its host, its rank on that host and the GPUs the launcher let it see.
+struct RankPlace {
+  std::string host;
+  int local_rank = 0;
+  std::string visible_gpus;  // CUDA_VISIBLE_DEVICES as the rank found it ("" = not set)
+};
 
 struct World {
   int rank = 0;
@@ -15,8 +23,13 @@ struct World {
   int local_size = 1;   // processes of this job on this node
   std::string host;
   bool uses_mpi = false;  // MPI is initialised (a launcher started the process)
+  std::vector<RankPlace> places;  // every rank's place, indexed by rank (the same on every rank)
 
   bool is_root() const { return rank == 0; }
+  // The hosts of the job, each once, in the order of their first rank.
+  std::vector<std::string> hosts() const;
+  // The ranks on `host`, runs compressed: "0-1", "0,2,5", "0-3,8".
+  std::string ranks_on(const std::string& host) const;
 };
 
 // Collective on first call: initialises MPI (MPI_THREAD_MULTIPLE) when a launcher started the

@@ -23,6 +23,7 @@ struct PretrainFlags {
   int64_t max_steps = 0;
   int threads = 0;
   std::string device, backend;
+  bool allow_batch_change = false;
   std::vector<std::string> sets;
   CLI::Option *threads_option = nullptr, *device_option = nullptr, *backend_option = nullptr;
 };
@@ -49,6 +50,7 @@ void run_pretrain(const PretrainFlags& flags) {
         flags.run_dir.empty() ? "runs/" + std::filesystem::path(flags.config).stem().string() : flags.run_dir;
     options.resume = flags.resume;
     options.max_steps = flags.max_steps;
+    options.allow_batch_change = flags.allow_batch_change;
     const train::PretrainResult result = train::pretrain(config, options);
     if (result.status == train::PretrainStatus::kPreempted) throw CLI::RuntimeError(train::kExitPreempted);
   });
@@ -68,6 +70,9 @@ void setup_pretrain(CLI::App& sub) {
       "Threads per rank (sets train.threads); 0 = OMP_NUM_THREADS when set, else this node's cores shared by its ranks");
   flags->device_option = add_device_option(sub, flags->device)->description("auto, cpu or cuda (sets train.device)");
   flags->backend_option = add_backend_option(sub, flags->backend)->description("auto, mpi or nccl (sets dist.backend)");
+  sub.add_flag("--allow-batch-change", flags->allow_batch_change,
+               "Resume with a global batch (data.batch_size) other than the checkpoint's: the trajectory then differs "
+               "from an uninterrupted run (any number of ranks with the same global batch needs no flag)");
   sub.add_option("--set", flags->sets, "Override a config field: section.key=value (repeatable)");
   sub.callback([flags] { run_pretrain(*flags); });
 }

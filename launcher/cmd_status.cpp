@@ -1,6 +1,8 @@
 // `greenfound status RUN_DIR`: the SLURM state of the run's jobs (slurm/scheduler.hpp), its
-// progress from metrics.jsonl and the energy used so far from energy.csv.
+// progress from metrics.jsonl, the energy used so far from energy.csv, and each node's step,
+// last report and energy.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -17,6 +19,7 @@
 #include "launcher/commands.hpp"
 #include "slurm/scheduler.hpp"
 #include "train/metrics_record.hpp"
+#include "train/node_progress.hpp"
 #include "train/run_config.hpp"
 
 namespace gf::launcher {
@@ -100,6 +103,7 @@ void print_progress(const fs::path& run_dir, const std::optional<train::RunConfi
 
 struct EnergySoFar {
   double joules = 0;
+  std::map<std::string, double> host_joules;  // per node (energy.csv's host column)
   std::set<std::string> labels;  // measured / estimated
   int files = 0;
 };
@@ -112,17 +116,44 @@ struct EnergySoFar {
 void add_energy_csv(const fs::path& file, double restart_gap_s, EnergySoFar& sum) {
   struct Series {
     double carried = 0, last = 0, last_time = NAN;
+    std::string host;
   };
   std::map<std::string, Series> series;
   for (const energy::EnergySample& sample : energy::read_energy_csv(file.string()).samples) {
     Series& s = series[std::to_string(sample.rank) + "|" + sample.host + "|" + sample.device + "|" + sample.domain];
+    s.host = sample.host;
     if (sample.joules < s.last || sample.time - s.last_time > restart_gap_s) s.carried += s.last;
     s.last = sample.joules;
     s.last_time = sample.time;
     sum.labels.insert(sample.label);
   }
-  for (const auto& [key, s] : series) sum.joules += s.carried + s.last;
+  for (const auto& [key, s] : series) {
+    sum.joules += s.carried + s.last;
+    if (!s.host.empty()) sum.host_joules[s.host] += s.carried + s.last;
+  }
   sum.files += 1;
+}
+
+// One line per node: its ranks and step from RUN_DIR/nodes/<host>.json (train/node_progress.hpp),
+// how long ago it last reported, and its energy so far.
+void print_nodes(const fs::path& run_dir, const EnergySoFar& energy) {
+  std::map<std::string, std::optional<train::NodeRecord>> nodes;
+  for (train::NodeRecord& node : train::read_node_progress(run_dir.string())) nodes[node.host] = std::move(node);
+  for (const auto& [host, joules] : energy.host_joules) nodes.emplace(host, std::nullopt);
+  if (nodes.empty()) return;
+  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  std::cout << "nodes: " << nodes.size() << "\n";
+  for (const auto& [host, record] : nodes) {
+    std::ostringstream os;
+    os << "  node " << host << ":";
+    if (record)
+      os << " ranks " << record->ranks << ", step " << record->step << ", last report "
+         << duration(std::max(0.0, now - record->time)) << " ago,";
+    const auto joules = energy.host_joules.find(host);
+    if (joules != energy.host_joules.end()) os << " energy " << std::lround(joules->second) << " J";
+    else os << " energy unknown";
+    std::cout << os.str() << "\n";
+  }
 }
 
 // Every energy.csv under the run folder: pretrain's, and one per task of an embed sweep.
@@ -134,6 +165,7 @@ void print_energy(const fs::path& run_dir, const std::optional<train::RunConfig>
       add_energy_csv(entry.path(), std::max(5.0, 5.0 / sample_hz), sum);
   if (sum.files == 0) {
     std::cout << "energy: no energy.csv yet\n";
+    print_nodes(run_dir, sum);
     return;
   }
   std::ostringstream kwh;
@@ -142,6 +174,7 @@ void print_energy(const fs::path& run_dir, const std::optional<train::RunConfig>
   for (const auto& label : sum.labels) labels += (labels.empty() ? "" : ", ") + label;
   std::cout << "energy so far: " << std::lround(sum.joules) << " J = " << kwh.str() << " kWh (" << labels << "; "
             << sum.files << (sum.files == 1 ? " file" : " files") << ")\n";
+  print_nodes(run_dir, sum);
 }
 
 void print_job(const std::string& job_id, bool latest) {
@@ -152,12 +185,15 @@ void print_job(const std::string& job_id, bool latest) {
   if (!state.exit_code.empty() && state.state != "RUNNING" && state.state != "PENDING") std::cout << ", exit " << state.exit_code;
   if (!state.source.empty()) std::cout << "  [" << state.source << "]";
   std::cout << "\n";
-  if (latest)
-    for (const auto& task : state.tasks) {
-      std::cout << "  task " << task.job_id << ": " << task.state;
-      if (!task.reason.empty() && task.reason != "None") std::cout << " (" << task.reason << ")";
-      std::cout << "\n";
-    }
+  if (!latest) return;
+  // A node SLURM holds down is why a job failed (NODE_FAIL) or cannot continue.
+  for (const auto& [nodes, why] : slurm::unavailable_nodes(state.node_list))
+    std::cout << "  node " << nodes << " is down: " << why << "\n";
+  for (const auto& task : state.tasks) {
+    std::cout << "  task " << task.job_id << ": " << task.state;
+    if (!task.reason.empty() && task.reason != "None") std::cout << " (" << task.reason << ")";
+    std::cout << "\n";
+  }
 }
 
 void run_status(const std::string& run_dir_arg) {

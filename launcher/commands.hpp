@@ -23,6 +23,7 @@ void setup_submit(CLI::App& sub);
 void setup_status(CLI::App& sub);
 void setup_cancel(CLI::App& sub);
 void setup_cost(CLI::App& sub);
+void setup_scaling(CLI::App& sub);
 void setup_pretrain(CLI::App& sub);
 void setup_pack(CLI::App& sub);
 void setup_synth(CLI::App& sub);

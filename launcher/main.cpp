@@ -19,6 +19,7 @@ const gf::launcher::Command kCommands[] = {
     {"status", "State of a run's SLURM job, its progress and energy so far", gf::launcher::setup_status},
     {"cancel", "Cancel a run's pending or running SLURM jobs", gf::launcher::setup_cancel},
     {"cost", "Estimate hours, kWh, CO2e and dollars of a planned run on a GPU model", gf::launcher::setup_cost},
+    {"scaling", "Analytic step time on 1..N nodes: compute, gradient all-reduce over the network, overlap", gf::launcher::setup_scaling},
     {"pretrain", "Pretrain a ViT with Token Reconstruction (resumable, N ranks)", gf::launcher::setup_pretrain},
     {"pack", "Pack an image folder (+ labels CSV) into HDF5 shards with the published preprocessing", gf::launcher::setup_pack},
     {"synth", "Write synthetic colour-fundus JPEGs with labelled findings + labels.csv", gf::launcher::setup_synth},

@@ -298,9 +298,7 @@ main{padding:8px 32px 40px;max-width:1400px}section{background:#fff;border-radiu
 box-shadow:0 1px 3px rgba(0,0,0,.08)}h2{font-size:17px;margin:6px 0 10px;color:#1b5e20}h3{font-size:15px;margin:12px 0 6px}
 table{border-collapse:collapse;margin:6px 0 10px}td,th{border-bottom:1px solid #e3e8e3;padding:4px 10px;text-align:left;
 font-variant-numeric:tabular-nums}th{background:#eef4ee}.row{display:flex;flex-wrap:wrap;gap:12px}
-svg.plot{background:#fff;border:1px solid #e3e8e3;border-radius:6px}.frame{fill:none;stroke:#9aa89d}.grid{stroke:#eef1ee}
-.tick{font-size:11px;fill:#4a5a4f}.axis{font-size:12px;fill:#2f3d33}.ptitle{font-size:13px;font-weight:600;fill:#1d2a22}
-.legend{font-size:11px;fill:#2f3d33}.empty{color:#8a968d;fill:#8a968d;font-style:italic}.ci{color:#7a867d;font-size:12px}
+.ci{color:#7a867d;font-size:12px}
 .meta{color:#5b6a60;font-size:12px}.note{color:#a84300}pre{background:#f7f9f7;padding:8px;overflow:auto;max-height:360px}
 img.samples{width:100%;max-width:900px;image-rendering:pixelated;border-radius:4px}code{font-size:12px}
 )";
@@ -312,7 +310,7 @@ std::string render_report(const std::vector<RunData>& runs, const ReportOptions&
   for (const auto& run : runs) names += (names.empty() ? "" : " vs ") + run.name;
   std::ostringstream page;
   page << "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>greenfound report · " << html_escape(names)
-       << "</title><style>" << kStyle << "</style></head><body><header><h1>greenfound run report</h1><p>"
+       << "</title><style>" << kStyle << plot_style() << "</style></head><body><header><h1>greenfound run report</h1><p>"
        << html_escape(names) << "</p></header><main>\n"
        << section("provenance", "Provenance", provenance(runs)) << section("config", "Resolved configuration", config_section(runs))
        << section("training", "Training curves", training_section(runs))

@@ -66,6 +66,30 @@ std::string legend(const std::vector<std::string>& names) {
 
 }  // namespace
 
+const char* plot_style() {
+  return "svg.plot{background:#fff;border:1px solid #e3e8e3;border-radius:6px}.frame{fill:none;stroke:#9aa89d}.grid{stroke:#eef1ee}\n"
+         ".tick{font-size:11px;fill:#4a5a4f}.axis{font-size:12px;fill:#2f3d33}.ptitle{font-size:13px;font-weight:600;fill:#1d2a22}\n"
+         ".legend{font-size:11px;fill:#2f3d33}.empty{color:#8a968d;fill:#8a968d;font-style:italic}\n";
+}
+
+std::string standalone_svg(const std::vector<std::string>& plots) {
+  std::ostringstream body;
+  double y = 0;
+  for (const auto& plot : plots) {
+    if (plot.rfind("<svg", 0) != 0) continue;
+    // Each plot keeps its own viewBox; placed at (0, y) inside the outer canvas.
+    const auto height_at = plot.find("height=\"") + 8;
+    const double height = std::stod(plot.substr(height_at, plot.find('"', height_at) - height_at));
+    body << "<svg x=\"0\" y=\"" << num(y) << "\"" << plot.substr(4) << "\n";
+    y += height + 10;
+  }
+  std::ostringstream out;
+  out << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << kWidth << "\" height=\"" << num(y) << "\" viewBox=\"0 0 "
+      << kWidth << ' ' << num(y) << "\" font-family=\"system-ui,-apple-system,Segoe UI,sans-serif\">\n<style>\n"
+      << plot_style() << "</style>\n" << body.str() << "</svg>\n";
+  return out.str();
+}
+
 std::string series_color(size_t i) {
   static const char* kColors[] = {"#2e7d32", "#1565c0", "#ef6c00", "#6a1b9a", "#c62828", "#00838f", "#9e9d24", "#4e342e"};
   return kColors[i % (sizeof(kColors) / sizeof(kColors[0]))];

@@ -36,4 +36,10 @@ std::string interval_plot(const std::string& title, const std::vector<Interval>&
 std::string series_color(size_t i);
 std::string html_escape(const std::string& text);
 
+// The CSS the plots' classes need (frame, grid, tick, axis, title, legend, empty note).
+const char* plot_style();
+// Plots stacked top to bottom as one standalone SVG file (with the namespace and the style),
+// for a README or a slide; a plot that is a no-data note is left out.
+std::string standalone_svg(const std::vector<std::string>& plots);
+
 }  // namespace gf::launcher

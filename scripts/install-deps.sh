@@ -19,6 +19,7 @@ pkgs=(
   python3 python3-venv
   chromium fonts-dejavu-core
   munge slurmctld slurmd slurm-client slurm-wlm-basic-plugins
+  iproute2 util-linux
 )
 
 SUDO=""

@@ -1,21 +1,43 @@
 #!/usr/bin/env bash
-# A real single-node SLURM cluster (Debian's slurm-wlm 22.05 + munge) on this machine, without
-# systemd, for greenfound's SLURM tests: `start` (idempotent: starts only what is not running,
+# A real SLURM cluster (Debian's slurm-wlm 22.05 + munge) on this machine, without systemd,
+# for greenfound's SLURM tests: `start` (idempotent: starts only what is not running,
 # restarts slurmctld/slurmd only when slurm.conf changed), `stop`, `status`. Run as root.
 #
+# Executed, it runs the one-node shape: this machine is the only node. Sourced
+# (`source scripts/slurm-local.sh`), it only defines the functions, and
+# scripts/cluster-local.sh uses them for the N-host shape (hosts in network namespaces): the
+# caller sets NODES/NODE_ADDRS/CTL_ADDR and a `node_exec` that runs a command on a node.
+# Both shapes share one slurm.conf, one state folder and one set of daemons, so starting
+# one stops the other's daemons first (the config differs, so everything restarts).
+#
 # Layout: /etc/slurm/slurm.conf (the default path, so clients need no SLURM_CONF), state, logs
-# and pid files under $SLURM_LOCAL_DIR (default /var/spool/slurm-local). Daemons are stopped
-# by the pids in their pid files, never by name. The node's CPUs and memory come from
-# `slurmd -C`, so the config never claims more than the machine has (else the node is INVAL).
+# and pid files under $SLURM_LOCAL_DIR (default /var/spool/slurm-local), one slurmd pid file,
+# log and spool per node (slurm.conf's %n). Daemons are stopped by the pids in their pid
+# files, never by name. A node's CPUs and memory come from `slurmd -C`, so the config never
+# claims more than the machine has (else the node is INVAL).
 set -euo pipefail
 
 LOCAL_DIR=${SLURM_LOCAL_DIR:-/var/spool/slurm-local}
 CONF=/etc/slurm/slurm.conf
-NODE=$(hostname -s)
+GRES_CONF=/etc/slurm/gres.conf
 PACKAGES=(munge slurmctld slurmd slurm-client slurm-wlm-basic-plugins)
 
-log() { echo "slurm-local: $*"; }
-die() { echo "slurm-local: error: $*" >&2; exit 1; }
+# The cluster's shape; scripts/cluster-local.sh overrides these before calling slurm_start.
+CTL_NAME=$(hostname -s)
+CTL_ADDR=127.0.0.1
+NODES=("$CTL_NAME")
+NODE_ADDRS=(127.0.0.1)
+SLURMD_TIMEOUT=30   # seconds before slurmctld marks a silent node DOWN
+EXTRA_CONF=""       # more slurm.conf lines (GresTypes, TaskProlog)
+NODE_GRES=""        # e.g. " Gres=gpu:2", appended to every node line
+GRES_LINES=""       # gres.conf content ("" = no gres.conf)
+LOG_TAG=slurm-local
+
+log() { echo "$LOG_TAG: $*"; }
+die() { echo "$LOG_TAG: error: $*" >&2; exit 1; }
+
+# Runs a command on a node: here, on this machine; cluster-local.sh enters the node's namespaces.
+node_exec() { shift; "$@"; }
 
 # A pid file names a live daemon when the process exists, is not a zombie (PID 1 here reaps
 # late, so `kill -0` is not enough) and its comm is the expected name.
@@ -71,11 +93,12 @@ install_packages() {
 }
 
 ensure_hostname() {
-  getent hosts "$NODE" >/dev/null || echo "127.0.0.1 $NODE" >>/etc/hosts
+  getent hosts "$CTL_NAME" >/dev/null || echo "127.0.0.1 $CTL_NAME" >>/etc/hosts
 }
 
 munge_works() { munge -n 2>/dev/null | unmunge >/dev/null 2>&1; }
 
+# One munged for every node: its socket is a path, which every network namespace reaches.
 start_munge() {
   install -d -o munge -g munge -m 0700 /etc/munge /var/lib/munge /var/log/munge
   install -d -o munge -g munge -m 0755 /run/munge  # systemd's RuntimeDirectory= elsewhere
@@ -93,14 +116,16 @@ start_munge() {
 }
 
 render_conf() {
-  local hw
-  # First line only: `NodeName=vm CPUs=2 ... RealMemory=N`; the second is UpTime.
+  local hw i
+  # First line only: `NodeName=vm CPUs=2 ... RealMemory=N`; the second is UpTime. Every node
+  # of the N-host shape is this machine, so each gets its figures.
   hw=$(slurmd -C | head -n1)
   [[ $hw == NodeName=* ]] || die "slurmd -C printed '$hw', expected NodeName=..."
+  hw=${hw#NodeName=* }
   cat <<EOF
-# Written by greenfound's scripts/slurm-local.sh: a single-node test cluster.
+# Written by greenfound's scripts/slurm-local.sh: a ${#NODES[@]}-node test cluster.
 ClusterName=localcluster
-SlurmctldHost=$NODE(127.0.0.1)
+SlurmctldHost=$CTL_NAME($CTL_ADDR)
 SlurmUser=slurm
 SlurmdUser=root
 AuthType=auth/munge
@@ -108,11 +133,11 @@ CredType=cred/munge
 SlurmctldPort=6817
 SlurmdPort=6818
 StateSaveLocation=$LOCAL_DIR/state
-SlurmdSpoolDir=$LOCAL_DIR/slurmd
+SlurmdSpoolDir=$LOCAL_DIR/slurmd-%n
 SlurmctldPidFile=$LOCAL_DIR/run/slurmctld.pid
-SlurmdPidFile=$LOCAL_DIR/run/slurmd.pid
+SlurmdPidFile=$LOCAL_DIR/run/slurmd-%n.pid
 SlurmctldLogFile=$LOCAL_DIR/log/slurmctld.log
-SlurmdLogFile=$LOCAL_DIR/log/slurmd.log
+SlurmdLogFile=$LOCAL_DIR/log/slurmd-%n.log
 # cgroup plugins fail without a writable freezer hierarchy; linuxproc + none need nothing.
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
@@ -127,7 +152,7 @@ JobRequeue=1
 MaxArraySize=1001
 MailProg=/bin/true
 SlurmctldTimeout=30
-SlurmdTimeout=30
+SlurmdTimeout=$SLURMD_TIMEOUT
 InactiveLimit=0
 MinJobAge=300
 KillWait=10
@@ -136,24 +161,36 @@ AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/filetxt
 JobCompLoc=$LOCAL_DIR/log/jobcomp.txt
-$hw NodeAddr=127.0.0.1 State=UNKNOWN
-PartitionName=debug Nodes=$NODE Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 EOF
+  [ -z "$EXTRA_CONF" ] || printf '%s\n' "$EXTRA_CONF"
+  for i in "${!NODES[@]}"; do
+    echo "NodeName=${NODES[$i]} NodeAddr=${NODE_ADDRS[$i]} $hw$NODE_GRES State=UNKNOWN"
+  done
+  local list
+  list=$(IFS=,; echo "${NODES[*]}")
+  echo "PartitionName=debug Nodes=$list Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO"
 }
 
-# Writes slurm.conf only when its content changes (its mtime then tells running daemons apart
-# from ones started with an older config).
-write_conf() {
-  local new
-  new=$(render_conf)
-  if [ -f "$CONF" ] && [ "$(cat "$CONF")" = "$new" ]; then
+# Writes `file` only when its content changes (slurm.conf's mtime then tells running daemons
+# apart from ones started with an older config). An empty content removes the file.
+write_if_changed() {  # file content
+  if [ -z "$2" ]; then
+    [ ! -e "$1" ] || { log "removing $1"; rm -f "$1"; }
     return 0
   fi
-  log "writing $CONF"
-  install -d /etc/slurm
-  printf '%s\n' "$new" >"$CONF.tmp"
-  chmod 0644 "$CONF.tmp"
-  mv -f "$CONF.tmp" "$CONF"
+  if [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; then
+    return 0
+  fi
+  log "writing $1"
+  install -d "$(dirname "$1")"
+  printf '%s\n' "$2" >"$1.tmp"
+  chmod 0644 "$1.tmp"
+  mv -f "$1.tmp" "$1"
+}
+
+write_conf() {
+  write_if_changed "$GRES_CONF" "$GRES_LINES"
+  write_if_changed "$CONF" "$(render_conf)"
 }
 
 # True when the daemon in `pidfile` started before slurm.conf was last written.
@@ -171,39 +208,66 @@ ctl_up() {
   [[ $out == *UP* ]]
 }
 
-node_state() { sinfo -h -n "$NODE" -o %T 2>/dev/null | head -n1; }
+node_state() { sinfo -h -n "$1" -o %T 2>/dev/null | head -n1; }
 
-# Idle, and registered by the slurmd now running (a recovered state file can say idle before
-# the new slurmd has registered).
-node_ready() {
+slurmd_pidfile() { echo "$LOCAL_DIR/run/slurmd-$1.pid"; }
+
+# Idle (or busy), and registered by the slurmd now running (a recovered state file can say
+# idle before the new slurmd has registered).
+node_ready() {  # node started_at
   local state start_line slurmd_start
-  state=$(node_state)
+  state=$(node_state "$1")
   [ "$state" = idle ] || [ "$state" = mixed ] || [ "$state" = allocated ] || return 1
-  start_line=$(scontrol show node "$NODE" 2>/dev/null || true)
+  start_line=$(scontrol show node "$1" 2>/dev/null || true)
   slurmd_start=$(sed -nE 's/.*SlurmdStartTime=([0-9T:-]+).*/\1/p' <<<"$start_line")
   [ -n "$slurmd_start" ] && [ "$slurmd_start" != None ] || return 1
-  [ "$(date -d "$slurmd_start" +%s)" -ge "$SLURMD_STARTED_AT" ]
+  [ "$(date -d "$slurmd_start" +%s)" -ge "$2" ]
 }
 
-start() {
+wait_node_ready() {  # node started_at
+  local deadline=$((SECONDS + 60)) state
+  until node_ready "$1" "$2"; do
+    state=$(node_state "$1")
+    case "$state" in
+      down* | drain* | fail*)
+        # A node left down by a previous run (or ReturnToService races): resume it.
+        scontrol update nodename="$1" state=resume 2>/dev/null || true ;;
+      inval*)
+        die "node $1 is INVAL: $(sinfo -R -h -n "$1")" ;;
+    esac
+    [ $SECONDS -lt $deadline ] || die "node $1 not idle after 60 s (state '$state'; see $LOCAL_DIR/log/slurmd-$1.log)"
+    sleep 0.2
+  done
+}
+
+# Every slurmd pid file of any shape: a node of the other shape must stop too.
+stop_all_slurmd() {
+  local pidfile
+  for pidfile in "$LOCAL_DIR"/run/slurmd-*.pid "$LOCAL_DIR"/run/slurmd.pid; do
+    [ -e "$pidfile" ] && stop_pidfile "$pidfile" slurmd
+  done
+  return 0
+}
+
+slurm_start() {
   [ "$(id -u)" -eq 0 ] || die "must run as root (found uid $(id -u))"
   install_packages
-  install -d -m 0755 "$LOCAL_DIR" "$LOCAL_DIR/run" "$LOCAL_DIR/slurmd"
+  install -d -m 0755 "$LOCAL_DIR" "$LOCAL_DIR/run"
   install -d -o slurm -g slurm -m 0755 "$LOCAL_DIR/state" "$LOCAL_DIR/log"
   ensure_hostname
   start_munge
   write_conf
 
-  local restart=0
+  local restart=0 node pidfile
   if pid_alive "$LOCAL_DIR/run/slurmctld.pid" slurmctld && older_than_conf "$LOCAL_DIR/run/slurmctld.pid"; then
     restart=1
   fi
-  if pid_alive "$LOCAL_DIR/run/slurmd.pid" slurmd && older_than_conf "$LOCAL_DIR/run/slurmd.pid"; then
-    restart=1
-  fi
+  for pidfile in "$LOCAL_DIR"/run/slurmd-*.pid "$LOCAL_DIR"/run/slurmd.pid; do
+    if pid_alive "$pidfile" slurmd && older_than_conf "$pidfile"; then restart=1; fi
+  done
   if [ $restart -eq 1 ]; then
     log "slurm.conf changed: restarting slurmd and slurmctld"
-    stop_pidfile "$LOCAL_DIR/run/slurmd.pid" slurmd
+    stop_all_slurmd
     stop_pidfile "$LOCAL_DIR/run/slurmctld.pid" slurmctld
   fi
 
@@ -213,31 +277,25 @@ start() {
   fi
   wait_until 30 ctl_up || die "slurmctld does not answer scontrol ping (see $LOCAL_DIR/log/slurmctld.log)"
 
-  if pid_alive "$LOCAL_DIR/run/slurmd.pid" slurmd; then
-    SLURMD_STARTED_AT=$(($(date +%s) - $(ps -o etimes= -p "$(pid_of "$LOCAL_DIR/run/slurmd.pid")" | tr -d ' ') - 1))
-  else
-    log "starting slurmd"
-    SLURMD_STARTED_AT=$(($(date +%s) - 1))
-    /usr/sbin/slurmd
-  fi
-
-  local deadline=$((SECONDS + 60)) state
-  until node_ready; do
-    state=$(node_state)
-    case "$state" in
-      down* | drain* | fail*)
-        # A node left down by a previous run (or ReturnToService races): resume it.
-        scontrol update nodename="$NODE" state=resume 2>/dev/null || true ;;
-      inval*)
-        die "node $NODE is INVAL: $(sinfo -R -h -n "$NODE")" ;;
-    esac
-    [ $SECONDS -lt $deadline ] || die "node $NODE not idle after 60 s (state '$state'; see $LOCAL_DIR/log/slurmd.log)"
-    sleep 0.2
+  local -A started_at
+  for node in "${NODES[@]}"; do
+    pidfile=$(slurmd_pidfile "$node")
+    if pid_alive "$pidfile" slurmd; then
+      started_at[$node]=$(($(date +%s) - $(ps -o etimes= -p "$(pid_of "$pidfile")" | tr -d ' ') - 1))
+    else
+      log "starting slurmd on $node"
+      started_at[$node]=$(($(date +%s) - 1))
+      install -d -m 0755 "$LOCAL_DIR/slurmd-$node"
+      node_exec "$node" /usr/sbin/slurmd -N "$node"
+    fi
   done
-  log "up: node $NODE $(node_state), $(sinfo -h -n "$NODE" -o '%c CPUs, %m MB')"
+  for node in "${NODES[@]}"; do
+    wait_node_ready "$node" "${started_at[$node]}"
+  done
+  log "up: $(sinfo -h -o '%D node(s) %T: %N' | paste -sd ';' -), $(sinfo -h -o '%c CPUs, %m MB' | head -n1) each"
 }
 
-stop() {
+slurm_stop() {
   [ "$(id -u)" -eq 0 ] || die "must run as root (found uid $(id -u))"
   if ctl_up; then
     local jobs
@@ -248,7 +306,7 @@ stop() {
       wait_until 20 eval '[ -z "$(squeue -h -o %A 2>/dev/null)" ]' || log "jobs still listed after 20 s"
     fi
   fi
-  stop_pidfile "$LOCAL_DIR/run/slurmd.pid" slurmd
+  stop_all_slurmd
   stop_pidfile "$LOCAL_DIR/run/slurmctld.pid" slurmctld
   if [ -e "$LOCAL_DIR/run/munged.ours" ]; then
     stop_pidfile /run/munge/munged.pid munged
@@ -257,20 +315,19 @@ stop() {
   log "stopped"
 }
 
-status() {
-  local name pidfile rc=0
-  for name in munged slurmctld slurmd; do
-    case $name in
-      munged) pidfile=/run/munge/munged.pid ;;
-      *) pidfile=$LOCAL_DIR/run/$name.pid ;;
-    esac
-    if pid_alive "$pidfile" "$name"; then
-      echo "$name: running (pid $(pid_of "$pidfile"))"
+slurm_status() {
+  local rc=0 node pidfile
+  report() {  # name pidfile
+    if pid_alive "$2" "${1%% *}"; then
+      echo "$1: running (pid $(pid_of "$2"))"
     else
-      echo "$name: not running"
+      echo "$1: not running"
       rc=1
     fi
-  done
+  }
+  report munged /run/munge/munged.pid
+  report slurmctld "$LOCAL_DIR/run/slurmctld.pid"
+  for node in "${NODES[@]}"; do report "slurmd on $node" "$(slurmd_pidfile "$node")"; done
   if ctl_up; then
     sinfo
     squeue
@@ -278,9 +335,11 @@ status() {
   return $rc
 }
 
-case "${1:-}" in
-  start) start ;;
-  stop) stop ;;
-  status) status ;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
-esac
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  case "${1:-}" in
+    start) slurm_start ;;
+    stop) slurm_stop ;;
+    status) slurm_status ;;
+    *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+  esac
+fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs dependencies, builds, starts the local SLURM cluster the SLURM tests use, and
-# runs every test under ctest.
+# runs every test under ctest — the `multinode` ones too: each starts and stops its own
+# cluster of hosts in network namespaces (scripts/cluster-local.sh; SKIPPED without root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh

@@ -127,12 +127,17 @@ void validate(const JobSpec& spec) {
 
   if (!std::regex_match(spec.job_name, kWord)) invalid("job_name", "\"" + spec.job_name + "\"", "letters, digits, _ . + -");
   if (spec.nodes < 1) invalid("nodes", std::to_string(spec.nodes), "at least 1");
-  if (spec.ntasks_per_node < 1) invalid("ntasks_per_node", std::to_string(spec.ntasks_per_node), "at least 1");
+  if (spec.ntasks_per_node < 0)
+    invalid("ntasks_per_node", std::to_string(spec.ntasks_per_node), "at least 1 (or absent: one rank per GPU, 1 on CPU jobs)");
   if (spec.cpus_per_task < 1) invalid("cpus_per_task", std::to_string(spec.cpus_per_task), "at least 1");
   if (spec.gpus_per_node < 0) invalid("gpus_per_node", std::to_string(spec.gpus_per_node), "0 (CPU-only) or more");
-  if (spec.gpus_per_node > 0 && spec.ntasks_per_node > spec.gpus_per_node)
-    invalid("ntasks_per_node", std::to_string(spec.ntasks_per_node) + " ranks per node with gpus_per_node " + std::to_string(spec.gpus_per_node),
-            "at most one rank per GPU");
+  if (spec.gpus_per_node > 0 && spec.ntasks_per_node > 0 && spec.ntasks_per_node != spec.gpus_per_node) {
+    const int ranks = spec.ntasks_per_node, gpus = spec.gpus_per_node;
+    const std::string why = ranks < gpus ? std::to_string(gpus - ranks) + " of " + std::to_string(gpus) + " GPUs per node would sit idle"
+                                         : "ranks would share GPUs (" + std::to_string(ranks) + " ranks on " + std::to_string(gpus) + " GPUs)";
+    invalid("ntasks_per_node", std::to_string(ranks) + (ranks == 1 ? " rank" : " ranks") + " per node with gpus_per_node " + std::to_string(gpus),
+            "one rank per GPU (" + std::to_string(gpus) + "; leave ntasks_per_node out for that): " + why);
+  }
   if (spec.gpus_per_node == 0 && !spec.gpu_type.empty())
     invalid("gpu_type", "\"" + spec.gpu_type + "\" with gpus_per_node 0", "gpus_per_node > 0 when a GPU type is given");
   if (!spec.gpu_type.empty() && !std::regex_match(spec.gpu_type, kWord))

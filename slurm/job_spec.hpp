@@ -7,6 +7,7 @@
 // (environment) merge key by key, everything else (lists included) is replaced.
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <string>
@@ -35,7 +36,10 @@ inline constexpr base::EnumName<RankLauncher> kRankLauncherNames[] = {{"srun", R
 struct JobSpec {
   std::string job_name = "greenfound";
   int nodes = 1;
-  int ntasks_per_node = 1;
+  // Ranks per node; 0 = the default: one per GPU on GPU jobs (greenfound runs one rank per
+  // GPU, each taking GPU <local rank>), else 1. On GPU jobs any other count is refused: fewer
+  // ranks leave GPUs idle, more make two ranks share one.
+  int ntasks_per_node = 0;
   int gpus_per_node = 0;  // 0 = CPU-only job
   std::string gpu_type;   // "" = any GPU; else --gpus-per-node=<type>:<n>
   int cpus_per_task = 1;  // also OMP_NUM_THREADS of every rank
@@ -70,7 +74,8 @@ struct JobSpec {
   std::string output;    // "" = <run_dir>/slurm/%j.out (arrays: %A_%a.out); %j/%A/%a allowed
   std::string error;     // "" = same file as output
 
-  int total_tasks() const { return nodes * ntasks_per_node; }
+  int ranks_per_node() const { return ntasks_per_node > 0 ? ntasks_per_node : std::max(1, gpus_per_node); }
+  int total_tasks() const { return nodes * ranks_per_node(); }
   bool is_array() const { return !array.empty() || !array_tasks.empty(); }
 };
 

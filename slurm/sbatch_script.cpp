@@ -26,8 +26,9 @@ void write_directives(std::ostream& os, const JobSpec& spec) {
   const std::string log_dir = spec.run_dir + "/slurm/";
   const std::string output = spec.output.empty() ? log_dir + (spec.is_array() ? "%A_%a.out" : "%j.out") : spec.output;
 
-  os << "# Resources: " << spec.nodes << (spec.nodes == 1 ? " node" : " nodes") << " x " << spec.ntasks_per_node
-     << (spec.ntasks_per_node == 1 ? " rank" : " ranks") << " per node = " << spec.total_tasks()
+  const int ranks = spec.ranks_per_node();
+  os << "# Resources: " << spec.nodes << (spec.nodes == 1 ? " node" : " nodes") << " x " << ranks
+     << (ranks == 1 ? " rank" : " ranks") << " per node = " << spec.total_tasks()
      << (spec.total_tasks() == 1 ? " rank" : " ranks");
   if (spec.gpus_per_node > 0)
     os << ", " << spec.gpus_per_node << (spec.gpu_type.empty() ? "" : " " + spec.gpu_type) << " GPU"
@@ -37,7 +38,7 @@ void write_directives(std::ostream& os, const JobSpec& spec) {
   os << ", " << spec.cpus_per_task << " CPU" << (spec.cpus_per_task == 1 ? "" : "s") << " (threads) per rank.\n";
   os << "#SBATCH --job-name=" << spec.job_name << "\n";
   os << "#SBATCH --nodes=" << spec.nodes << "\n";
-  os << "#SBATCH --ntasks-per-node=" << spec.ntasks_per_node << "\n";
+  os << "#SBATCH --ntasks-per-node=" << ranks << "\n";
   if (spec.gpus_per_node > 0)
     os << "#SBATCH --gpus-per-node=" << (spec.gpu_type.empty() ? "" : spec.gpu_type + ":") << spec.gpus_per_node << "\n";
   os << "#SBATCH --cpus-per-task=" << spec.cpus_per_task << "\n";
@@ -110,11 +111,15 @@ void write_launch(std::ostream& os, const JobSpec& spec, const std::vector<std::
        << "# inherit --cpus-per-task from sbatch since SLURM 22.05, so it is passed again. No\n"
        << "# --kill-on-bad-exit: a rank leaving with the requeue code must not kill rank 0 while it\n"
        << "# writes the checkpoint (a crashed rank is caught by greenfound's collective watchdog).\n";
+    if (spec.gpus_per_node > 0)
+      os << "# One rank per GPU: every rank sees its node's " << spec.gpus_per_node << " GPU"
+         << (spec.gpus_per_node == 1 ? "" : "s") << " and takes GPU <its local rank> (SLURM_LOCALID),\n"
+         << "# so none sits idle and none is shared.\n";
     os << "srun --mpi=pmix --cpus-per-task=\"$SLURM_CPUS_PER_TASK\" \\\n";
   } else {
     os << "\n# One rank per task, started by mpirun from the allocation SLURM describes; threads are\n"
        << "# not bound to one core each (every rank runs OMP_NUM_THREADS threads).\n";
-    os << "mpirun -np \"$SLURM_NTASKS\" --map-by ppr:" << spec.ntasks_per_node << ":node --bind-to none -x OMP_NUM_THREADS";
+    os << "mpirun -np \"$SLURM_NTASKS\" --map-by ppr:" << spec.ranks_per_node() << ":node --bind-to none -x OMP_NUM_THREADS";
     for (const auto& [name, value] : spec.environment) os << " -x " << name;
     os << " \\\n";
   }

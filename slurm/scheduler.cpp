@@ -95,6 +95,7 @@ std::vector<JobState> from_scontrol(const std::string& job_id) {
     s.reason = kv["Reason"];
     s.exit_code = kv["ExitCode"];
     s.restarts = std::atoi(kv["Restarts"].c_str());
+    if (kv["NodeList"] != "(null)") s.node_list = kv["NodeList"];
     rows.push_back(s);
   }
   return rows;
@@ -192,7 +193,10 @@ JobState query_job(const std::string& job_id) {
     auto scontrol_rows = from_scontrol(job_id);
     for (auto& row : rows)
       for (const auto& s : scontrol_rows)
-        if (s.job_id == row.job_id) row.exit_code = s.exit_code;
+        if (s.job_id == row.job_id) {
+          row.exit_code = s.exit_code;
+          row.node_list = s.node_list;
+        }
     return summarise(job_id, rows, "squeue");
   }
   if (auto rows = from_scontrol(job_id); !rows.empty()) return summarise(job_id, rows, "scontrol");
@@ -201,6 +205,18 @@ JobState query_job(const std::string& job_id) {
   unknown.job_id = job_id;
   unknown.state = "UNKNOWN";
   return unknown;
+}
+
+std::vector<std::pair<std::string, std::string>> unavailable_nodes(const std::string& node_list) {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (node_list.empty()) return out;
+  const auto r = run_tool({"sinfo", "-R", "-h", "-n", node_list, "-o", "%N|%E"});
+  if (r.exit_code != 0) return out;
+  for (const auto& line : base::split(r.out, '\n')) {
+    const auto f = base::split(line, '|');
+    if (f.size() >= 2) out.emplace_back(base::trim(f[0]), base::trim(f[1]));
+  }
+  return out;
 }
 
 void cancel(const std::string& job_id) {

@@ -3,6 +3,7 @@
 // they are the stable interface every site has, whatever the version of its libraries.
 // Job ids of a run are recorded, one per line, in <run_dir>/slurm/job_ids.
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace gf::slurm {
@@ -25,6 +26,7 @@ struct JobState {
   std::string reason;     // squeue/scontrol Reason ("None" when there is none)
   std::string exit_code;  // "0:0" (code:signal) once known, else ""
   int restarts = 0;       // times the job was requeued, when the source reports it
+  std::string node_list;  // the nodes it runs or ran on ("gf-h[1-2]"), when scontrol knows the job
   std::string source;     // which tool answered: "squeue", "scontrol", "sacct", or "" for none
   // Array jobs: one entry per task (job_id "A_i"), in task order; empty otherwise.
   std::vector<JobState> tasks;
@@ -33,6 +35,10 @@ struct JobState {
 // Asks squeue, then `scontrol show job`, then sacct, and returns the first answer. A job
 // none of them knows (finished and forgotten, no accounting) has state "UNKNOWN".
 JobState query_job(const std::string& job_id);
+
+// Nodes of `node_list` that SLURM holds down or drained, each with its reason
+// ({"gf-h2", "Not responding"}); empty when all are up or SLURM does not answer.
+std::vector<std::pair<std::string, std::string>> unavailable_nodes(const std::string& node_list);
 
 // `scancel JOB` (arrays: every task). Throws with scancel's message when it fails.
 void cancel(const std::string& job_id);

@@ -45,6 +45,9 @@ nlohmann::json to_json(const Provenance& provenance) {
   for (const SessionRecord& session : provenance.sessions) {
     nlohmann::json item = nlohmann::json::object();
     visit_fields(session, [&](const char* key, const auto& field) { item[key] = field; });
+    item["hosts"] = nlohmann::json::array();
+    for (const SessionHost& host : session.hosts)
+      item["hosts"].push_back({{"host", host.host}, {"ranks", host.ranks}, {"gpus", host.gpus}});
     sessions.push_back(std::move(item));
   }
   return {{"sessions", sessions}};
@@ -56,6 +59,14 @@ Provenance provenance_from_json(const nlohmann::json& json, const std::string& s
   for (base::Section& item : document.children("sessions")) {
     SessionRecord session;
     visit_fields(session, [&](const char* key, auto& field) { item.read(key, field); });
+    for (base::Section& host_item : item.children("hosts")) {
+      SessionHost host;
+      host_item.read("host", host.host);
+      host_item.read("ranks", host.ranks);
+      host_item.read("gpus", host.gpus);
+      host_item.finish();
+      session.hosts.push_back(std::move(host));
+    }
     item.finish();
     provenance.sessions.push_back(std::move(session));
   }
@@ -88,6 +99,12 @@ void record_session(const std::string& run_dir, const Session& started) {
   session.nccl = versions.nccl;
   session.mpi = versions.mpi;
   session.gpus = versions.gpus.names;
+  for (const std::string& host : started.world.hosts()) {
+    SessionHost record{host, started.world.ranks_on(host), {}};
+    for (const auto& place : started.world.places)
+      if (place.host == host) record.gpus.push_back(place.visible_gpus);
+    session.hosts.push_back(std::move(record));
+  }
   provenance.sessions.push_back(std::move(session));
   base::write_file_atomic(path, to_json(provenance).dump(2) + "\n");
 }

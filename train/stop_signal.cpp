@@ -2,13 +2,18 @@
 
 #include <stdexcept>
 
+#include "dist/watchdog.hpp"
+
 namespace gf::train {
 
 namespace {
 
 volatile std::sig_atomic_t g_received = 0;
 
-extern "C" void record_signal(int signal) { g_received = signal; }
+extern "C" void record_signal(int signal) {
+  g_received = signal;
+  dist::note_stop_signal(signal);  // a collective stuck past the signal is then reported
+}
 
 }  // namespace
 

@@ -170,18 +170,15 @@ void Trainer::resume() {
     throw std::runtime_error(options_.run_dir + ": ranks found different checkpoints to resume (is the run folder "
                              "on a shared file system?)");
   identity_ = identity_fields(config_);
-  if (!checkpoint_) return;
-  const auto differences = identity_differences(checkpoint_->state.identity, identity_);
-  if (differences.empty()) return;
-  std::string list;
-  for (const auto& d : differences) list += (list.empty() ? "" : "; ") + d;
-  throw std::runtime_error(resume_path_ + ": config differs from the checkpoint's (checkpoint vs now): " + list);
+  if (checkpoint_)
+    resume_plan_ = plan_resume(resume_path_, checkpoint_->state, identity_, global_batch_, options_.allow_batch_change);
 }
 
 void Trainer::write_run_files() {
   resolved_config_ = to_json(config_);
   resolved_hash_ = config_hash(config_);
   log_ = std::make_unique<RunLog>(options_.run_dir, root_);
+  node_progress_ = std::make_unique<NodeProgress>(options_.run_dir, world_);
   if (!root_) return;
   json resolved = resolved_config_;
   resolved["config_hash"] = resolved_hash_;
@@ -189,7 +186,7 @@ void Trainer::write_run_files() {
   const int64_t start_step = checkpoint_ ? checkpoint_->state.step : 0;
   log_->truncate_metrics_after(start_step);
   record_session(options_.run_dir, {start_step, world_.host, world_.size, world_.local_size, at::get_num_threads(),
-                                    device_.str(), dist::backend_name(comm_->backend())});
+                                    device_.str(), dist::backend_name(comm_->backend()), world_});
 }
 
 void Trainer::build_model() {
@@ -262,7 +259,10 @@ void Trainer::build_data() {
   tracker_ = std::make_unique<energy::EnergyTracker>(energy_options, world_, comm_.get(), options_.run_dir);
   flops_per_image_ = 4 * model::forward_flops(vit_);  // teacher fwd + student fwd + bwd (2x)
 
-  if (checkpoint_) state_ = checkpoint_->state;
+  if (checkpoint_) {
+    state_ = checkpoint_->state;
+    state_.epoch_step = resume_plan_.epoch_step;
+  }
   state_.identity = identity_;
   state_.config = resolved_config_;
   state_.config_hash = resolved_hash_;
@@ -276,10 +276,12 @@ void Trainer::build_data() {
 }
 
 PretrainResult Trainer::run() {
+  if (!resume_plan_.note.empty()) log_->event(resume_plan_.note);
   log_->event((resume_path_.empty() ? std::string("starting") : "resuming from " + resume_path_) + ": " +
               config_.model.arch + " at " + std::to_string(config_.model.img_size) + " px, " +
               std::to_string(world_.size) + " rank(s) × " + std::to_string(at::get_num_threads()) + " thread(s) on " +
-              device_.str() + (bf16_ ? " (bf16 autocast)" : " (fp32)") + ", global batch " +
+              device_.str() + (bf16_ ? " (bf16 autocast)" : " (fp32)") + " on " +
+              std::to_string(world_.hosts().size()) + " host(s), global batch " +
               std::to_string(global_batch_) + ", " + std::to_string(steps_per_epoch_) + " steps per epoch, " +
               std::to_string(config_.optim.epochs) + " epochs, loss scaler " + config_.optim.grad_scaler);
   const StopSignalGuard stop_signal;
@@ -328,7 +330,7 @@ std::optional<PretrainStatus> Trainer::train_epoch(const StopSignalGuard& stop_s
 }
 
 Trainer::StepOutcome Trainer::step(double lr, const StopSignalGuard& stop_signal) {
-  comm_->set_step(state_.step);
+  comm_->set_step(state_.step + 1);  // numbered as metrics.jsonl numbers the step being trained
   for (auto& parameter : parameters_) parameter.mutable_grad().reset();
   StepOutcome outcome;
   MetricsRecord& metrics = outcome.record;
@@ -458,6 +460,7 @@ void Trainer::record(const StepOutcome& outcome, base::Progress& progress) {
   note << "loss " << r.loss;
   progress.set_note(note.str());
   progress.advance(outcome.images);
+  node_progress_->update(state_.step, state_.epoch);
   if (options_.on_step) options_.on_step(StepView{r, *wrapper_});
 }
 
@@ -505,6 +508,7 @@ void Trainer::save() {
 }
 
 PretrainResult Trainer::finish(PretrainStatus status) {
+  node_progress_->update(state_.step, position().epoch, /*force=*/true);
   const double images = static_cast<double>(images_trained_);
   tracker_->finish(images, images * flops_per_image_);
   if (root_) tracker_->print_summary(std::cerr);

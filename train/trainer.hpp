@@ -32,8 +32,10 @@
 #include "train/checkpoint.hpp"
 #include "train/grad_scaler.hpp"
 #include "train/metrics_record.hpp"
+#include "train/node_progress.hpp"
 #include "train/optimizer.hpp"
 #include "train/pretrain.hpp"
+#include "train/resume_check.hpp"
 #include "train/run_config.hpp"
 #include "train/run_log.hpp"
 #include "train/stop_signal.hpp"
@@ -99,10 +101,12 @@ class Trainer {
   std::unique_ptr<dist::Communicator> comm_;
 
   std::string resume_path_;
+  ResumePlan resume_plan_;  // where in the epoch the checkpoint continues
   std::optional<Checkpoint> checkpoint_;  // held until build_model() loaded it
   nlohmann::json identity_, resolved_config_;
   std::string resolved_hash_;
   std::unique_ptr<RunLog> log_;
+  std::unique_ptr<NodeProgress> node_progress_;  // RUN_DIR/nodes/<host>.json
 
   model::VitOptions vit_;
   model::TokenReconstruction wrapper_{nullptr};

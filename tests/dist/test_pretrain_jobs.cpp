@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "model/weights.hpp"
+#include "tests/support/run_checks.hpp"
 #include "tests/support/run_job.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "train/checkpoint.hpp"
@@ -26,7 +26,9 @@ namespace {
 
 namespace fs = std::filesystem;
 using gf::test::JobResult;
+using gf::test::losses;
 using gf::test::run_job;
+using gf::test::weight_difference;
 
 std::string bin() { return gf::test::greenfound_bin(); }
 
@@ -76,32 +78,6 @@ class DistPretrainJobs : public ::testing::Test {
 };
 std::unique_ptr<gf::test::TempDir> DistPretrainJobs::temp_;
 fs::path DistPretrainJobs::root_;
-
-std::map<int64_t, double> losses(const std::string& run_dir) {
-  std::map<int64_t, double> out;
-  std::ifstream in(run_dir + "/metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    const auto record = nlohmann::json::parse(line);
-    out[record.at("step").get<int64_t>()] = record.at("loss").get<double>();
-  }
-  return out;
-}
-
-// Largest |a - b| over the model tensors of the two runs' newest checkpoints.
-double weight_difference(const std::string& run_a, const std::string& run_b) {
-  const auto a = gf::model::read_safetensors(gf::train::latest_checkpoint(run_a) + "/model.safetensors").tensors;
-  const auto b = gf::model::read_safetensors(gf::train::latest_checkpoint(run_b) + "/model.safetensors").tensors;
-  EXPECT_EQ(a.size(), b.size());
-  double worst = 0;
-  for (const auto& [name, tensor] : a) {
-    const at::Tensor other = gf::model::find_tensor(b, name);
-    EXPECT_TRUE(other.defined()) << name;
-    if (other.defined()) worst = std::max(worst, (tensor.to(at::kDouble) - other.to(at::kDouble)).abs().max().item<double>());
-  }
-  return worst;
-}
 
 void expect_same_run(const std::string& one_rank, const std::string& two_ranks, int64_t steps) {
   const auto l1 = losses(one_rank), l2 = losses(two_ranks);

@@ -13,7 +13,9 @@ namespace gf::energy::testing {
 
 class FakePowercap {
  public:
-  explicit FakePowercap(uint64_t range_uj) : range_uj_(range_uj) {
+  // Under `parent` (a folder every host of a multinode test sees, when /tmp is per host).
+  explicit FakePowercap(uint64_t range_uj, const std::string& parent = std::filesystem::temp_directory_path().string())
+      : dir_("powercap", parent), range_uj_(range_uj) {
     zone("intel-rapl:0", "package-0");
     zone("intel-rapl:0:0", "core");       // inside the package: not counted
     zone("intel-rapl:0:2", "dram");
@@ -43,7 +45,7 @@ class FakePowercap {
     std::filesystem::rename(path + ".tmp", path);
   }
 
-  gf::test::TempDir dir_{"powercap"};
+  gf::test::TempDir dir_;
   std::string root_ = dir_.str();
   uint64_t range_uj_;
 };

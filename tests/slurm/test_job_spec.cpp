@@ -35,13 +35,37 @@ std::string validation_error(const JobSpec& spec) {
 
 TEST(JobSpecValidate, DefaultsPass) { EXPECT_EQ(validation_error(valid_spec()), ""); }
 
-TEST(JobSpecValidate, MoreRanksThanGpus) {
+// An explicit ranks-per-node on a GPU job must be one per GPU: the reason names what is wrong.
+TEST(JobSpecValidate, ExplicitLayoutUsesEveryGpuOnce) {
+  const struct {
+    int ranks, gpus;
+    std::string error;
+  } cases[] = {
+      {8, 4, "slurm job: ntasks_per_node: found 8 ranks per node with gpus_per_node 4, expected one rank per GPU (4; leave "
+             "ntasks_per_node out for that): ranks would share GPUs (8 ranks on 4 GPUs)"},
+      {1, 8, "slurm job: ntasks_per_node: found 1 rank per node with gpus_per_node 8, expected one rank per GPU (8; leave "
+             "ntasks_per_node out for that): 7 of 8 GPUs per node would sit idle"},
+  };
+  for (const auto& c : cases) {
+    JobSpec spec = valid_spec();
+    spec.ntasks_per_node = c.ranks;
+    spec.gpus_per_node = c.gpus;
+    EXPECT_EQ(validation_error(spec), c.error);
+    EXPECT_THROW(gf::slurm::render_sbatch(spec, {"/bin/true"}), std::runtime_error);
+  }
+}
+
+// Without an explicit count: one rank per GPU on GPU jobs, one per node on CPU jobs.
+TEST(JobSpecValidate, RanksPerNodeDefaultToGpusPerNode) {
   JobSpec spec = valid_spec();
-  spec.gpus_per_node = 4;
+  EXPECT_EQ(spec.ranks_per_node(), 1);
+  spec.gpus_per_node = 8;
+  spec.nodes = 4;
+  EXPECT_EQ(validation_error(spec), "");
+  EXPECT_EQ(spec.ranks_per_node(), 8);
+  EXPECT_EQ(spec.total_tasks(), 32);
   spec.ntasks_per_node = 8;
-  EXPECT_EQ(validation_error(spec),
-            "slurm job: ntasks_per_node: found 8 ranks per node with gpus_per_node 4, expected at most one rank per GPU");
-  EXPECT_THROW(gf::slurm::render_sbatch(spec, {"/bin/true"}), std::runtime_error);
+  EXPECT_EQ(validation_error(spec), "");
 }
 
 TEST(JobSpecValidate, ResourceAndFieldErrors) {

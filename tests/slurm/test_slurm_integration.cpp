@@ -22,14 +22,18 @@
 
 #include "slurm/scheduler.hpp"
 #include "tests/support/run_job.hpp"
+#include "tests/support/slurm_jobs.hpp"
 #include "train/checkpoint.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
+using gf::test::finished;
 using gf::test::JobResult;
+using gf::test::last_step;
 using gf::test::run_job;
+using gf::test::wait_for;
 
 std::string env(const char* name) {
   const char* v = std::getenv(name);
@@ -45,44 +49,14 @@ std::string read_file(const fs::path& path) {
 
 bool controller_up() { return run_job("scontrol ping").output.find("is UP") != std::string::npos; }
 
-// "" when the cluster answers (started here if it was down), else why it cannot run.
+// "" when the one-node cluster answers (started, or reshaped from the multinode one, here),
+// else why it cannot run.
 std::string cluster_unavailable() {
-  if (controller_up()) return "";
   if (!fs::exists("/usr/sbin/slurmctld") || !fs::exists("/usr/sbin/slurmd")) return "slurmctld/slurmd are not installed";
-  if (::geteuid() != 0) return "the local cluster needs root to start (uid " + std::to_string(::geteuid()) + ")";
+  if (::geteuid() != 0) return controller_up() ? "" : "the local cluster needs root to start (uid " + std::to_string(::geteuid()) + ")";
   const JobResult start = run_job("bash " + env("GF_SOURCE_DIR") + "/scripts/slurm-local.sh start");
   if (start.exit_code != 0 || !controller_up()) return "scripts/slurm-local.sh start failed: " + start.output;
   return "";
-}
-
-// Waits until `done` holds for the job's state, polling every 0.5 s; returns the last state.
-gf::slurm::JobState wait_for(const std::string& job, const std::function<bool(const gf::slurm::JobState&)>& done,
-                             double seconds) {
-  const auto deadline = Clock::now() + std::chrono::duration<double>(seconds);
-  gf::slurm::JobState state;
-  while (true) {
-    state = gf::slurm::query_job(job);
-    if (done(state) || Clock::now() > deadline) return state;
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  }
-}
-
-bool finished(const gf::slurm::JobState& s) {
-  for (const char* final_state : {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL",
-                                  "DEADLINE", "PREEMPTED"})
-    if (s.state == final_state) return true;
-  return false;
-}
-
-// The last step recorded in a run's metrics.jsonl (0 when none).
-long last_step(const fs::path& run_dir) {
-  std::ifstream in(run_dir / "metrics.jsonl");
-  long step = 0;
-  for (std::string line; std::getline(in, line);) {
-    const auto record = nlohmann::json::parse(line, nullptr, false);
-    if (record.is_object() && record.contains("step")) step = record["step"].get<long>();
-  }
-  return step;
 }
 
 class SlurmIntegration : public ::testing::Test {

@@ -14,8 +14,9 @@ namespace gf::test {
 
 class TempDir {
  public:
-  explicit TempDir(const std::string& name) {
-    std::string pattern = (std::filesystem::temp_directory_path() / ("gf-" + name + "-XXXXXX")).string();
+  explicit TempDir(const std::string& name,
+                   const std::filesystem::path& parent = std::filesystem::temp_directory_path()) {
+    std::string pattern = (parent / ("gf-" + name + "-XXXXXX")).string();
     if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error(pattern + ": mkdtemp failed");
     path_ = pattern;
   }

@@ -1,0 +1,46 @@
+#pragma once
+// Watching SLURM jobs and the runs they train in tests (link gf_slurm): poll a job's state,
+// tell a final state, read a run's last logged step.
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <thread>
+
+#include "slurm/scheduler.hpp"
+
+namespace gf::test {
+
+// Waits until `done` holds for the job's state, polling every 0.5 s; returns the last state.
+inline slurm::JobState wait_for(const std::string& job, const std::function<bool(const slurm::JobState&)>& done,
+                                double seconds) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  slurm::JobState state;
+  while (true) {
+    state = slurm::query_job(job);
+    if (done(state) || std::chrono::steady_clock::now() > deadline) return state;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+}
+
+inline bool finished(const slurm::JobState& s) {
+  for (const char* final_state : {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL",
+                                  "DEADLINE", "PREEMPTED"})
+    if (s.state == final_state) return true;
+  return false;
+}
+
+// The last step recorded in a run's metrics.jsonl (0 when none).
+inline long last_step(const std::string& run_dir) {
+  std::ifstream in(run_dir + "/metrics.jsonl");
+  long step = 0;
+  for (std::string line; std::getline(in, line);) {
+    const auto record = nlohmann::json::parse(line, nullptr, false);
+    if (record.is_object() && record.contains("step")) step = record["step"].get<long>();
+  }
+  return step;
+}
+
+}  // namespace gf::test
