@@ -112,21 +112,21 @@ std::string results_markdown(const ProbeResults& results) {
     }
     md << "| " << model << " | " << wins << " | " << ties << " |\n";
   }
-  if (!results.versus.empty()) {
-    md << "\n## " << results.versus.front().model << " against each other model\n\n"
-       << "better / worse: its median AUROC above / below the other's with Wilcoxon p < alpha over the paired "
-       << "resamples; otherwise a tie.\n\n| task | other | " << results.versus.front().model
-       << " median [95% CI] | other median [95% CI] | p | outcome |\n|---|---|---|---|---|---|\n";
-    const auto interval = [&](const std::string& model, const Key& key) {
-      const auto found = by_model.find({model, key});
-      if (found == by_model.end()) return std::string("-");
-      const ProbeRecord& r = *found->second;
-      return fixed(r.auroc_median, 4) + " [" + fixed(r.auroc_ci_low, 4) + ", " + fixed(r.auroc_ci_high, 4) + "]";
-    };
-    for (const auto& v : results.versus)
-      md << "| " << column_name(v.task, v.cls) << " | " << v.other << " | " << interval(v.model, {v.task, v.cls})
-         << " | " << interval(v.other, {v.task, v.cls}) << " | " << format_p_value(v.p_value) << " | " << v.outcome
-         << " |\n";
+  const auto interval = [&](const std::string& model, const Key& key) {
+    const auto found = by_model.find({model, key});
+    if (found == by_model.end()) return std::string("-");
+    const ProbeRecord& r = *found->second;
+    return fixed(r.auroc_median, 4) + " [" + fixed(r.auroc_ci_low, 4) + ", " + fixed(r.auroc_ci_high, 4) + "]";
+  };
+  for (size_t i = 0; i < results.versus.size(); ++i) {
+    const PairedComparison& v = results.versus[i];
+    if (i == 0 || results.versus[i - 1].model != v.model)
+      md << "\n## " << v.model << " against each other model\n\n"
+         << "better / worse: its median AUROC above / below the other's with Wilcoxon p < alpha over the paired "
+         << "resamples; otherwise a tie.\n\n| task | other | " << v.model
+         << " median [95% CI] | other median [95% CI] | p | outcome |\n|---|---|---|---|---|---|\n";
+    md << "| " << column_name(v.task, v.cls) << " | " << v.other << " | " << interval(v.model, {v.task, v.cls}) << " | "
+       << interval(v.other, {v.task, v.cls}) << " | " << format_p_value(v.p_value) << " | " << v.outcome << " |\n";
   }
   md << "\n## Details\n\n| model | task | class | AUROC | median [95% CI] | AUPRC | balanced accuracy | n train | n test |\n"
      << "|---|---|---|---|---|---|---|---|---|\n";

@@ -48,7 +48,7 @@ struct ProbeResults {
   std::vector<std::string> tasks;   // in task file order
   std::vector<ProbeRecord> records;
   std::vector<Comparison> comparisons;
-  std::vector<PairedComparison> versus;  // probe --versus MODEL: that model against every other
+  std::vector<PairedComparison> versus;  // probe --versus MODEL...: each against every other, in that order
   std::vector<ProbeError> errors;
   int bootstrap = 100;  // resamples, seed and alpha the results were made with
   uint32_t seed = 42;

@@ -99,8 +99,8 @@ std::string final_checkpoint(const fs::path& run) {
   return checkpoint;
 }
 
-// Per task, the student against each other row: medians with their intervals and the verdict
-// of the paired Wilcoxon test (probe --versus).
+// Per task, the student (then the teacher) against each other row: medians with their
+// intervals and the verdict of the paired Wilcoxon test (probe --versus).
 void print_verdicts(const eval::ProbeResults& results) {
   std::map<std::pair<std::string, std::string>, const eval::ProbeRecord*> records;
   for (const auto& r : results.records)
@@ -110,15 +110,21 @@ void print_verdicts(const eval::ProbeResults& results) {
     out << std::fixed << std::setprecision(3) << r.auroc_median << " [" << r.auroc_ci_low << ", " << r.auroc_ci_high << "]";
     return out.str();
   };
-  std::cout << "\nDid the student beat its teacher and the pixel baseline? (median AUROC [95% bootstrap interval], "
+  std::cout << "\nDid the student beat its teacher and the pixel baseline, and the teacher the random init? (median "
+            << "AUROC [95% bootstrap interval], "
             << "Wilcoxon signed-rank over the paired resamples, alpha " << results.alpha << ")\n";
+  std::map<std::pair<std::string, std::string>, std::map<std::string, int>> tally;  // (model, other) -> outcome counts
   for (const auto& v : results.versus) {
-    if (v.cls) continue;
     const auto a = records.find({v.model, v.task}), b = records.find({v.other, v.task});
-    if (a == records.end() || b == records.end()) continue;
+    if (v.cls || (v.model == "teacher" && v.other == "student") || a == records.end() || b == records.end()) continue;
+    ++tally[{v.model, v.other}][v.outcome];
     std::cout << "  " << v.task << ": " << v.model << " " << interval(*a->second) << " vs " << v.other << " "
               << interval(*b->second) << ": " << v.outcome << " (" << eval::format_p_value(v.p_value) << ")\n";
   }
+  std::cout << "In all (tasks without a class):\n";
+  for (auto& [pair, counts] : tally)
+    std::cout << "  " << pair.first << " vs " << pair.second << ": better on " << counts["better"] << ", worse on "
+              << counts["worse"] << ", tie on " << counts["tie"] << "\n";
 }
 
 void run_demo(const DemoArgs& a) {
@@ -179,7 +185,7 @@ void run_demo(const DemoArgs& a) {
   std::vector<std::string> probe = {"launch", "-n", ranks, "--", "probe", "--embeddings"};
   for (const char* name : {"pixels", "random_init", "teacher", "student"})
     probe.push_back(std::string(name) + "=" + (emb / (std::string(name) + ".h5")).string());
-  for (const char* rest : {"--versus", "student", "--tasks"}) probe.push_back(rest);
+  for (const char* rest : {"--versus", "student", "teacher", "--tasks"}) probe.push_back(rest);
   for (const std::string& rest : {(out / "tasks.json").string(), std::string("--out"), (run / "probe").string(),
                                   std::string("--no-energy")})
     probe.push_back(rest);

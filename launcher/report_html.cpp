@@ -263,7 +263,7 @@ std::string probe_table(const std::string& run_name, const eval::ProbeResults& r
   return s.str();
 }
 
-// probe --versus: the named model against each other one per task, with both intervals.
+// probe --versus: each named model against each other one per task, with both intervals.
 std::string versus_table(const eval::ProbeResults& results) {
   if (results.versus.empty()) return "";
   std::map<std::pair<std::string, std::string>, const eval::ProbeRecord*> records;
@@ -275,13 +275,14 @@ std::string versus_table(const eval::ProbeResults& results) {
     return fmt(r.auroc_median, "%.4f") + " <span class=\"ci\">[" + fmt(r.auroc_ci_low, "%.3f") + ", " +
            fmt(r.auroc_ci_high, "%.3f") + "]</span>";
   };
-  const std::string& model = results.versus.front().model;
   std::ostringstream s;
-  s << "<p>Did " << html_escape(model) << " beat each other model? <em>better</em> / <em>worse</em>: its median above / "
-    << "below the other's with Wilcoxon p &lt; " << results.alpha << " over the paired resamples, else <em>tie</em>.</p>"
-    << "<table class=\"versus\"><tr><th>task</th><th>other</th><th>" << html_escape(model)
-    << "</th><th>other</th><th>p</th><th>outcome</th></tr>";
-  for (const auto& v : results.versus) {
+  for (size_t i = 0; i < results.versus.size(); ++i) {
+    const eval::PairedComparison& v = results.versus[i];
+    if (i == 0 || results.versus[i - 1].model != v.model)
+      s << (i == 0 ? "" : "</table>") << "<p>Did " << html_escape(v.model) << " beat each other model? <em>better</em> / "
+        << "<em>worse</em>: its median above / below the other's with Wilcoxon p &lt; " << results.alpha
+        << " over the paired resamples, else <em>tie</em>.</p><table class=\"versus\"><tr><th>task</th><th>other</th><th>"
+        << html_escape(v.model) << "</th><th>other</th><th>p</th><th>outcome</th></tr>";
     const std::string row = row_name(v.task, v.cls);
     s << "<tr><td>" << html_escape(row) << "</td><td>" << html_escape(v.other) << "</td><td>" << cell(v.model, row)
       << "</td><td>" << cell(v.other, row) << "</td><td>" << (v.p_value < 1e-4 ? "***" : fmt(v.p_value, "%.4f"))
