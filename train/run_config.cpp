@@ -189,6 +189,12 @@ nlohmann::json identity_fields(const RunConfig& config) {
     for (const auto& item : full.at(section).items()) identity[std::string(section) + "." + item.key()] = item.value();
   for (const char* key : {"split", "batch_size", "drop_last", "seed", "augment"})
     identity[std::string("data.") + key] = full.at("data").at(key);
+  // Token Reconstruction runs keep the identity they had before objective.kind existed, so
+  // their checkpoints still resume.
+  if (config.objective_kind == ObjectiveKind::kTokenReconstruction) {
+    identity.erase("objective.kind");
+    identity.erase("objective.mask_ratio");
+  }
   return identity;
 }
 

@@ -58,6 +58,10 @@ TEST_F(MaskedPixelsTest, ConfigNamesTheObjective) {
   EXPECT_EQ(config(1).objective_kind, ObjectiveKind::kMaskedPixels);
   EXPECT_EQ(to_json(config(1))["objective"]["kind"], "masked_pixels");
   EXPECT_EQ(parse_run_config(json::object()).objective_kind, ObjectiveKind::kTokenReconstruction);
+  // A Token Reconstruction identity is what it was before objective.kind (older checkpoints resume).
+  EXPECT_FALSE(identity_fields(parse_run_config(json::object())).contains("objective.kind"));
+  EXPECT_EQ(identity_fields(config(1))["objective.kind"], "masked_pixels");
+  EXPECT_EQ(identity_fields(config(1))["objective.mask_ratio"], 0.6);
   json bad = {{"objective", {{"kind", "masked_pixels"}, {"mask_ratio", 1.0}}}};
   EXPECT_THROW(parse_run_config(bad), std::exception);
   json unknown = {{"objective", {{"kind", "mae"}}}};
