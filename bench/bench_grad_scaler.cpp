@@ -66,7 +66,7 @@ std::map<int64_t, EpochFigures> run_variant(const gf::train::RunConfig& config, 
   options.on_step = [&](const gf::train::StepView& view) {
     at::NoGradGuard no_grad;
     std::vector<at::Tensor> weights;
-    for (const auto& p : view.wrapper.student()->parameters()) weights.push_back(p.detach());
+    for (const auto& p : view.student.parameters()) weights.push_back(p.detach());
     const double moved = sum_of_squares(at::_foreach_norm(at::_foreach_sub(weights, previous), 2));
     const double before = sum_of_squares(at::_foreach_norm(previous, 2));
     const double from_init = sum_of_squares(at::_foreach_norm(at::_foreach_sub(weights, initial), 2));

@@ -94,7 +94,7 @@ struct Patient {
 Patient draw_patient(const SynthOptions& options, int patient) {
   cv::RNG rng = stream(options.seed, Stream::kPatient, static_cast<std::uint64_t>(patient));
   Patient p;
-  p.site = rng.uniform(0, options.sites);
+  p.site = options.first_site + rng.uniform(0, options.sites);
   p.age = uniform(rng, 35.0f, 85.0f);
   p.diabetes = chance(rng, 0.55f);
   constexpr std::array<float, 5> kSeverityCdf{0.2f, 0.4f, 0.65f, 0.85f, 1.0f};
@@ -165,6 +165,9 @@ void validate(const SynthOptions& o) {
   if (o.count < 1) fail("count: found " + std::to_string(o.count) + ", expected at least 1");
   if (o.sites < 1 || o.sites > kMaxSites)
     fail("sites: found " + std::to_string(o.sites) + ", expected 1 to " + std::to_string(kMaxSites));
+  if (o.first_site < 0 || o.first_site + o.sites > kMaxSites)
+    fail("first site: found " + std::to_string(o.first_site) + " with " + std::to_string(o.sites) +
+         " sites, expected 0 to " + std::to_string(kMaxSites - o.sites));
   const cv::Size f = o.frame_size;
   if (f.area() != 0 && (f.width < 64 || f.height < 64 || f.width > 8192 || f.height > 8192))
     fail("frame size: found " + std::to_string(f.width) + "x" + std::to_string(f.height) +

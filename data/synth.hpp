@@ -19,6 +19,7 @@ struct SynthOptions {
   int count = 200;
   std::uint64_t seed = 0;
   int sites = 3;                // sites "A", "B", ... (1 to 26), each its own colour cast, exposure, frame
+  int first_site = 0;           // sites start at this letter (0 = "A"): a set from other sites than another's
   cv::Size frame_size{0, 0};    // every site's camera frame; {0, 0}: each site's own raw-camera size
   int threads = 0;              // 0 = automatic (base::resolve_threads)
   int jpeg_quality = 92;

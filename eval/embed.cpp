@@ -96,6 +96,43 @@ model::VisionTransformer build_encoder(const EmbedConfig& config, std::string& s
   return encoder;
 }
 
+// What embed_slice applies to a batch of prepared images: an encoder's pooled tokens, or the
+// pixel baseline; with the names and sizes the file records.
+struct Embedder {
+  model::VisionTransformer encoder{nullptr};  // null for the pixel baseline
+  int64_t pixels = 0;
+  std::string arch;
+  int64_t img_size = 0, dim = 0;
+  double flops_per_image = 0;
+
+  at::Tensor forward(const at::Tensor& images, model::Pool pool) {
+    if (!encoder) return at::adaptive_avg_pool2d(images, {pixels, pixels}).flatten(1);
+    return encoder->forward_embedding(images, pool);
+  }
+};
+
+Embedder build_embedder(const EmbedConfig& config, std::string& sha256, const at::Device& device) {
+  Embedder embedder;
+  if (config.pixels > 0) {
+    if (config.random_init || !config.weights.empty() || !config.state.empty())
+      throw base::FieldError("embed", "pixels", "found pixels with an encoder, expected one or the other");
+    embedder.pixels = config.pixels;
+    embedder.arch = "pixels_" + std::to_string(config.pixels);
+    embedder.img_size = config.img_size;
+    embedder.dim = 3 * config.pixels * config.pixels;
+    sha256 = embedder.arch;
+    return embedder;
+  }
+  embedder.encoder = build_encoder(config, sha256);
+  embedder.encoder->to(device);
+  const model::VitOptions& vit = embedder.encoder->options();
+  embedder.arch = vit.arch;
+  embedder.img_size = vit.img_size;
+  embedder.dim = vit.embed_dim;
+  embedder.flops_per_image = model::forward_flops(vit);
+  return embedder;
+}
+
 // fp32: IEEE float32 on the GPU too (LibTorch lets cuDNN convolutions use TF32 by default),
 // so GPU embeddings match CPU ones; bf16: autocast, the fast path. True for bf16.
 bool use_bf16(const std::string& precision, const at::Device& device) {
@@ -201,7 +238,7 @@ struct EmbeddedSlice {
 };
 
 EmbeddedSlice embed_slice(const EmbedConfig& config, EmbedInputs& in, int64_t begin, int64_t end,
-                          model::VisionTransformer& encoder, const at::Device& device, bool bf16,
+                          Embedder& embedder, const at::Device& device, bool bf16,
                           energy::EnergyTracker* tracker, base::Progress& progress) {
   const auto phase = [&](energy::Phase p) {
     if (tracker) tracker->set_phase(p);
@@ -215,7 +252,7 @@ EmbeddedSlice embed_slice(const EmbedConfig& config, EmbedInputs& in, int64_t be
     {
       c10::InferenceMode inference;
       const model::CudaBf16Autocast autocast(bf16);
-      outputs.push_back(encoder->forward_embedding(images.to(device), config.pool).to(at::kCPU, at::kFloat));
+      outputs.push_back(embedder.forward(images.to(device), config.pool).to(at::kCPU, at::kFloat));
     }
     phase(energy::Phase::kData);
     progress.advance(images.size(0));
@@ -238,25 +275,24 @@ EmbeddedSlice embed_slice(const EmbedConfig& config, EmbedInputs& in, int64_t be
     }
   }
   progress.finish();
-  const int64_t dim = encoder->options().embed_dim;
-  slice.rows = outputs.empty() ? at::empty({0, dim}, at::kFloat) : at::cat(outputs).contiguous();
+  slice.rows = outputs.empty() ? at::empty({0, embedder.dim}, at::kFloat) : at::cat(outputs).contiguous();
   return slice;
 }
 
 // Rank 0: the gathered rows put in output order into `table`, and the file written.
-void write_table(const EmbedConfig& config, EmbeddingTable& table, const model::VitOptions& vit,
+void write_table(const EmbedConfig& config, EmbeddingTable& table, const Embedder& embedder,
                  const std::string& sha256, const at::Tensor& all_positions, const at::Tensor& all_rows, int64_t total) {
   if (all_positions.size(0) != total)
     throw std::runtime_error("embed: gathered " + std::to_string(all_positions.size(0)) + " embeddings, expected " +
                              std::to_string(total));
-  table.dim = vit.embed_dim;
+  table.dim = embedder.dim;
   table.values.assign(static_cast<size_t>(total * table.dim), 0.0f);
   const auto position = all_positions.accessor<int64_t, 1>();
   const float* rows = all_rows.contiguous().data_ptr<float>();
   for (int64_t r = 0; r < total; ++r)
     std::copy_n(rows + r * table.dim, table.dim, table.values.data() + position[r] * table.dim);
-  table.arch = vit.arch;
-  table.img_size = vit.img_size;
+  table.arch = embedder.arch;
+  table.img_size = embedder.img_size;
   table.pool = model::pool_name(config.pool);
   table.weights_sha256 = sha256;
   write_embeddings(config.out, table, config.dtype);
@@ -278,9 +314,7 @@ EmbedSummary run_embed(const EmbedConfig& config) {
   const bool bf16 = use_bf16(config.precision, device);
 
   std::string sha256;
-  model::VisionTransformer encoder = build_encoder(config, sha256);
-  encoder->to(device);
-  const model::VitOptions& vit = encoder->options();
+  Embedder embedder = build_embedder(config, sha256, device);
 
   // The rows in output order, and this rank's contiguous slice of them.
   EmbedInputs in = open_inputs(config, world, device);
@@ -293,7 +327,7 @@ EmbedSummary run_embed(const EmbedConfig& config) {
   progress_options.style = world.is_root() && config.verbose ? base::ProgressStyle::kAuto : base::ProgressStyle::kSilent;
   base::Progress progress(progress_options, end - begin);
   const auto started = std::chrono::steady_clock::now();
-  const EmbeddedSlice slice = embed_slice(config, in, begin, end, encoder, device, bf16, tracker.get(), progress);
+  const EmbeddedSlice slice = embed_slice(config, in, begin, end, embedder, device, bf16, tracker.get(), progress);
   const double seconds =
       max_over_ranks(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), communicator);
   if (slice.rows.size(0) != end - begin)
@@ -304,22 +338,22 @@ EmbedSummary run_embed(const EmbedConfig& config) {
 
   EmbedSummary summary;
   summary.images = total;
-  summary.dim = vit.embed_dim;
+  summary.dim = embedder.dim;
   summary.seconds = seconds;
   summary.images_per_second = seconds > 0 ? static_cast<double>(total) / seconds : 0;
-  summary.bytes_per_embedding = vit.embed_dim * (config.dtype == EmbeddingDtype::kFloat16 ? 2 : 4);
+  summary.bytes_per_embedding = embedder.dim * (config.dtype == EmbeddingDtype::kFloat16 ? 2 : 4);
   if (world.is_root()) {
     if (tracker) tracker->set_phase(energy::Phase::kCheckpoint);
-    write_table(config, in.table, vit, sha256, all_positions, all_rows, total);
+    write_table(config, in.table, embedder, sha256, all_positions, all_rows, total);
     if (config.verbose)
-      std::cout << "embed: wrote " << config.out << ": " << total << " embeddings of " << vit.arch << " at "
-                << vit.img_size << " px (" << model::pool_name(config.pool) << "), " << std::fixed
+      std::cout << "embed: wrote " << config.out << ": " << total << " embeddings of " << embedder.arch << " at "
+                << embedder.img_size << " px (" << model::pool_name(config.pool) << "), " << std::fixed
                 << std::setprecision(1) << summary.images_per_second << " images/s on " << world.size << " rank(s), "
                 << summary.bytes_per_embedding << " bytes per embedding (" << in.table.dim << " x "
                 << (config.dtype == EmbeddingDtype::kFloat16 ? "float16" : "float32") << ")" << std::endl;
   }
   if (tracker) {
-    tracker->finish(static_cast<double>(total), model::forward_flops(vit) * static_cast<double>(total));
+    tracker->finish(static_cast<double>(total), embedder.flops_per_image * static_cast<double>(total));
     if (world.is_root() && config.verbose) tracker->print_summary(std::cout);
   }
   return summary;

@@ -33,6 +33,8 @@ struct EmbedConfig {
   std::string arch;             // "" = inferred from the weights' shapes
   std::string weights_sha256;   // recorded in the file; computed from `weights` when empty
   bool random_init = false;     // no weights: timm-style random init from `seed` (tests, bench)
+  int64_t pixels = 0;           // > 0: no encoder; the image area-averaged to pixels x pixels, flattened
+                                // (the raw-pixel baseline a probe table needs beside the encoders)
   uint64_t seed = 0;
   int64_t img_size = 392;
   model::Pool pool = model::Pool::kMeanAll;

@@ -134,6 +134,9 @@ ProbeResults run_probe(const ProbeConfig& config) {
       throw base::FieldError("probe", "embeddings", arg.model + (arg.source.empty() ? "" : ":" + arg.source) +
                                " is given twice, expected one file per model and source");
   }
+  for (const auto& model : config.versus)
+    if (std::find(models.begin(), models.end(), model) == models.end())
+      throw base::FieldError("probe", "versus", "found " + base::shown(model) + ", expected a model of --embeddings");
   EmbeddingSources sources(models, files);
   const std::vector<TaskSpec> tasks =
       config.tasks == "auto" ? auto_tasks(sources.table(files.at(models.front()).begin()->second))
@@ -182,6 +185,9 @@ ProbeResults run_probe(const ProbeConfig& config) {
   sort_records(results.records, results.tasks, models);
   results.errors = collapse_errors(errors, models, results.tasks);
   results.comparisons = compare_models(models, results.tasks, results.records, config.alpha);
+  for (const auto& model : config.versus)
+    for (auto& c : compare_against(model, models, results.tasks, results.records, config.alpha))
+      results.versus.push_back(std::move(c));
 
   if (world.is_root()) {
     write_results(config.out_dir, results);

@@ -24,6 +24,7 @@ struct ProbeConfig {
   int bootstrap = 100;         // resamples of the test set (published: 100)
   uint32_t seed = 42;          // of the bootstrap generator (published: RandomState(42))
   double alpha = 0.05;         // a win needs Wilcoxon p below this
+  std::vector<std::string> versus;  // models to compare each with every other one per task
   LogisticOptions logistic;
   int threads = 0;             // torch intra-op threads per rank; 0 = automatic (base::resolve_threads)
   bool track_energy = true;    // energy.csv / energy.json in out_dir, summary printed by rank 0

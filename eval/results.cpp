@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -111,6 +112,22 @@ std::string results_markdown(const ProbeResults& results) {
     }
     md << "| " << model << " | " << wins << " | " << ties << " |\n";
   }
+  const auto interval = [&](const std::string& model, const Key& key) {
+    const auto found = by_model.find({model, key});
+    if (found == by_model.end()) return std::string("-");
+    const ProbeRecord& r = *found->second;
+    return fixed(r.auroc_median, 4) + " [" + fixed(r.auroc_ci_low, 4) + ", " + fixed(r.auroc_ci_high, 4) + "]";
+  };
+  for (size_t i = 0; i < results.versus.size(); ++i) {
+    const PairedComparison& v = results.versus[i];
+    if (i == 0 || results.versus[i - 1].model != v.model)
+      md << "\n## " << v.model << " against each other model\n\n"
+         << "better / worse: its median AUROC above / below the other's with Wilcoxon p < alpha over the paired "
+         << "resamples; otherwise a tie.\n\n| task | other | " << v.model
+         << " median [95% CI] | other median [95% CI] | p | outcome |\n|---|---|---|---|---|---|\n";
+    md << "| " << column_name(v.task, v.cls) << " | " << v.other << " | " << interval(v.model, {v.task, v.cls}) << " | "
+       << interval(v.other, {v.task, v.cls}) << " | " << format_p_value(v.p_value) << " | " << v.outcome << " |\n";
+  }
   md << "\n## Details\n\n| model | task | class | AUROC | median [95% CI] | AUPRC | balanced accuracy | n train | n test |\n"
      << "|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& r : results.records)
@@ -153,6 +170,33 @@ std::vector<Comparison> compare_models(const std::vector<std::string>& models,
       comparisons.push_back(c);
     }
   return comparisons;
+}
+
+std::vector<PairedComparison> compare_against(const std::string& model, const std::vector<std::string>& models,
+                                              const std::vector<std::string>& tasks,
+                                              const std::vector<ProbeRecord>& records, double alpha) {
+  std::map<std::pair<std::string, Key>, const ProbeRecord*> by_model;
+  std::vector<Key> keys;
+  for (const auto& r : records) {
+    by_model[{r.model, {r.task, r.cls}}] = &r;
+    if (std::find(keys.begin(), keys.end(), Key{r.task, r.cls}) == keys.end()) keys.push_back({r.task, r.cls});
+  }
+  std::vector<PairedComparison> out;
+  for (const auto& task : tasks)
+    for (const auto& key : keys) {
+      const auto own = by_model.find({model, key});
+      if (key.first != task || own == by_model.end()) continue;
+      for (const auto& other : models) {
+        const auto theirs = by_model.find({other, key});
+        if (other == model || theirs == by_model.end()) continue;
+        PairedComparison c{key.first, key.second, model, other, 0, "tie"};
+        c.p_value = wilcoxon_signed_rank(own->second->bootstrap, theirs->second->bootstrap).p_value;
+        if (c.p_value < alpha)
+          c.outcome = own->second->auroc_median > theirs->second->auroc_median ? "better" : "worse";
+        out.push_back(c);
+      }
+    }
+  return out;
 }
 
 std::string format_p_value(double p) {
@@ -231,6 +275,14 @@ nlohmann::json results_to_json(const ProbeResults& results) {
                                 {"second", c.second},
                                 {"p_value", number_or_null(c.p_value)},
                                 {"outcome", c.outcome}});
+  j["versus"] = nlohmann::json::array();
+  for (const auto& v : results.versus)
+    j["versus"].push_back({{"task", v.task},
+                           {"class", class_json(v.cls)},
+                           {"model", v.model},
+                           {"other", v.other},
+                           {"p_value", number_or_null(v.p_value)},
+                           {"outcome", v.outcome}});
   j["errors"] = nlohmann::json::array();
   for (const auto& e : results.errors)
     j["errors"].push_back({{"task", e.task}, {"model", e.model.empty() ? nlohmann::json(nullptr) : nlohmann::json(e.model)},
@@ -259,6 +311,17 @@ ProbeResults results_from_json(const nlohmann::json& json, const std::string& so
     item.read("outcome", c.outcome);
     item.finish();
     results.comparisons.push_back(std::move(c));
+  }
+  for (base::Section& item : s.children("versus")) {
+    PairedComparison v;
+    item.read("task", v.task);
+    item.read("class", v.cls);
+    item.read("model", v.model);
+    item.read("other", v.other);
+    item.read_or_nan("p_value", v.p_value);
+    item.read("outcome", v.outcome);
+    item.finish();
+    results.versus.push_back(std::move(v));
   }
   for (base::Section& item : s.children("errors")) {
     ProbeError e;

@@ -29,6 +29,15 @@ struct Comparison {
   std::string outcome;       // "win" when p < alpha, else "tie"
 };
 
+// One model against another on one (task, class): did it score higher, lower, or neither?
+struct PairedComparison {
+  std::string task;
+  std::optional<int64_t> cls;
+  std::string model, other;
+  double p_value = 0;   // Wilcoxon signed-rank over the paired bootstrap AUROCs (NaN: all equal)
+  std::string outcome;  // "better" / "worse" (model's median above / below other's, p < alpha), else "tie"
+};
+
 struct ProbeError {
   std::string task, model;  // model "" when the task failed for every model
   std::string message;
@@ -39,6 +48,7 @@ struct ProbeResults {
   std::vector<std::string> tasks;   // in task file order
   std::vector<ProbeRecord> records;
   std::vector<Comparison> comparisons;
+  std::vector<PairedComparison> versus;  // probe --versus MODEL...: each against every other, in that order
   std::vector<ProbeError> errors;
   int bootstrap = 100;  // resamples, seed and alpha the results were made with
   uint32_t seed = 42;
@@ -50,6 +60,11 @@ struct ProbeResults {
 std::vector<Comparison> compare_models(const std::vector<std::string>& models,
                                        const std::vector<std::string>& tasks,
                                        const std::vector<ProbeRecord>& records, double alpha);
+
+// `model` against every other model on each (task, class) both scored, in task then model order.
+std::vector<PairedComparison> compare_against(const std::string& model, const std::vector<std::string>& models,
+                                              const std::vector<std::string>& tasks,
+                                              const std::vector<ProbeRecord>& records, double alpha);
 
 // "***" below 1e-4, else "p=0.0123" (the published display).
 std::string format_p_value(double p);

@@ -33,8 +33,10 @@ void run_embed(EmbedFlags flags) {
   config.pool = model::parse_pool(flags.pool);
   config.dtype = eval::parse_embedding_dtype(flags.dtype);
   config.track_energy = !flags.no_energy;
-  const int sources = !config.weights.empty() + !flags.checkpoint.empty() + (flags.init_seed >= 0);
-  if (sources != 1) throw std::runtime_error("embed: expected exactly one of --weights, --checkpoint or --init-seed");
+  const int sources =
+      !config.weights.empty() + !flags.checkpoint.empty() + (flags.init_seed >= 0) + (config.pixels > 0);
+  if (sources != 1)
+    throw std::runtime_error("embed: expected exactly one of --weights, --checkpoint, --init-seed or --pixels");
   if (flags.init_seed >= 0) {
     config.random_init = true;
     config.seed = static_cast<uint64_t>(flags.init_seed);
@@ -69,6 +71,9 @@ void setup_embed(CLI::App& sub) {
       ->check(CLI::ExistingDirectory);
   sub.add_option("--init-seed", flags->init_seed, "No weights: timm-style random init with this seed (needs --arch)")
       ->check(CLI::NonNegativeNumber);
+  sub.add_option("--pixels", c.pixels,
+                 "No encoder: the raw-pixel baseline, each image area-averaged to NxN and flattened (3*N*N values)")
+      ->check(CLI::Range(1, 64));
   sub.add_option("--arch", c.arch, "Registered architecture (default: inferred from the weights)");
   sub.add_option("--img-size", c.img_size, "Input size S (a multiple of 14); images are resized to SxS when not already")
       ->check(CLI::PositiveNumber)

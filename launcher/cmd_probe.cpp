@@ -47,6 +47,9 @@ void setup_probe(CLI::App& sub) {
       ->capture_default_str();
   add_seed_option(sub, c.seed, "the bootstrap resamples (numpy RandomState, published: 42)");
   sub.add_option("--alpha", c.alpha, "A win needs Wilcoxon p below this")->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  sub.add_option("--versus", c.versus,
+                 "Models of --embeddings to compare each with every other one per task (better / worse / tie, with p)")
+      ->expected(1, -1);
   add_threads_option(sub, c.threads);
   add_no_energy_flag(sub, flags->no_energy);
   sub.callback([flags] { run_with_flag_names(kProbeFlags, FieldSource::kFlagsOnly, [&] { run_probe(*flags); }); });

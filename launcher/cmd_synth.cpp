@@ -59,6 +59,10 @@ void setup_synth(CLI::App& sub) {
   sub.add_option("--sites", o.sites, "Number of sites A, B, ... (own colour cast, exposure, camera frame)")
       ->capture_default_str()
       ->check(CLI::Range(1, 26));
+  sub.add_option("--first-site", o.first_site,
+                 "Index of the first site (0 = A, 2 = C): a set from sites another set does not have")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 25));
   sub.add_option("--size", flags->size, "Camera frame WIDTHxHEIGHT for every site (default: each site's own)");
   add_threads_option(sub, o.threads);
   sub.add_option("--jpeg-quality", o.jpeg_quality, "JPEG quality")->capture_default_str()->check(CLI::Range(1, 100));

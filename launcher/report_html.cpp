@@ -263,10 +263,39 @@ std::string probe_table(const std::string& run_name, const eval::ProbeResults& r
   return s.str();
 }
 
+// probe --versus: each named model against each other one per task, with both intervals.
+std::string versus_table(const eval::ProbeResults& results) {
+  if (results.versus.empty()) return "";
+  std::map<std::pair<std::string, std::string>, const eval::ProbeRecord*> records;
+  for (const auto& r : results.records) records[{r.model, row_name(r.task, r.cls)}] = &r;
+  const auto cell = [&](const std::string& model, const std::string& row) {
+    const auto found = records.find({model, row});
+    if (found == records.end()) return std::string("–");
+    const eval::ProbeRecord& r = *found->second;
+    return fmt(r.auroc_median, "%.4f") + " <span class=\"ci\">[" + fmt(r.auroc_ci_low, "%.3f") + ", " +
+           fmt(r.auroc_ci_high, "%.3f") + "]</span>";
+  };
+  std::ostringstream s;
+  for (size_t i = 0; i < results.versus.size(); ++i) {
+    const eval::PairedComparison& v = results.versus[i];
+    if (i == 0 || results.versus[i - 1].model != v.model)
+      s << (i == 0 ? "" : "</table>") << "<p>Did " << html_escape(v.model) << " beat each other model? <em>better</em> / "
+        << "<em>worse</em>: its median above / below the other's with Wilcoxon p &lt; " << results.alpha
+        << " over the paired resamples, else <em>tie</em>.</p><table class=\"versus\"><tr><th>task</th><th>other</th><th>"
+        << html_escape(v.model) << "</th><th>other</th><th>p</th><th>outcome</th></tr>";
+    const std::string row = row_name(v.task, v.cls);
+    s << "<tr><td>" << html_escape(row) << "</td><td>" << html_escape(v.other) << "</td><td>" << cell(v.model, row)
+      << "</td><td>" << cell(v.other, row) << "</td><td>" << (v.p_value < 1e-4 ? "***" : fmt(v.p_value, "%.4f"))
+      << "</td><td>" << html_escape(v.outcome) << "</td></tr>";
+  }
+  s << "</table>";
+  return s.str();
+}
+
 std::string probe_section(const std::vector<RunData>& runs) {
   std::string out;
   for (const auto& run : runs)
-    if (run.results) out += probe_table(run.name, *run.results);
+    if (run.results) out += probe_table(run.name, *run.results) + versus_table(*run.results);
   if (out.empty()) out = "<p class=\"empty\">No probe results yet (run <code>greenfound probe --out RUN_DIR/probe</code>).</p>";
   return out;
 }

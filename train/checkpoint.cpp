@@ -222,7 +222,7 @@ Checkpoint load_checkpoint(const std::string& path) {
 CheckpointWeights load_checkpoint_weights(const std::string& path) {
   const json state = verified_state(path);
   // The wrapper's own tensors are not part of the encoder timm loads.
-  static const std::regex kWrapperOnly("projector\\..*|ls_projector\\..*|corruption_token");
+  static const std::regex kWrapperOnly("projector\\..*|ls_projector\\..*|corruption_token|pixel_head\\..*|mask_token");
   CheckpointWeights weights;
   for (auto& [name, tensor] : model::read_safetensors(path + "/" + kModelFile).tensors)
     if (!std::regex_match(name, kWrapperOnly)) weights.student.emplace_back(name, tensor);

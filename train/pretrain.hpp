@@ -27,12 +27,12 @@ struct StepInputs {
   model::CorruptionDraws draws;
   int64_t clean_index = -1;  // the sample kept clean, -1 when it lives on another rank
   const model::TokenReconstructionImpl& wrapper;  // before this step's update
-};
+};  // (objective.kind token_reconstruction only)
 
 // A finished optimizer step.
 struct StepView {
   const MetricsRecord& record;                    // record.step: the steps done
-  const model::TokenReconstructionImpl& wrapper;  // after the update
+  const model::VisionTransformerImpl& student;     // the trained encoder, after the update
 };
 
 struct PretrainOptions {

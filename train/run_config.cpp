@@ -22,6 +22,8 @@ void visit_fields(C& c, F&& f) {
   f("model", "img_size", c.model.img_size);
   f("model", "init", c.model.init);
   f("model", "init_seed", c.model.init_seed);
+  f("objective", "kind", c.objective_kind, kObjectiveKindNames);
+  f("objective", "mask_ratio", c.masked_pixels.mask_ratio);
   f("objective", "max_corruption_ratio", c.objective.max_corruption_ratio);
   f("objective", "sample_corruption_ratio", c.objective.sample_corruption_ratio);
   f("objective", "pixel_noise_scale", c.objective.pixel_noise_scale);
@@ -87,6 +89,8 @@ void validate(const RunConfig& c, const std::string& source) {
   const auto& o = c.objective;
   check.require(o.max_corruption_ratio >= 0 && o.max_corruption_ratio <= 1, "objective.max_corruption_ratio",
                 o.max_corruption_ratio, "a ratio in [0, 1]");
+  check.require(c.masked_pixels.mask_ratio > 0 && c.masked_pixels.mask_ratio < 1, "objective.mask_ratio",
+                c.masked_pixels.mask_ratio, "a ratio in (0, 1)");
   check.require(o.pixel_noise_scale >= 0, "objective.pixel_noise_scale", o.pixel_noise_scale, "a number >= 0");
   check.require(o.projector_norm_eps > 0, "objective.projector_norm_eps", o.projector_norm_eps, "a number > 0");
   check.require(o.projector_layer_scale_init >= 0, "objective.projector_layer_scale_init",
@@ -185,6 +189,12 @@ nlohmann::json identity_fields(const RunConfig& config) {
     for (const auto& item : full.at(section).items()) identity[std::string(section) + "." + item.key()] = item.value();
   for (const char* key : {"split", "batch_size", "drop_last", "seed", "augment"})
     identity[std::string("data.") + key] = full.at("data").at(key);
+  // Token Reconstruction runs keep the identity they had before objective.kind existed, so
+  // their checkpoints still resume.
+  if (config.objective_kind == ObjectiveKind::kTokenReconstruction) {
+    identity.erase("objective.kind");
+    identity.erase("objective.mask_ratio");
+  }
   return identity;
 }
 

@@ -11,6 +11,7 @@
 #include "base/enum_names.hpp"
 #include "dist/communicator.hpp"
 #include "energy/energy_options.hpp"
+#include "model/masked_pixel_objective.hpp"
 #include "model/token_reconstruction.hpp"
 #include "slurm/job_spec.hpp"
 
@@ -22,6 +23,12 @@ struct ModelConfig {
   std::string init;        // weights file (safetensors or .pth, timm or Meta layout); "" = random init
   uint64_t init_seed = 0;  // random init seed when `init` is ""
 };
+
+// What pretrain trains: the published Token Reconstruction from `model.init`, or a masked
+// pixel objective (model/masked_pixel_objective.hpp) that trains a teacher from scratch.
+enum class ObjectiveKind { kTokenReconstruction, kMaskedPixels };
+inline constexpr base::EnumName<ObjectiveKind> kObjectiveKindNames[] = {
+    {"token_reconstruction", ObjectiveKind::kTokenReconstruction}, {"masked_pixels", ObjectiveKind::kMaskedPixels}};
 
 struct OptimConfig {
   double lr = 5e-5;
@@ -84,7 +91,9 @@ struct DistConfig {
 struct RunConfig {
   std::string description;
   ModelConfig model;
-  model::TokenReconstructionOptions objective;
+  ObjectiveKind objective_kind = ObjectiveKind::kTokenReconstruction;  // objective.kind
+  model::TokenReconstructionOptions objective;                          // objective.* for token_reconstruction
+  model::MaskedPixelOptions masked_pixels;                              // objective.mask_ratio for masked_pixels
   OptimConfig optim;
   DataConfig data;
   TrainLoopConfig train;

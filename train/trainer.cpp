@@ -190,23 +190,37 @@ void Trainer::write_run_files() {
 }
 
 void Trainer::build_model() {
-  // Student = the initial weights, teacher = a frozen copy of them.
+  // Token Reconstruction: student = the initial weights, teacher = a frozen copy of them.
+  // Masked pixels: the encoder alone, with its pixel head.
   vit_ = model::arch_options(config_.model.arch, config_.model.img_size);
   model::VisionTransformer student(vit_);
   if (!config_.model.init.empty())
     model::load_weights_file(*student, config_.model.init);
   else
     student->init_weights(config_.model.init_seed);
-  torch::manual_seed(config_.model.init_seed);  // the projector's init
-  wrapper_ = model::TokenReconstruction(student, config_.objective);
-  if (checkpoint_) wrapper_->load_state(checkpoint_->model);
-  wrapper_->to_device(device_);
-  wrapper_->train();
+  torch::manual_seed(config_.model.init_seed);  // the projector's (or pixel head's) init
+  torch::nn::Module* objective = nullptr;
+  model::NamedTensors optimized, state;
+  if (config_.objective_kind == ObjectiveKind::kMaskedPixels) {
+    masked_ = model::MaskedPixelObjective(student, config_.masked_pixels);
+    if (checkpoint_) masked_->load_state(checkpoint_->model);
+    masked_->to(device_);
+    objective = masked_.get();
+    optimized = masked_->optimized_parameters();
+    state = masked_->state();
+  } else {
+    wrapper_ = model::TokenReconstruction(student, config_.objective);
+    if (checkpoint_) wrapper_->load_state(checkpoint_->model);
+    wrapper_->to_device(device_);
+    objective = wrapper_.get();
+    optimized = wrapper_->optimized_parameters();
+    state = wrapper_->state();
+  }
+  objective->train();
 
-  const model::NamedTensors optimized = wrapper_->optimized_parameters();
   optimizer_ = std::make_unique<Optimizer>(optimized, config_.optim);
-  parameters_ = wrapper_->parameters();
-  ParameterSplit split = split_by_optimizer(parameters_, wrapper_->state(), optimized);
+  parameters_ = objective->parameters();
+  ParameterSplit split = split_by_optimizer(parameters_, state, optimized);
   optimized_index_ = torch::tensor(split.held_positions, torch::kLong).to(device_);
   scaler_ = std::make_unique<GradScaler>(
       GradScalerOptions{parse_grad_scaler_mode(config_.optim.grad_scaler), config_.optim.grad_scaler_init_scale,
@@ -257,7 +271,8 @@ void Trainer::build_data() {
   energy::EnergyOptions energy_options = config_.energy;
   if (energy_options.gpus_per_rank < 0) energy_options.gpus_per_rank = device_.is_cuda() ? 1 : 0;
   tracker_ = std::make_unique<energy::EnergyTracker>(energy_options, world_, comm_.get(), options_.run_dir);
-  flops_per_image_ = 4 * model::forward_flops(vit_);  // teacher fwd + student fwd + bwd (2x)
+  // Token Reconstruction: teacher fwd + student fwd + bwd (2x); masked pixels: no teacher.
+  flops_per_image_ = (wrapper_ ? 4 : 3) * model::forward_flops(vit_);
 
   if (checkpoint_) {
     state_ = checkpoint_->state;
@@ -278,7 +293,8 @@ void Trainer::build_data() {
 PretrainResult Trainer::run() {
   if (!resume_plan_.note.empty()) log_->event(resume_plan_.note);
   log_->event((resume_path_.empty() ? std::string("starting") : "resuming from " + resume_path_) + ": " +
-              config_.model.arch + " at " + std::to_string(config_.model.img_size) + " px, " +
+              base::enum_name(config_.objective_kind, kObjectiveKindNames) + ", " + config_.model.arch + " at " +
+              std::to_string(config_.model.img_size) + " px, " +
               std::to_string(world_.size) + " rank(s) × " + std::to_string(at::get_num_threads()) + " thread(s) on " +
               device_.str() + (bf16_ ? " (bf16 autocast)" : " (fp32)") + " on " +
               std::to_string(world_.hosts().size()) + " host(s), global batch " +
@@ -378,24 +394,25 @@ torch::Tensor Trainer::forward_backward(int64_t micro, int64_t micro_steps, int6
   // A rank with no sample of a kept last batch adds nothing; the reducer's finalize() still
   // meets the others.
   if (images.size(0) == 0) return torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device_));
-  if (options_.on_inputs) options_.on_inputs(StepInputs{state_.step, micro, images, draws, clean_index, *wrapper_});
-  torch::Tensor target;
-  {
+  torch::Tensor target;  // Token Reconstruction's: the frozen teacher's tokens
+  if (wrapper_) {
+    if (options_.on_inputs) options_.on_inputs(StepInputs{state_.step, micro, images, draws, clean_index, *wrapper_});
     energy::PhaseScope phase(*tracker_, energy::Phase::kTeacherForward);
     const model::CudaBf16Autocast autocast(bf16_);
     target = wrapper_->teacher_forward(images);
     times.teacher += clock.lap();
   }
   energy::PhaseScope phase(*tracker_, energy::Phase::kStudentForwardBackward);
-  model::TokenReconstructionOutput out;
+  torch::Tensor objective_loss;
   {
     const model::CudaBf16Autocast autocast(bf16_);
-    out = wrapper_->student_forward(images, target, draws, clean_index);
+    objective_loss = wrapper_ ? wrapper_->student_forward(images, target, draws, clean_index).loss
+                              : masked_->forward(images, draws.mask_uniform).loss;
   }
   // This rank's mean weighted by its share of the step's samples, so that the reducer's mean
   // over ranks is the mean over the step's samples (accum_ for every full micro-batch).
   const torch::Tensor loss =
-      out.loss / (static_cast<double>(step_images) / static_cast<double>(images.size(0) * world_.size));
+      objective_loss / (static_cast<double>(step_images) / static_cast<double>(images.size(0) * world_.size));
   if (micro + 1 < micro_steps) {
     auto no_sync = reducer_->no_sync();
     loss.backward();
@@ -461,7 +478,7 @@ void Trainer::record(const StepOutcome& outcome, base::Progress& progress) {
   progress.set_note(note.str());
   progress.advance(outcome.images);
   node_progress_->update(state_.step, state_.epoch);
-  if (options_.on_step) options_.on_step(StepView{r, *wrapper_});
+  if (options_.on_step) options_.on_step(StepView{r, wrapper_ ? *wrapper_->student() : *masked_->encoder()});
 }
 
 bool Trainer::max_steps_reached() const {
@@ -494,7 +511,7 @@ void Trainer::save() {
   if (root_) {
     Checkpoint out;
     out.state = position();
-    out.model = wrapper_->state();
+    out.model = wrapper_ ? wrapper_->state() : masked_->state();
     out.optimizer = optimizer_->state();
     GradScalerState scaler = scaler_->state();
     out.state.grad_scale = scaler.scale;

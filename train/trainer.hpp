@@ -28,6 +28,7 @@
 #include "dist/world.hpp"
 #include "energy/tracker.hpp"
 #include "model/lr_schedule.hpp"
+#include "model/masked_pixel_objective.hpp"
 #include "model/token_reconstruction.hpp"
 #include "train/checkpoint.hpp"
 #include "train/grad_scaler.hpp"
@@ -69,7 +70,7 @@ class Trainer {
   void setup_communicator();  // batch split over ranks, communicator, run folder
   void resume();              // the checkpoint every rank continues from (or none)
   void write_run_files();     // config.json, metrics.jsonl trimmed to the checkpoint, provenance.json
-  void build_model();         // student, teacher, optimizer, reducer; checkpoint state loaded
+  void build_model();         // the objective's modules, optimizer, reducer; checkpoint state loaded
   void build_data();          // loader, schedule, energy tracker, training state
 
   // ---- the loop ----
@@ -109,7 +110,8 @@ class Trainer {
   std::unique_ptr<NodeProgress> node_progress_;  // RUN_DIR/nodes/<host>.json
 
   model::VitOptions vit_;
-  model::TokenReconstruction wrapper_{nullptr};
+  model::TokenReconstruction wrapper_{nullptr};  // objective.kind token_reconstruction,
+  model::MaskedPixelObjective masked_{nullptr};  // or masked_pixels: exactly one is set
   std::unique_ptr<Optimizer> optimizer_;
   std::vector<torch::Tensor> parameters_;  // every gradient: clipped and all-reduced
   torch::Tensor optimized_index_;          // positions in parameters_ of the optimizer's parameters

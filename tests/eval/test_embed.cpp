@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 
 #include "base/sha256.hpp"
 #include "eval/embeddings_file.hpp"
@@ -129,6 +130,26 @@ TEST_F(EmbedEndToEnd, H5pyReadsTheEmbeddingsFile) {
   EXPECT_TRUE(std::count(table.split.begin(), table.split.end(), "train") > 0);
 }
 
+// The raw-pixel baseline: no encoder, each image area-averaged to N x N (3*N*N values of the
+// normalised image, so within [-1, 1]); ranks split it like an encoder; never with an encoder.
+TEST_F(EmbedEndToEnd, PixelBaselineWritesAreaAveragesLikeAnEncoder) {
+  const std::string base = bin_ + " embed --img-size 56 --batch-size 5 --threads 1 --no-energy --data " + path("dataset");
+  ASSERT_EQ(run(base + " --pixels 4 --out " + path("pixels1.h5"), log("pixels1")), 0);
+  ASSERT_EQ(run(mpiexec_ + " -n 2 " + base + " --pixels 4 --out " + path("pixels2.h5"), log("pixels2")), 0);
+  const EmbeddingTable one = read_embeddings(path("pixels1.h5")), two = read_embeddings(path("pixels2.h5"));
+  EXPECT_EQ(one.dim, 48);
+  EXPECT_EQ(one.arch, "pixels_4");
+  EXPECT_EQ(one.weights_sha256, "pixels_4");
+  EXPECT_EQ(one.ids, two.ids);
+  EXPECT_EQ(max_abs_difference(one, two), 0.0);
+  float low = 1, high = -1;
+  for (float v : one.values) low = std::min(low, v), high = std::max(high, v);
+  EXPECT_GE(low, -1.0f);
+  EXPECT_LE(high, 1.0f);
+  EXPECT_LT(low, high);
+  EXPECT_NE(run(base + " --pixels 4 --init-seed 1 --arch vit_tiny_patch14_reg4 --out " + path("both.h5"), log("both")), 0);
+}
+
 // The same encoder three ways: random init by seed, a .safetensors of it, and a pretrain
 // checkpoint holding it as the student (with the wrapper's extra tensors).
 TEST_F(EmbedEndToEnd, WeightsFileAndCheckpointLoadTheSameEncoder) {
@@ -167,7 +188,7 @@ TEST_F(EmbedEndToEnd, ProbeOfTwoModelsWritesTheTables) {
     {"name": "any_dr", "label": "dr_grade > 0"}
   ]})";
   ASSERT_EQ(run(mpiexec_ + " -n 2 " + bin_ + " probe --embeddings seed1=" + path("seed1.h5") + " seed2=" + path("seed2.h5") +
-                    " --tasks " + path("tasks.json") + " --threads 1 --out " + path("results"),
+                    " --versus seed1 --tasks " + path("tasks.json") + " --threads 1 --out " + path("results"),
                 log("probe")),
             0);
   const auto results = read_json(dir_ / "results" / "results.json");
@@ -189,6 +210,22 @@ TEST_F(EmbedEndToEnd, ProbeOfTwoModelsWritesTheTables) {
     EXPECT_LE(r["auroc"].get<double>(), 1.0);
   }
   for (const auto& c : results["comparisons"]) EXPECT_TRUE(c["outcome"] == "win" || c["outcome"] == "tie");
+  // --versus seed1: seed1 against seed2 on every (task, class) both scored, better only with
+  // the higher median and p < alpha.
+  std::map<std::string, const nlohmann::json*> records;
+  for (const auto& r : results["results"])
+    records[r["model"].get<std::string>() + "/" + r["task"].get<std::string>() + "/" + r["class"].dump()] = &r;
+  EXPECT_EQ(results["versus"].size(), results["results"].size() / 2);
+  for (const auto& v : results["versus"]) {
+    EXPECT_EQ(v["model"], "seed1");
+    EXPECT_EQ(v["other"], "seed2");
+    const std::string key = "/" + v["task"].get<std::string>() + "/" + v["class"].dump();
+    const double a = (*records.at("seed1" + key))["auroc_median"], b = (*records.at("seed2" + key))["auroc_median"];
+    const std::string expected = !(v["p_value"].is_number() && v["p_value"].get<double>() < 0.05) ? "tie"
+                                 : a > b                                                            ? "better"
+                                                                                                    : "worse";
+    EXPECT_EQ(v["outcome"], expected) << v.dump();
+  }
   EXPECT_TRUE(std::filesystem::exists(dir_ / "results" / "results.csv"));
   EXPECT_TRUE(std::filesystem::exists(dir_ / "results" / "results.md"));
   EXPECT_TRUE(std::filesystem::exists(dir_ / "results" / "energy.json"));
