@@ -135,7 +135,7 @@ void run_sweep(const SweepArgs& a) {
       break;
     }
     ++started;
-    std::cout << where << (state.done.empty() ? ": starting" : ": resuming") << std::endl;
+    std::cout << where << (state.state == "pending" ? ": starting" : ": resuming (was " + state.state + ")") << std::endl;
     state.state = "running";
     state.message.clear();
     write_run_state(dir, state);

@@ -33,7 +33,7 @@ struct Measure {
 
 const Measure kMeasures[] = {
     {"flops", "pretraining FLOPs (analytic)", [](const energy::EnergySummary& e) { return e.flops; }, false},
-    {"device_hours", "device-hours (measured wall time)", [](const energy::EnergySummary& e) { return e.device_hours; }, false},
+    {"device_hours", "device-hours (measured; rank-hours on CPU)", [](const energy::EnergySummary& e) { return e.device_hours; }, false},
     {"kwh", "kWh", [](const energy::EnergySummary& e) { return e.kwh; }, true},
     {"cost", "dollars", [](const energy::EnergySummary& e) { return e.cost; }, true},
 };
