@@ -8,6 +8,7 @@
 
 #include "base/parallel_for.hpp"
 #include "base/sha256.hpp"
+#include "data/augment.hpp"
 #include "data/image_codec.hpp"
 #include "data/shard_file.hpp"
 
@@ -127,6 +128,36 @@ std::vector<int64_t> Dataset::split_indices(const std::string& split) const {
   for (size_t i = 0; i < split_.size(); ++i) {
     if (split_[i] == wanted) out.push_back(static_cast<int64_t>(i));
   }
+  return out;
+}
+
+std::vector<int64_t> Dataset::patient_subset(const std::vector<int64_t>& indices, double fraction, uint64_t seed) const {
+  if (!(fraction > 0.0 && fraction <= 1.0))
+    throw std::runtime_error(dir_ + ": data.fraction: found " + std::to_string(fraction) + ", expected 0 < fraction <= 1");
+  if (fraction == 1.0) return indices;
+  const std::string& by = manifest_.split.by;
+  const bool grouped = std::any_of(manifest_.labels.begin(), manifest_.labels.end(),
+                                   [&](const LabelColumn& column) { return column.name == by; });
+  const std::vector<double> patient = grouped ? float_labels(by) : std::vector<double>{};
+  // A group key per index: {true, the patient's value}, or {false, the image's index}.
+  using Key = std::pair<bool, double>;
+  std::vector<Key> keys;
+  keys.reserve(indices.size());
+  for (int64_t i : indices) {
+    const double value = grouped ? patient[static_cast<size_t>(i)] : std::nan("");
+    keys.push_back(std::isnan(value) ? Key{false, static_cast<double>(i)} : Key{true, value});
+  }
+  std::vector<Key> groups(keys);
+  std::sort(groups.begin(), groups.end());
+  groups.erase(std::unique(groups.begin(), groups.end()), groups.end());
+  SampleRng rng(seed, 0, -3);  // the subset's own stream (the split's is -2)
+  for (int64_t g = static_cast<int64_t>(groups.size()) - 1; g > 0; --g)
+    std::swap(groups[static_cast<size_t>(g)], groups[static_cast<size_t>(rng.below(g + 1))]);
+  const auto kept = std::min(groups.size(), static_cast<size_t>(std::ceil(fraction * static_cast<double>(groups.size()))));
+  std::sort(groups.begin(), groups.begin() + static_cast<std::ptrdiff_t>(kept));
+  std::vector<int64_t> out;
+  for (size_t k = 0; k < keys.size(); ++k)
+    if (std::binary_search(groups.begin(), groups.begin() + static_cast<std::ptrdiff_t>(kept), keys[k])) out.push_back(indices[k]);
   return out;
 }
 

@@ -105,6 +105,13 @@ class Dataset {
   // Dataset indices of "train", "test" or "all", ascending. Without a split, "train" and
   // "all" are every sample and "test" is an error.
   std::vector<int64_t> split_indices(const std::string& split) const;
+  // A seeded, patient-level subset of `indices` (ascending in, ascending out): the groups are
+  // the values of the manifest's split-by column (an image without one, or every image of a
+  // dataset packed without a split, is its own group); sorted, shuffled with a stream seeded
+  // by `seed`, and the images of the first ceil(fraction x groups) are kept. A patient is
+  // never split, fraction 1 is the identity, and for one seed a smaller fraction's subset is
+  // inside a larger one's (so a data-size sweep grows the same data).
+  std::vector<int64_t> patient_subset(const std::vector<int64_t>& indices, double fraction, uint64_t seed) const;
 
   const std::vector<LabelColumn>& label_columns() const { return manifest_.labels; }
   const LabelColumn& label_column(const std::string& task) const;  // throws naming the task

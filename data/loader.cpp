@@ -227,6 +227,7 @@ void Loader::init() {
   if (o.img_size <= 0) throw std::runtime_error("loader: img_size: found " + std::to_string(o.img_size) + ", expected > 0");
   options_.augment.img_size = o.img_size;
   split_ = dataset_->split_indices(o.split);
+  if (o.mode == LoaderMode::kTrain) split_ = dataset_->patient_subset(split_, o.fraction, o.seed);
   if (o.mode == LoaderMode::kTrain && split_size() < o.global_batch_size) {
     throw std::runtime_error(dataset_->dir() + ": split '" + o.split + "': found " + std::to_string(split_size()) +
                              " samples, expected at least one global batch of " + std::to_string(o.global_batch_size));

@@ -38,6 +38,7 @@ enum class LoaderMode { kTrain, kEval };
 struct LoaderOptions {
   std::string dataset_dir;
   std::string split = "train";    // "train" | "test" | "all"
+  double fraction = 1.0;          // train: Dataset::patient_subset of the split, seeded by seed
   LoaderMode mode = LoaderMode::kTrain;
   int64_t global_batch_size = 128;
   bool drop_last = false;         // train: drop the epoch's last, smaller batch (published: kept)

@@ -266,7 +266,8 @@ nlohmann::json results_to_json(const ProbeResults& results) {
                       {"bootstrap", {{"resamples", results.bootstrap}, {"seed", results.seed}}},
                       {"alpha", results.alpha}};
   j["results"] = nlohmann::json::array();
-  for (const auto& r : results.records) j["results"].push_back(record_to_json(r, false));
+  // With each record's resamples: a sweep's average over tasks needs them, resample by resample.
+  for (const auto& r : results.records) j["results"].push_back(record_to_json(r, true));
   j["comparisons"] = nlohmann::json::array();
   for (const auto& c : results.comparisons)
     j["comparisons"].push_back({{"task", c.task},

@@ -1,10 +1,12 @@
 // `greenfound report RUN_DIR... [--out report.html]`: one self-contained HTML page for one
-// run or several side by side; works on runs still in progress.
+// run or several side by side; works on runs still in progress. A sweep folder gets the
+// sweep view (launcher/report_sweep.hpp).
 #include <iostream>
 
 #include "base/atomic_file.hpp"
 #include "launcher/commands.hpp"
 #include "launcher/report_html.hpp"
+#include "launcher/report_sweep.hpp"
 
 namespace gf::launcher {
 
@@ -15,10 +17,16 @@ void setup_report(CLI::App& sub) {
     int samples = 4;
   };
   auto args = std::make_shared<Args>();
-  sub.add_option("runs", args->runs, "Run folders (config.json, provenance.json, metrics.jsonl, energy.*, probe/results.json)")->required();
+  sub.add_option("runs", args->runs, "Run folders, or one sweep folder (config.json, provenance.json, metrics.jsonl, energy.*, probe/results.json)")->required();
   sub.add_option("--out", args->out, "HTML file to write")->capture_default_str();
   sub.add_option("--samples", args->samples, "Images in the clean/corrupted sample grid (0 = none)")->capture_default_str()->check(CLI::Range(0, 16));
   sub.callback([args] {
+    if (args->runs.size() == 1 && is_sweep_dir(args->runs.front())) {  // the sweep view
+      const auto runs = read_sweep_results(args->runs.front());
+      base::write_file_atomic(args->out, render_sweep_report(args->runs.front(), runs));
+      std::cout << "report: wrote " << args->out << " (sweep of " << runs.size() << " runs)\n";
+      return;
+    }
     std::vector<RunData> runs;
     for (const auto& dir : args->runs) runs.push_back(read_run(dir));
     base::write_file_atomic(args->out, render_report(runs, {args->samples}));

@@ -17,6 +17,7 @@
 #include "base/json_reader.hpp"
 #include "energy/energy_csv.hpp"
 #include "launcher/commands.hpp"
+#include "launcher/sweep_results.hpp"
 #include "slurm/scheduler.hpp"
 #include "train/metrics_record.hpp"
 #include "train/node_progress.hpp"
@@ -197,6 +198,7 @@ void print_job(const std::string& job_id, bool latest) {
 }
 
 void run_status(const std::string& run_dir_arg) {
+  if (is_sweep_dir(run_dir_arg)) return print_sweep_status(run_dir_arg, std::cout);  // one line per run
   const fs::path run_dir = fs::absolute(run_dir_arg).lexically_normal();
   if (!fs::is_directory(run_dir)) throw std::runtime_error(run_dir.string() + ": not a run folder (no such directory)");
   std::cout << "run: " << run_dir.string() << "\n";
@@ -218,7 +220,7 @@ void run_status(const std::string& run_dir_arg) {
 
 void setup_status(CLI::App& sub) {
   auto run_dir = std::make_shared<std::string>();
-  sub.add_option("run_dir", *run_dir, "Run folder")->required();
+  sub.add_option("run_dir", *run_dir, "Run folder, or a sweep folder (one line per run)")->required();
   sub.callback([run_dir] { run_status(*run_dir); });
 }
 

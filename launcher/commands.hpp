@@ -30,6 +30,7 @@ void setup_synth(CLI::App& sub);
 void setup_launch(CLI::App& sub);
 void setup_embed(CLI::App& sub);
 void setup_probe(CLI::App& sub);
+void setup_sweep(CLI::App& sub);
 
 // What `greenfound --version` prints: commit, LibTorch, CUDA, cuDNN, NCCL, MPI, visible GPUs.
 std::string version_text();

@@ -25,6 +25,7 @@ const gf::launcher::Command kCommands[] = {
     {"synth", "Write synthetic colour-fundus JPEGs with labelled findings + labels.csv", gf::launcher::setup_synth},
     {"launch", "Start N ranks of a subcommand (mpirun, or srun inside a SLURM allocation)", gf::launcher::setup_launch},
     {"embed", "Embed an image folder or packed dataset with a frozen encoder into one HDF5 (N ranks)", gf::launcher::setup_embed},
+    {"sweep", "Pretraining sweep: expand axes over a base config, pretrain, embed and probe every run (resumable)", gf::launcher::setup_sweep},
     {"probe", "Linear probes of models' embeddings: bootstrap AUROC, Wilcoxon wins, results tables (N ranks)", gf::launcher::setup_probe},
 };
 

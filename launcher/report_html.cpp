@@ -334,6 +334,8 @@ img.samples{width:100%;max-width:900px;image-rendering:pixelated;border-radius:4
 
 }  // namespace
 
+const char* report_css() { return kStyle; }
+
 std::string render_report(const std::vector<RunData>& runs, const ReportOptions& options) {
   std::string names;
   for (const auto& run : runs) names += (names.empty() ? "" : " vs ") + run.name;

@@ -14,6 +14,8 @@ struct ReportOptions {
 };
 
 std::string render_report(const std::vector<RunData>& runs, const ReportOptions& options);
+// The page's stylesheet, shared by the sweep view (launcher/report_sweep.hpp).
+const char* report_css();
 
 // PNG (base64) of `count` images of the run's dataset above the views the student gets
 // (pixel noise + replaced patch tokens), drawn by the run's own objective; "" with `why`

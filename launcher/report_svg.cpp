@@ -230,4 +230,71 @@ std::string interval_plot(const std::string& title, const std::vector<Interval>&
   return out.str();
 }
 
+std::string frontier_plot(const std::string& title, const std::vector<FrontierPoint>& points, const Axis& x_axis,
+                          const std::string& y_label, const std::vector<Reference>& references) {
+  std::vector<const FrontierPoint*> shown;
+  for (const auto& p : points)
+    if (std::isfinite(p.x) && p.x > 0 && std::isfinite(p.y)) shown.push_back(&p);
+  if (shown.empty()) return no_data(title, "no finished run with this measure yet");
+  double x0 = std::numeric_limits<double>::infinity(), x1 = -x0, y0 = x0, y1 = -x0;
+  for (const auto* p : shown) {
+    x0 = std::min(x0, std::log10(p->x)), x1 = std::max(x1, std::log10(p->x));
+    y0 = std::min({y0, p->y, std::isfinite(p->low) ? p->low : p->y}), y1 = std::max({y1, p->y, std::isfinite(p->high) ? p->high : p->y});
+  }
+  x0 = std::floor(x0 - 0.15), x1 = std::ceil(x1 + 0.15);
+  if (y1 - y0 < 0.02) y0 -= 0.01, y1 += 0.01;
+  const double pad = (y1 - y0) * 0.06;
+  y0 -= pad, y1 += pad;
+  const double pw = kWidth - kLeft - kRight, ph = kHeight - kTop - kBottom;
+  auto px = [&](double v) { return kLeft + (std::log10(v) - x0) / (x1 - x0) * pw; };
+  auto py = [&](double v) { return kTop + (1 - (v - y0) / (y1 - y0)) * ph; };
+  std::ostringstream out;
+  out << open_svg(title, shown.size());
+  out << "<rect class=\"frame\" x=\"" << kLeft << "\" y=\"" << kTop << "\" width=\"" << pw << "\" height=\"" << ph << "\"/>";
+  for (double t = x0; t <= x1 + 1e-9; t += 1)
+    out << "<line class=\"grid\" x1=\"" << num(px(std::pow(10.0, t))) << "\" x2=\"" << num(px(std::pow(10.0, t))) << "\" y1=\"" << kTop
+        << "\" y2=\"" << kTop + ph << "\"/><text class=\"tick\" x=\"" << num(px(std::pow(10.0, t))) << "\" y=\"" << kTop + ph + 16
+        << "\" text-anchor=\"middle\">" << tick_label(std::pow(10.0, t)) << "</text>";
+  for (double t : nice_ticks(y0, y1))
+    out << "<line class=\"grid\" x1=\"" << kLeft << "\" x2=\"" << kLeft + pw << "\" y1=\"" << num(py(t)) << "\" y2=\"" << num(py(t))
+        << "\"/><text class=\"tick\" x=\"" << kLeft - 6 << "\" y=\"" << num(py(t) + 4) << "\" text-anchor=\"end\">" << tick_label(t)
+        << "</text>";
+  out << "<text class=\"axis\" x=\"" << kLeft + pw / 2 << "\" y=\"" << kHeight - 8 << "\" text-anchor=\"middle\">"
+      << html_escape(x_axis.label + " (log)") << "</text><text class=\"axis\" transform=\"translate(14," << kTop + ph / 2
+      << ") rotate(-90)\" text-anchor=\"middle\">" << html_escape(y_label) << "</text>";
+  for (size_t i = 0; i < references.size(); ++i) {
+    const double lx = std::log10(references[i].x);
+    const bool off = lx > x1 || lx < x0;
+    const double xp = off ? (lx > x1 ? kLeft + pw - 2 : kLeft + 2) : px(references[i].x);
+    const double ty = kTop + 12 + 12.0 * i;
+    out << "<line class=\"ref\" stroke=\"#8d6e63\" stroke-dasharray=\"4 3\" x1=\"" << num(xp) << "\" x2=\"" << num(xp) << "\" y1=\""
+        << kTop << "\" y2=\"" << kTop + ph << "\"/><text class=\"tick\" fill=\"#6d4c41\" x=\"" << num(xp - 4) << "\" y=\"" << num(ty)
+        << "\" text-anchor=\"end\">" << html_escape(references[i].label) << (off ? (lx > x1 ? " →" : " ←") : "") << "</text>";
+  }
+  std::vector<const FrontierPoint*> frontier;
+  for (const auto* p : shown)
+    if (p->on_frontier) frontier.push_back(p);
+  std::sort(frontier.begin(), frontier.end(), [](const auto* a, const auto* b) { return a->x < b->x; });
+  std::ostringstream line;
+  for (const auto* p : frontier) line << num(px(p->x)) << ',' << num(py(p->y)) << ' ';
+  out << "<polyline class=\"frontier\" data-n=\"" << frontier.size() << "\" fill=\"none\" stroke=\"#2e7d32\" stroke-width=\"1.5\" points=\""
+      << line.str() << "\"/>";
+  for (size_t i = 0; i < shown.size(); ++i) {
+    const auto& p = *shown[i];
+    const std::string c = series_color(i);
+    if (std::isfinite(p.low) && std::isfinite(p.high))
+      out << "<line class=\"err\" stroke=\"" << c << "\" stroke-width=\"1.5\" x1=\"" << num(px(p.x)) << "\" x2=\"" << num(px(p.x))
+          << "\" y1=\"" << num(py(p.low)) << "\" y2=\"" << num(py(p.high)) << "\"/>";
+    out << "<circle class=\"pt\" r=\"3.5\" fill=\"" << c << "\" cx=\"" << num(px(p.x)) << "\" cy=\"" << num(py(p.y)) << "\"><title>"
+        << html_escape(p.label) << "</title></circle>";
+    if (p.on_frontier)
+      out << "<circle class=\"on-frontier\" r=\"6.5\" fill=\"none\" stroke=\"#1d2a22\" cx=\"" << num(px(p.x)) << "\" cy=\""
+          << num(py(p.y)) << "\"/>";
+  }
+  std::vector<std::string> names;
+  for (const auto* p : shown) names.push_back(p->label);
+  out << legend(names) << "</svg>";
+  return out.str();
+}
+
 }  // namespace gf::launcher

@@ -33,6 +33,21 @@ struct Interval {
 };
 std::string interval_plot(const std::string& title, const std::vector<Interval>& intervals, const std::string& unit);
 
+// Quality against cost: one dot with a vertical error bar per point (x on a log axis), the
+// points on the Pareto frontier (no cheaper point is as good) ringed and joined, and
+// references drawn as labelled vertical lines (off-scale ones pinned to the edge with an arrow).
+struct FrontierPoint {
+  std::string label;
+  double x = 0, y = 0, low = 0, high = 0;
+  bool on_frontier = false;
+};
+struct Reference {
+  std::string label;
+  double x = 0;
+};
+std::string frontier_plot(const std::string& title, const std::vector<FrontierPoint>& points, const Axis& x,
+                          const std::string& y_label, const std::vector<Reference>& references);
+
 std::string series_color(size_t i);
 std::string html_escape(const std::string& text);
 

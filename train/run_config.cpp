@@ -48,6 +48,7 @@ void visit_fields(C& c, F&& f) {
   f("optim", "grad_scaler_growth_interval", c.optim.grad_scaler_growth_interval);
   f("data", "path", c.data.path);
   f("data", "split", c.data.split);
+  f("data", "fraction", c.data.fraction);
   f("data", "batch_size", c.data.batch_size);
   f("data", "drop_last", c.data.drop_last);
   f("data", "workers", c.data.workers);
@@ -122,6 +123,7 @@ void validate(const RunConfig& c, const std::string& source) {
   check.require(d.workers >= 0, "data.workers", d.workers, "an integer >= 0");
   check.require(d.prefetch >= 1, "data.prefetch", d.prefetch, "an integer >= 1");
   check.require(!d.split.empty(), "data.split", d.split, "a split name of the dataset's manifest");
+  check.require(d.fraction > 0 && d.fraction <= 1, "data.fraction", d.fraction, "a number in (0, 1]");
 
   const auto& t = c.train;
   check.require(t.grad_accum >= 1, "train.grad_accum", t.grad_accum, "an integer >= 1");
@@ -195,6 +197,8 @@ nlohmann::json identity_fields(const RunConfig& config) {
     identity.erase("objective.kind");
     identity.erase("objective.mask_ratio");
   }
+  // Only a subset enters the identity, so checkpoints written before data.fraction existed resume.
+  if (config.data.fraction != 1.0) identity["data.fraction"] = config.data.fraction;
   return identity;
 }
 

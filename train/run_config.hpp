@@ -54,6 +54,7 @@ struct OptimConfig {
 struct DataConfig {
   std::string path;               // packed dataset folder (manifest.json + shards)
   std::string split = "train";
+  double fraction = 1.0;          // seeded (data.seed), patient-level subset of the split (data/dataset.hpp)
   int64_t batch_size = 128;       // GLOBAL batch: split over ranks and accumulation steps
   bool drop_last = false;         // published: an epoch's last, smaller batch is a step too
   int64_t workers = 30;           // decode/augment threads per rank

@@ -244,6 +244,7 @@ void Trainer::build_data() {
   data::LoaderOptions loader_options;
   loader_options.dataset_dir = config_.data.path;
   loader_options.split = config_.data.split;
+  loader_options.fraction = config_.data.fraction;
   loader_options.mode = data::LoaderMode::kTrain;
   loader_options.global_batch_size = micro_batch_;
   loader_options.drop_last = config_.data.drop_last;

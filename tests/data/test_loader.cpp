@@ -1,4 +1,4 @@
-// The loader: sharding over ranks (coverage, 1 rank == 2 ranks), exact mid-epoch resume,
+// The loader: data.fraction's patient-level subset, sharding over ranks (coverage, 1 rank == 2 ranks), exact mid-epoch resume,
 // determinism across worker counts, eval order, corrupted shards, the augmentations, and an
 // augmentation contact sheet for a person to look at.
 #include <gtest/gtest.h>
@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "data/augment.hpp"
@@ -94,6 +95,46 @@ TEST_F(LoaderTest, RanksCoverEachSampleOnceKeepingOrDroppingTheLastBatch) {
   // A new epoch is a new permutation.
   Loader loader(options(0, 1, 1));
   EXPECT_NE(loader.indices_at(0, 0), loader.indices_at(1, 0));
+}
+
+TEST_F(LoaderTest, DataFractionIsASeededPatientLevelSubsetOfTheSplit) {
+  const auto dataset = Dataset::open(dataset_dir_, Verify::kSizes);
+  const std::vector<int64_t> train = dataset->split_indices("train");
+  const std::vector<double> patient = dataset->float_labels("patient_id");
+  std::set<double> train_patients;
+  for (int64_t i : train) train_patients.insert(patient[static_cast<size_t>(i)]);
+  ASSERT_GE(train_patients.size(), 4u);
+
+  EXPECT_EQ(dataset->patient_subset(train, 1.0, 5), train);
+  const std::vector<int64_t> half = dataset->patient_subset(train, 0.5, 5);
+  EXPECT_EQ(dataset->patient_subset(train, 0.5, 5), half);
+  EXPECT_TRUE(std::is_sorted(half.begin(), half.end()));
+  // Whole patients: each kept patient keeps every one of its training images.
+  std::set<double> kept;
+  for (int64_t i : half) kept.insert(patient[static_cast<size_t>(i)]);
+  EXPECT_EQ(kept.size(), (train_patients.size() + 1) / 2);
+  for (int64_t i : train) EXPECT_EQ(kept.count(patient[static_cast<size_t>(i)]), std::count(half.begin(), half.end(), i)) << i;
+  // A smaller fraction of the same seed lies inside a larger one; another seed draws others.
+  const std::vector<int64_t> quarter = dataset->patient_subset(train, 0.25, 5);
+  EXPECT_TRUE(std::includes(half.begin(), half.end(), quarter.begin(), quarter.end()));
+  bool differs = false;
+  for (uint64_t seed = 6; seed < 10; ++seed) differs |= dataset->patient_subset(train, 0.5, seed) != half;
+  EXPECT_TRUE(differs);
+  EXPECT_THROW(dataset->patient_subset(train, 0.0, 5), std::runtime_error);
+
+  // The training loader draws only the subset: one epoch visits exactly its images.
+  LoaderOptions o = options(0, 1, 1);
+  o.split = "train";
+  o.fraction = 0.5;
+  o.seed = 5;
+  o.global_batch_size = 2;
+  Loader loader(o);
+  EXPECT_EQ(loader.split_size(), static_cast<int64_t>(half.size()));
+  std::vector<int64_t> seen;
+  for (int64_t step = 0; step < loader.steps_per_epoch(); ++step)
+    for (int64_t i : loader.indices_at(0, step)) seen.push_back(i);
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(seen, half);
 }
 
 TEST_F(LoaderTest, TwoRanksSeeExactlyTheBatchesOfOneRank) {

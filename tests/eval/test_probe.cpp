@@ -310,6 +310,8 @@ TEST_F(ProbeVsSklearn, WritesResultFiles) {
                           "balanced_accuracy", "n_train", "n_test"})
     EXPECT_TRUE(json["results"][0].contains(key)) << key;
   EXPECT_TRUE(json["results"][0]["class"].is_null());  // amd is binary
+  // Each record's resamples, so an average over tasks can be resampled too (launcher/sweep_results.hpp).
+  EXPECT_EQ(json["results"][0]["bootstrap"].size(), static_cast<size_t>(results_.bootstrap));
   for (const char* key : {"task", "class", "best", "second", "p_value", "outcome"})
     EXPECT_TRUE(json["comparisons"][0].contains(key)) << key;
   std::ifstream csv(out / "results.csv");

@@ -158,5 +158,18 @@ TEST(RunConfig, IdentityNamesTheFieldsThatDiffer) {
   EXPECT_EQ(differences[1], "model.img_size: 392 vs 224");
 }
 
+// data.fraction: a subset changes the data stream, so it is part of the identity; 1 (the
+// default) leaves the identity, and so every earlier checkpoint's hash, as it was.
+TEST(RunConfig, DataFractionIsValidatedAndJoinsTheIdentityOnlyBelowOne) {
+  const RunConfig all = parse_run_config(json::object());
+  EXPECT_EQ(all.data.fraction, 1.0);
+  EXPECT_FALSE(identity_fields(all).contains("data.fraction"));
+  const RunConfig half = parse_run_config({{"data", {{"fraction", 0.5}}}});
+  EXPECT_EQ(identity_differences(identity_fields(all), identity_fields(half)),
+            std::vector<std::string>{"data.fraction: absent vs 0.5"});
+  EXPECT_EQ(error_of({{"data", {{"fraction", 0}}}}), "test.json: data.fraction: found 0, expected a number in (0, 1]");
+  EXPECT_EQ(error_of({{"data", {{"fraction", 1.5}}}}), "test.json: data.fraction: found 1.5, expected a number in (0, 1]");
+}
+
 }  // namespace
 }  // namespace gf::train
