@@ -34,6 +34,10 @@ const gf::launcher::Command kCommands[] = {
 int main(int argc, char** argv) {
   CLI::App app{"greenfound: Token Reconstruction pretraining and evaluation of retinal foundation models"};
   app.require_subcommand(1);
+  app.footer(
+      "Built against the CUDA LibTorch of the venv scripts/install-deps.sh makes (pinned torch 2.11.0+cu130, "
+      "~5.2 GB, outside the checkout); CUDA and NCCL are always compiled in and used when a GPU is visible. "
+      "README.md: install, build and the two commands.");
   app.set_help_all_flag("--help-all", "Every subcommand's help");
   app.set_version_flag("--version", gf::launcher::version_text,
                        "greenfound's commit, LibTorch, CUDA, cuDNN, NCCL and MPI versions, and the visible GPUs");
