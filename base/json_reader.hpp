@@ -43,6 +43,8 @@ class Section {
   Section(const nlohmann::json& root, std::string path, std::string source);
   // `node` itself, a JSON object (or null: nothing to read), named `path` in errors.
   static Section of(const nlohmann::json& node, std::string path, std::string source);
+  // A Section points into the JSON it reads: a temporary would be gone before the first read.
+  static Section of(nlohmann::json&& node, std::string path, std::string source) = delete;
   // The object at key `key` of this section (a nested section, named "path.key").
   Section child(const char* key);
   // The objects of the array at `key`, named "path.key[i]" (absent: none).

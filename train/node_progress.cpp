@@ -25,7 +25,8 @@ std::vector<NodeRecord> read_node_progress(const std::string& run_dir) {
   for (const auto& entry : fs::directory_iterator(run_dir + "/nodes")) {
     if (entry.path().extension() != ".json") continue;
     try {
-      base::Section item = base::Section::of(base::load_json_file(entry.path().string()), "", entry.path().string());
+      const nlohmann::json json = base::load_json_file(entry.path().string());
+      base::Section item = base::Section::of(json, "", entry.path().string());
       NodeRecord node;
       item.read("host", node.host);
       item.read("ranks", node.ranks);

@@ -100,7 +100,8 @@ TEST(Section, TypedReadsAndErrorsNameSourceFieldAndExpectation) {
   enum class Mode { kA, kB };
   static constexpr EnumName<Mode> kModes[] = {{"a", Mode::kA}, {"b", Mode::kB}};
   Mode mode = Mode::kA;
-  EXPECT_EQ(error_of([&] { Section::of(json{{"mode", "c"}}, "x", "f").read("mode", mode, kModes); }),
+  const json document = {{"mode", "c"}};
+  EXPECT_EQ(error_of([&] { Section::of(document, "x", "f").read("mode", mode, kModes); }),
             "f: x.mode: found \"c\", expected a or b");
 }
 

@@ -54,12 +54,13 @@ TEST_F(AcrossHosts, WorldAndSamplerPerHost) {
                            "world rank 2 size 3 local 1 of 2 host gf-h2 hosts gf-h1:0 gf-h2:1-2\n"})
     EXPECT_NE(world.output.find(line), std::string::npos) << line << "in:\n" << world.output;
 
-  // Global batch 6 over 3 ranks on 2 hosts: 2 steps of 16 samples per epoch.
+  // Global batch 6 over 3 ranks on 2 hosts: 2 full steps and the kept last batch of 4 per epoch
+  // (data.drop_last false, as published), every one of the 16 samples once.
   const JobResult sampler = run_job(mpirun + " sampler " + path("dataset") + " 6");
   ASSERT_EQ(sampler.exit_code, 0) << sampler.output;
-  EXPECT_NE(sampler.output.find("sampler epoch 0: 12 of 16 samples, each on one rank once, batches as one rank's"), std::string::npos)
+  EXPECT_NE(sampler.output.find("sampler epoch 0: 16 of 16 samples, each on one rank once, batches as one rank's"), std::string::npos)
       << sampler.output;
-  EXPECT_NE(sampler.output.find("sampler epoch 1: 12 of 16 samples"), std::string::npos) << sampler.output;
+  EXPECT_NE(sampler.output.find("sampler epoch 1: 16 of 16 samples"), std::string::npos) << sampler.output;
 }
 
 TEST_F(AcrossHosts, TwoHostsTimesTwoRanksTrainAsOneRankAndCountEachNodeOnce) {

@@ -119,7 +119,7 @@ TEST(RunConfig, ErrorsNameFieldValueAndExpectation) {
   EXPECT_EQ(error_of({{"train", {{"grad_accum", 1.5}}}}),
             "test.json: train.grad_accum: found 1.5, expected an integer");
   EXPECT_EQ(error_of({{"data", {{"bach_size", 8}}}}),
-            "test.json: data.bach_size: unknown field (misspelt?), expected one of path, split, batch_size, drop_last, workers, "
+            "test.json: data.bach_size: unknown field (misspelt?), expected one of path, split, fraction, batch_size, drop_last, workers, "
             "prefetch, seed or augment");
   EXPECT_EQ(error_of({{"optimizer", json::object()}}).rfind("test.json: optimizer: unknown field (misspelt?)", 0), 0u);
   EXPECT_EQ(error_of({{"slurm", {{"gpus", 8}}}}).rfind("test.json: slurm.gpus: unknown field (misspelt?)", 0), 0u);
