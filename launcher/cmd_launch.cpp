@@ -151,7 +151,12 @@ void run_launch(const LaunchFlags& flags) {
   const int ranks = flags.ranks > 0 ? flags.ranks : (hosts.empty() ? 1 : slots);
   // Hosts are taken to be alike: every host shares its CPUs among at most `busiest` ranks.
   const int ranks_per_host = hosts.empty() ? ranks : std::min(ranks, busiest);
-  const int threads = flags.threads > 0 ? flags.threads : std::max(1, available_cpus() / ranks_per_host);
+  // Inside an allocation each rank gets the CPUs SLURM gave each task (a step asking for more
+  // is refused); outside, the CPUs here are shared among this host's ranks.
+  const char* slurm_cpus = std::getenv("SLURM_JOB_ID") ? std::getenv("SLURM_CPUS_PER_TASK") : nullptr;
+  const int threads = flags.threads > 0                         ? flags.threads
+                      : slurm_cpus && std::atoi(slurm_cpus) > 0 ? std::atoi(slurm_cpus)
+                                                                : std::max(1, available_cpus() / ranks_per_host);
   // Every rank inherits these (mpirun -x passes them to other nodes, srun --export=ALL).
   const std::string t = std::to_string(threads);
   setenv("OMP_NUM_THREADS", t.c_str(), 1);
@@ -175,7 +180,7 @@ void run_launch(const LaunchFlags& flags) {
 void setup_launch(CLI::App& sub) {
   auto flags = std::make_shared<LaunchFlags>();
   sub.add_option("-n,--ranks", flags->ranks, "Number of ranks (default 1, or every slot of --hosts/--hostfile)")->check(CLI::PositiveNumber);
-  sub.add_option("--threads", flags->threads, "Torch/BLAS threads per rank (default: CPUs / ranks); a config's train.threads > 0 wins")
+  sub.add_option("--threads", flags->threads, "Torch/BLAS threads per rank (default: SLURM_CPUS_PER_TASK inside an allocation, else CPUs / ranks); a config's train.threads > 0 wins")
       ->check(CLI::PositiveNumber);
   sub.add_option("--hosts", flags->hosts, "Hosts and ranks per host, host:slots,... (Open MPI's --host), e.g. node1:2,node2:2");
   sub.add_option("--hostfile", flags->hostfile, "Open MPI hostfile (\"node1 slots=2\" per line)")->check(CLI::ExistingFile);

@@ -197,11 +197,8 @@ void print_job(const std::string& job_id, bool latest) {
   }
 }
 
-void run_status(const std::string& run_dir_arg) {
-  if (is_sweep_dir(run_dir_arg)) return print_sweep_status(run_dir_arg, std::cout);  // one line per run
-  const fs::path run_dir = fs::absolute(run_dir_arg).lexically_normal();
-  if (!fs::is_directory(run_dir)) throw std::runtime_error(run_dir.string() + ": not a run folder (no such directory)");
-  std::cout << "run: " << run_dir.string() << "\n";
+// The run's (or sweep's) SLURM jobs, newest first with its array tasks.
+void print_jobs(const fs::path& run_dir) {
   const auto ids = slurm::recorded_job_ids(run_dir.string());
   if (ids.empty()) {
     std::cout << "job: none recorded (" << (run_dir / "slurm" / "job_ids").string() << ")\n";
@@ -211,6 +208,20 @@ void run_status(const std::string& run_dir_arg) {
     print_job(ids.back(), true);
     for (size_t i = ids.size() - 1; i-- > 0;) print_job(ids[i], false);
   }
+}
+
+void run_status(const std::string& run_dir_arg) {
+  if (is_sweep_dir(run_dir_arg)) {
+    print_sweep_status(run_dir_arg, std::cout);  // one line per run
+    // A sweep run by --slurm: its array jobs.
+    const fs::path sweep_dir = fs::absolute(run_dir_arg).lexically_normal();
+    if (!slurm::recorded_job_ids(sweep_dir.string()).empty()) print_jobs(sweep_dir);
+    return;
+  }
+  const fs::path run_dir = fs::absolute(run_dir_arg).lexically_normal();
+  if (!fs::is_directory(run_dir)) throw std::runtime_error(run_dir.string() + ": not a run folder (no such directory)");
+  std::cout << "run: " << run_dir.string() << "\n";
+  print_jobs(run_dir);
   const std::optional<train::RunConfig> config = read_run_config(run_dir);
   print_progress(run_dir, config);
   print_energy(run_dir, config);

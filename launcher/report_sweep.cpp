@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <numeric>
 #include <sstream>
 
@@ -61,6 +62,52 @@ const TaskScore* score(const SweepRunResult& r, const std::string& task) {
   return nullptr;
 }
 
+std::string value_text(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
+
+// The legend: run names when they all fit its 20 characters, else each run's axis values in
+// field order, less what every run's value of that field shares ("vit_" … "_patch14_reg4"),
+// so that grid runs whose names differ only past the 20th character stay apart ("0.5 · tiny · 2").
+struct Legend {
+  std::vector<std::string> labels;  // one per run
+  std::string what;                 // what a label holds: "run names" or the fields, in order
+};
+
+Legend legend_of(const std::vector<SweepRunResult>& runs) {
+  Legend legend{{}, "run names"};
+  bool names_fit = true;
+  for (const auto& r : runs) names_fit = names_fit && r.name.size() <= 20;
+  if (names_fit || runs.empty()) {
+    for (const auto& r : runs) legend.labels.push_back(r.name);
+    return legend;
+  }
+  std::map<std::string, std::vector<std::string>> values;
+  for (const auto& r : runs)
+    for (const auto& item : r.assignments.items()) values[item.key()].push_back(value_text(item.value()));
+  std::map<std::string, std::pair<size_t, size_t>> cut;  // field -> shared prefix and suffix lengths
+  for (const auto& [field, texts] : values) {
+    const std::string& first = texts.front();
+    size_t prefix = first.size(), suffix = first.size(), shortest = first.size();
+    for (const auto& t : texts) {
+      prefix = std::min(prefix, static_cast<size_t>(std::mismatch(t.begin(), t.end(), first.begin(), first.end()).first - t.begin()));
+      suffix = std::min(suffix, static_cast<size_t>(std::mismatch(t.rbegin(), t.rend(), first.rbegin(), first.rend()).first - t.rbegin()));
+      shortest = std::min(shortest, t.size());
+    }
+    cut[field] = prefix + suffix < shortest ? std::make_pair(prefix, suffix) : std::make_pair(size_t{0}, size_t{0});
+  }
+  legend.what.clear();
+  for (const auto& item : runs.front().assignments.items()) legend.what += (legend.what.empty() ? "" : " · ") + item.key();
+  for (const auto& r : runs) {
+    std::string label;
+    for (const auto& item : r.assignments.items()) {
+      const std::string t = value_text(item.value());
+      const auto [prefix, suffix] = cut[item.key()];
+      label += (label.empty() ? "" : " · ") + t.substr(prefix, t.size() - prefix - suffix);
+    }
+    legend.labels.push_back(label.empty() ? r.name : label);
+  }
+  return legend;
+}
+
 std::string plot(const std::vector<SweepRunResult>& runs, const std::string& task, const Measure& m) {
   std::vector<double> cost, quality;
   for (const auto& r : runs) {
@@ -69,11 +116,12 @@ std::string plot(const std::vector<SweepRunResult>& runs, const std::string& tas
     quality.push_back(s ? s->auroc : NAN);
   }
   const std::vector<bool> frontier = pareto_frontier(cost, quality);
+  const std::vector<std::string> labels = legend_of(runs).labels;
   std::vector<FrontierPoint> points;
   for (size_t i = 0; i < runs.size(); ++i) {
     const TaskScore* s = score(runs[i], task);
     if (!s) continue;
-    points.push_back({runs[i].name, cost[i], s->auroc, s->low, s->high, frontier[i]});
+    points.push_back({labels[i], cost[i], s->auroc, s->low, s->high, frontier[i]});
   }
   std::vector<Reference> refs;
   if (std::string(m.key) == "cost") refs.assign(std::begin(kPublished), std::end(kPublished));
@@ -99,8 +147,7 @@ std::string runs_table(const std::vector<SweepRunResult>& runs, const std::vecto
   for (size_t i : order) {
     const auto& r = runs[i];
     std::string settings;
-    for (const auto& item : r.assignments.items())
-      settings += (settings.empty() ? "" : ", ") + item.key() + "=" + (item.value().is_string() ? item.value().get<std::string>() : item.value().dump());
+    for (const auto& item : r.assignments.items()) settings += (settings.empty() ? "" : ", ") + item.key() + "=" + value_text(item.value());
     s << "<tr data-run=\"" << html_escape(r.name) << "\"><td>" << html_escape(r.name) << "</td><td><code>" << html_escape(settings)
       << "</code></td><td>" << html_escape(r.state.state) << "</td>";
     for (const auto& m : kMeasures) {
@@ -160,12 +207,13 @@ std::string render_sweep_report(const std::string& sweep_dir, const std::vector<
   const std::string dir = std::filesystem::absolute(sweep_dir).lexically_normal().string();
   std::ostringstream page;
   page << "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>greenfound sweep · " << html_escape(dir)
-       << "</title><style>" << report_css() << "</style></head><body><header><h1>greenfound sweep report</h1><p><code>"
+       << "</title><style>" << report_css() << plot_style() << "</style></head><body><header><h1>greenfound sweep report</h1><p><code>"
        << html_escape(dir) << "</code> · " << runs.size() << " runs, " << done << " done</p></header><main>\n";
   page << "<section id=\"frontier\"><h2>Quality vs pretraining compute (mean over tasks)</h2><p class=\"meta\">Each dot is a run: "
           "AUROC averaged over tasks (each resample of the bootstrap averaged the same way) against its pretraining bill "
           "from energy.json. Ringed and joined: the Pareto frontier (no cheaper run is as good). Dashed lines: the "
-          "published training-cost estimates (RETFound-Green paper; its basis, FLOPs or GPU time, is not stated).</p><div class=\"row\">";
+          "published training-cost estimates (RETFound-Green paper; its basis, FLOPs or GPU time, is not stated). Legend: "
+       << html_escape(legend_of(runs).what) << ".</p><div class=\"row\">";
   for (const auto& m : kMeasures) page << plot(runs, "mean over tasks", m);
   page << "</div></section>\n<section id=\"runs\"><h2>Runs by cost</h2>" << runs_table(runs, tasks) << "</section>\n";
   page << "<section id=\"tasks\"><h2>Per task: AUROC vs kWh and dollars</h2><div class=\"row\">";

@@ -65,6 +65,9 @@ struct JobSpec {
   int requeue_exit_code = kRequeueExitCode;
 
   RankLauncher launcher = RankLauncher::kSrun;
+  // The command runs once, in the batch shell, and starts its own ranks as job steps
+  // (`greenfound sweep --run`, whose stages each `launch` srun); `launcher` is then unused.
+  bool command_starts_ranks = false;
   std::vector<std::string> modules;       // `module load` each, in order, before the ranks start
   std::vector<std::string> extra_sbatch;  // extra directives, written after "#SBATCH "
   std::map<std::string, std::string> environment;  // exported before the ranks start

@@ -106,7 +106,11 @@ void write_launch(std::ostream& os, const JobSpec& spec, const std::vector<std::
   os << "trap 'interrupted=1' TERM\n";
 
   const std::string args = join_quoted(command) + (spec.array_tasks.empty() ? "" : " \"${task_args[@]}\"");
-  if (spec.launcher == RankLauncher::kSrun) {
+  if (spec.command_starts_ranks) {
+    os << "\n# One process here, in the batch shell: it starts each stage's " << spec.total_tasks()
+       << (spec.total_tasks() == 1 ? " rank" : " ranks") << " itself\n"
+       << "# (srun job steps inside this allocation) and passes the signals on to them.\n";
+  } else if (spec.launcher == RankLauncher::kSrun) {
     os << "\n# One rank per task. --mpi=pmix: Debian's Open MPI has PMIx but no PMI-2. srun does not\n"
        << "# inherit --cpus-per-task from sbatch since SLURM 22.05, so it is passed again. No\n"
        << "# --kill-on-bad-exit: a rank leaving with the requeue code must not kill rank 0 while it\n"
@@ -123,7 +127,7 @@ void write_launch(std::ostream& os, const JobSpec& spec, const std::vector<std::
     for (const auto& [name, value] : spec.environment) os << " -x " << name;
     os << " \\\n";
   }
-  os << "  " << args << " &\n";
+  os << (spec.command_starts_ranks ? "" : "  ") << args << " &\n";
   os << "step_pid=$!\n";
   os << "step_rc=\n";
   os << "while [ -z \"$step_rc\" ]; do\n"
@@ -135,11 +139,15 @@ void write_launch(std::ostream& os, const JobSpec& spec, const std::vector<std::
 
   os << "\nif [ \"$step_rc\" -eq " << spec.requeue_exit_code << " ]; then\n";
   if (spec.requeue) {
-    os << "  # The ranks checkpointed and stopped early: back to the queue; the rerun resumes.\n"
-       << "  echo \"greenfound: ranks stopped for requeue (exit " << spec.requeue_exit_code
-       << "): requeueing job $SLURM_JOB_ID at $(date -Is)\"\n"
-       << "  scontrol requeue \"$SLURM_JOB_ID\" ||\n"
-       << "    echo \"greenfound: scontrol requeue $SLURM_JOB_ID failed; resubmit with: sbatch " << spec.run_dir
+    // An array task names itself A_i: its SLURM_JOB_ID can equal the array's id A (the task
+    // left holding the array's record), and `scontrol requeue A` requeues every task.
+    const std::string self = spec.is_array() ? "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}" : "$SLURM_JOB_ID";
+    os << "  # The ranks checkpointed and stopped early: back to the queue; the rerun resumes.\n";
+    if (spec.is_array()) os << "  # This task only (A_i): the array's id would requeue every task.\n";
+    os << "  echo \"greenfound: ranks stopped for requeue (exit " << spec.requeue_exit_code << "): requeueing job " << self
+       << " at $(date -Is)\"\n"
+       << "  scontrol requeue \"" << self << "\" ||\n"
+       << "    echo \"greenfound: scontrol requeue " << self << " failed; resubmit with: sbatch " << spec.run_dir
        << "/slurm/job.sbatch\" >&2\n";
   } else {
     os << "  echo \"greenfound: ranks stopped early (exit " << spec.requeue_exit_code

@@ -10,9 +10,9 @@
 //  - forwards the warning signal and SIGTERM from the batch shell to the ranks (srun and
 //    mpirun both pass USR1/USR2/TERM on to every task), so every rank sees it whether SLURM
 //    signalled the batch shell (`B:`, `scancel --batch`), the steps or both (`--full`);
-//  - when the ranks exit with requeue_exit_code, runs `scontrol requeue $SLURM_JOB_ID`: the
-//    job goes back to the queue and, when it runs again, the same command resumes (pretrain
-//    is always given `--resume auto` by the launcher).
+//  - when the ranks exit with requeue_exit_code, runs `scontrol requeue $SLURM_JOB_ID` (an
+//    array task: `A_i`, that task only): the job goes back to the queue and, when it runs
+//    again, the same command resumes (pretrain is always given `--resume auto` by the launcher).
 #include <string>
 #include <vector>
 

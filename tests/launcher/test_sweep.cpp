@@ -256,6 +256,9 @@ TEST_F(Sweep, InterruptedSweepFinishesOnlyWhatWasMissingWithTheSameResults) {
   ASSERT_EQ(costs.size(), 2u);
   EXPECT_LE(costs[0], costs[1]) << "table not sorted by cost";
   EXPECT_NE(html.find("RETFound-MEH ~$10,000"), std::string::npos);
+  // The plots' own styles are on the page (without them Chromium fills every frame black).
+  EXPECT_NE(html.find(".frame{fill:none"), std::string::npos);
+  EXPECT_NE(html.find("Legend: run names."), std::string::npos);
 
   const std::string screenshot = (fs::current_path() / "sweep-report.png").string();
   fs::remove(screenshot);

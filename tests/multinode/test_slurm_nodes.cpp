@@ -93,7 +93,7 @@ TEST_F(SlurmAcrossNodes, OneRankPerGpuOnBothNodesPreemptRequeueResume) {
   ASSERT_LT(last_step(path("preempted")), kSteps) << "the run finished before it could be preempted";
   const JobResult signal = run_job("scancel --signal=USR1 --full " + job);
   ASSERT_EQ(signal.exit_code, 0) << signal.output;
-  const auto requeued = wait_for(job, [](const gf::slurm::JobState& s) { return s.restarts >= 1 || s.state == "COMPLETED"; }, 90);
+  const auto requeued = wait_for(job, gf::test::requeued_and_pending, 90);
   ASSERT_GE(requeued.restarts, 1) << "state " << requeued.state << ", log:\n" << job_log("preempted", job);
   const long stopped_at = last_step(path("preempted"));
   EXPECT_LT(stopped_at, kSteps);

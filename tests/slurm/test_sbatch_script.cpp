@@ -198,6 +198,23 @@ TEST(SbatchScript, ArraySweepOneTaskPerPair) {
   expect_bash_syntax_ok(script);
 }
 
+TEST(SbatchScript, CommandThatStartsItsOwnRanksRunsInTheBatchShell) {
+  // `greenfound sweep --slurm`: each task's sweep process runs its stages' ranks as srun steps.
+  JobSpec spec = base_spec();
+  spec.ntasks_per_node = 2;
+  spec.command_starts_ranks = true;
+  spec.array_tasks = {{"--run", "a"}, {"--run", "b"}};
+  const std::string script = render_sbatch(spec, {"/opt/gf/greenfound", "sweep", "/s.json", "--out", "/runs/a"});
+  EXPECT_TRUE(has_line(script, "#SBATCH --ntasks-per-node=2"));
+  EXPECT_TRUE(has_line(script, "/opt/gf/greenfound sweep /s.json --out /runs/a \"${task_args[@]}\" &"));
+  for (const auto& line : lines_of(script))
+    EXPECT_TRUE(line.rfind("srun", 0) != 0 && line.rfind("mpirun", 0) != 0) << "the batch shell starts ranks: " << line;
+  EXPECT_TRUE(has_line(script, "on_signal() { interrupted=1; [ -n \"$step_pid\" ] && kill -USR1 \"$step_pid\" 2>/dev/null; }"));
+  // This task only: its SLURM_JOB_ID may be the array's own id, which would requeue them all.
+  EXPECT_TRUE(has_line(script, "  scontrol requeue \"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\" ||"));
+  expect_bash_syntax_ok(script);
+}
+
 TEST(SbatchScript, PlainArraySpecKeepsTheCommand) {
   JobSpec spec = base_spec();
   spec.array = "0-9%2";

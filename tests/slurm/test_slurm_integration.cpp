@@ -1,7 +1,9 @@
 // Against the real local SLURM cluster of scripts/slurm-local.sh (one node, 2 CPUs):
 // `greenfound submit` a 2-rank demo-sized pretrain and watch it complete; preempt one with
 // `scancel --signal=USR1 --full`, let it requeue and resume, and compare its final weights
-// with an uninterrupted run; run an embed sweep as a job array and gather it with probe.
+// with an uninterrupted run; run an embed sweep as a job array and gather it with probe; run
+// a pretraining sweep (`greenfound sweep --slurm`) as a job array with one task preempted,
+// requeued and resumed, ending with the same probe results as the sweep run uninterrupted here.
 // Skipped, visibly, only where slurmctld cannot run at all.
 #include <gtest/gtest.h>
 
@@ -179,7 +181,7 @@ TEST_F(SlurmIntegration, PreemptedJobRequeuesAndResumesExactly) {
 
   // The ranks checkpoint and exit with the requeue code; the batch shell requeues the job,
   // which SLURM holds back ~2 minutes (BeginTime): release it at once.
-  const auto requeued = wait_for(job, [](const gf::slurm::JobState& s) { return s.restarts >= 1 || s.state == "COMPLETED"; }, 60);
+  const auto requeued = wait_for(job, gf::test::requeued_and_pending, 60);
   ASSERT_GE(requeued.restarts, 1) << "state " << requeued.state << ", log:\n" << job_log(run, job);
   const long stopped_at = last_step(run);
   EXPECT_LT(stopped_at, kSteps);
@@ -252,6 +254,96 @@ TEST_F(SlurmIntegration, ArraySweepEmbedsEachPairAndProbeGathersThem) {
 
   const JobResult status = run_job(bin_ + " status " + run.string());
   EXPECT_NE(status.output.find("task " + ids[0] + "_1: COMPLETED"), std::string::npos) << status.output;
+}
+
+TEST_F(SlurmIntegration, SweepArrayTaskPreemptedRequeuesWithTheSameResults) {
+  // Two tiny pretraining runs on a set big enough to probe, one rank of one CPU each.
+  const fs::path images = root_ / "sweep-images", dataset = root_ / "sweep-dataset";
+  JobResult step = run_job(bin_ + " synth --out " + images.string() + " --n 64 --size 96x96 --seed 2 --threads 1 --quiet");
+  ASSERT_EQ(step.exit_code, 0) << step.output;
+  step = run_job(bin_ + " pack --images " + images.string() + " --labels " + (images / "labels.csv").string() +
+                 " --id-column image_id --split-by patient_id --test-fraction 0.3 --seed 2 --out " + dataset.string() +
+                 " --resolution 64 --threads 1 --quiet");
+  ASSERT_EQ(step.exit_code, 0) << step.output;
+  const nlohmann::json sweep = {
+      {"base",
+       {{"model", {{"arch", "vit_tiny_patch14_reg4"}, {"img_size", 56}, {"init_seed", 1}}},
+        {"optim", {{"lr", 1e-3}, {"epochs", 6}, {"cosine_epochs", 6}, {"warmup_epochs", 1}}},
+        {"data", {{"batch_size", 4}, {"workers", 1}, {"prefetch", 1}, {"seed", 3}}},
+        {"train", {{"threads", 1}, {"log_every", 1}, {"checkpoint_every_epochs", 2}, {"keep_last", 2}, {"device", "cpu"}}},
+        {"energy", {{"sample_hz", 20}}},
+        {"slurm", {{"cpus_per_task", 1}, {"time", "00:10:00"}, {"signal_seconds", 60}}}}},
+      {"data", dataset.string()},
+      {"list", {{{"name", "half-data"}, {"data.fraction", 0.5}}, {{"name", "all-data"}, {"data.fraction", 1}}}},
+      {"evaluation", {{{"name", "synth"}, {"tasks", {{{"name", "any_dr"}, {"label", "dr_grade > 0"}}}}}}}};
+  std::ofstream(root_ / "sweep-file.json") << sweep.dump(2);
+  const std::string sweep_cmd = "cd " + root_.string() + " && " + bin_ + " sweep " + (root_ / "sweep-file.json").string() + " --out ";
+
+  const auto start = Clock::now();
+  const auto elapsed = [&] { return std::to_string(std::chrono::duration<double>(Clock::now() - start).count()) + " s"; };
+  // The reference: the same sweep, uninterrupted, here.
+  step = run_job(sweep_cmd + (root_ / "straight").string() + " --local");
+  ASSERT_EQ(step.exit_code, 0) << step.output;
+  std::cout << "uninterrupted local sweep: " << elapsed() << std::endl;
+
+  // One array, one run at a time (%1), so task 1 starts after task 0 has finished.
+  const fs::path swept = root_ / "array";
+  const JobResult submitted = run_job(sweep_cmd + swept.string() + " --slurm --parallel 1");
+  ASSERT_EQ(submitted.exit_code, 0) << submitted.output;
+  const auto ids = gf::slurm::recorded_job_ids(swept.string());
+  ASSERT_EQ(ids.size(), 1u) << submitted.output;
+  const std::string job = ids[0], task1 = job + "_1";
+  EXPECT_NE(submitted.output.find("(array of 2 run(s), " + job + "_0.." + task1 + ", at most 1 at once)"), std::string::npos)
+      << submitted.output;
+  EXPECT_NE(read_file(swept / "slurm" / "job.sbatch").find("#SBATCH --array=0-1%1"), std::string::npos);
+  const auto task_log = [&](int i) { return read_file(swept / "slurm" / (job + "_" + std::to_string(i) + ".out")); };
+
+  // Preempt task 1 mid-pretraining: the sweep passes USR1 on to the ranks, which checkpoint
+  // and exit with the requeue code; the task requeues itself.
+  const fs::path second = swept / "runs" / "all-data";
+  const auto deadline = Clock::now() + std::chrono::seconds(180);
+  while (last_step(second) < 3 && Clock::now() < deadline && !finished(gf::slurm::query_job(job)))
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_GE(last_step(second), 3) << task_log(0) << task_log(1);
+  const long total_steps = last_step(root_ / "straight" / "runs" / "all-data");
+  ASSERT_LT(last_step(second), total_steps) << "the run finished before it could be preempted";
+  std::cout << "preempting " << task1 << " at step " << last_step(second) << " of " << total_steps << ": " << elapsed() << std::endl;
+  const JobResult signal = run_job("scancel --signal=USR1 --full " + task1);
+  ASSERT_EQ(signal.exit_code, 0) << signal.output;
+  const auto requeued = wait_for(task1, gf::test::requeued_and_pending, 60);
+  ASSERT_GE(requeued.restarts, 1) << "state " << requeued.state << ", log:\n" << task_log(1);
+  EXPECT_LT(last_step(second), total_steps);
+  const JobResult release = run_job("scontrol update jobid=" + task1 + " StartTime=now");
+  EXPECT_EQ(release.exit_code, 0) << release.output;
+
+  const auto state = wait_for(job, finished, 240);
+  ASSERT_EQ(state.state, "COMPLETED") << task_log(0) << task_log(1);
+  std::cout << "array finished: " << elapsed() << std::endl;
+  const std::string log1 = task_log(1);
+  EXPECT_NE(log1.find("requeueing job " + task1), std::string::npos) << log1;
+  EXPECT_EQ(gf::slurm::query_job(job + "_0").restarts, 0) << "task 0 was requeued with task 1";
+  EXPECT_NE(log1.find("restart 1"), std::string::npos) << log1;
+  EXPECT_NE(log1.find("all-data: resuming (was interrupted)"), std::string::npos) << log1;
+
+  // Same probe results as uninterrupted; the resumed run's bill has both sessions.
+  for (const char* run : {"half-data", "all-data"}) {
+    const auto a = nlohmann::json::parse(read_file(root_ / "straight" / "runs" / run / "probe" / "synth" / "results.json"));
+    const auto b = nlohmann::json::parse(read_file(swept / "runs" / run / "probe" / "synth" / "results.json"));
+    ASSERT_EQ(a["results"].size(), b["results"].size()) << run;
+    for (size_t i = 0; i < a["results"].size(); ++i)
+      EXPECT_DOUBLE_EQ(a["results"][i]["auroc"].get<double>(), b["results"][i]["auroc"].get<double>()) << run << " " << i;
+    EXPECT_EQ(last_step(swept / "runs" / run), last_step(root_ / "straight" / "runs" / run)) << run;
+  }
+  EXPECT_TRUE(fs::exists(second / "energy-sessions" / "1.json"));
+
+  const JobResult status = run_job(bin_ + " status " + swept.string());
+  EXPECT_NE(status.output.find("total: 2 done"), std::string::npos) << status.output;
+  EXPECT_NE(status.output.find("task " + task1 + ": COMPLETED"), std::string::npos) << status.output;
+  // Again: nothing left to submit.
+  const JobResult again = run_job(sweep_cmd + swept.string() + " --slurm");
+  EXPECT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_NE(again.output.find("all 2 runs done, nothing to submit"), std::string::npos) << again.output;
+  EXPECT_EQ(gf::slurm::recorded_job_ids(swept.string()).size(), 1u);
 }
 
 }  // namespace

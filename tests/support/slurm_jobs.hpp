@@ -32,6 +32,11 @@ inline bool finished(const slurm::JobState& s) {
   return false;
 }
 
+// Requeued and back in the queue, the old run fully ended (no longer COMPLETING): releasing
+// it earlier can start the new run while slurmd still tears down the old one, and SLURM then
+// fails it ("Job credential revoked").
+inline bool requeued_and_pending(const slurm::JobState& s) { return (s.restarts >= 1 && s.state == "PENDING") || finished(s); }
+
 // The last step recorded in a run's metrics.jsonl (0 when none).
 inline long last_step(const std::string& run_dir) {
   std::ifstream in(run_dir + "/metrics.jsonl");
