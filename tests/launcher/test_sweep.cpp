@@ -278,5 +278,33 @@ TEST_F(Sweep, InterruptedSweepFinishesOnlyWhatWasMissingWithTheSameResults) {
   std::cout << "screenshot: " << screenshot << "\n";
 }
 
+// The README's example sweep (configs/sweep-demo.json) on the README's dataset recipe: it
+// expands to its 8 runs, and its two cheapest run here end to end (the whole sweep takes
+// ~2 minutes on 2 idle cores; README "Scaling sweeps").
+TEST_F(Sweep, ExampleSweepFileRuns) {
+  const std::string images = path("example-images"), dataset = path("example-dataset"), out = path("example");
+  run_ok(bin() + " synth --out " + images + " --n 240 --sites 2 --quiet");
+  run_ok(bin() + " pack --images " + images + " --labels " + images + "/labels.csv --id-column image_id --out " + dataset +
+         " --resolution 70 --split-by patient_id --test-fraction 0.3 --quiet");
+  const std::string file = gf::test::source_dir() + "/configs/sweep-demo.json";
+  const SweepPlan plan = read_sweep(file, dataset);
+  ASSERT_EQ(plan.runs.size(), 8u);
+  std::set<std::string> archs;
+  for (const auto& run : plan.runs) archs.insert(run.config["model"]["arch"].get<std::string>());
+  EXPECT_EQ(archs, (std::set<std::string>{"vit_tiny_patch14_reg4", "vit_small_patch14_reg4"}));
+  EXPECT_EQ(plan.evaluation.at(0).tasks["tasks"].size(), 6u);
+
+  const JobResult job = run_job(bin() + " sweep " + file + " --data " + dataset + " --out " + out + " --local --max-runs 2");
+  ASSERT_EQ(job.exit_code, 0) << job.output;
+  const JobResult status = run_job(bin() + " status " + out);
+  ASSERT_EQ(status.exit_code, 0) << status.output;
+  EXPECT_NE(status.output.find("total: 2 done 6 pending"), std::string::npos) << status.output;
+  EXPECT_TRUE(std::regex_search(status.output, std::regex("fraction-0.5_arch-vit_tiny_patch14_reg4_epochs-2 +done +step \\d+, epoch 2/2 +mean AUROC")))
+      << status.output;
+  const JobResult report = run_job(bin() + " report " + out + " --out " + path("example.html"));
+  ASSERT_EQ(report.exit_code, 0) << report.output;
+  EXPECT_NE(read_text(path("example.html")).find("Legend: data.fraction · model.arch · optim.epochs."), std::string::npos);
+}
+
 }  // namespace
 }  // namespace gf::launcher
