@@ -15,7 +15,7 @@ json load_json_file(const std::string& path, JsonTop top) {
   json value;
   try {
     value = json::parse(in);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // a syntax error, or a number out of double's range (1e999)
     throw std::runtime_error(path + ": not valid JSON (" + e.what() + ")");
   }
   if (top == JsonTop::kObject && !value.is_object())

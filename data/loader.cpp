@@ -14,7 +14,11 @@
 #include <mutex>
 #include <random>
 #include <stdexcept>
+#include <string>
+#include <system_error>
 #include <thread>
+
+#include "base/parallel_for.hpp"
 
 namespace gf::data {
 
@@ -39,21 +43,16 @@ class Loader::Pipeline {
     // OpenMP team per worker would oversubscribe the cores. at::set_num_threads also sets
     // the process default, which is restored once every worker has taken its setting.
     const int previous = at::get_num_threads();
-    int started = 0;
-    for (int w = 0; w < workers; ++w) {
-      threads_.emplace_back([this, &started] {
-        at::get_num_threads();  // ATen's lazy per-thread init first, so it does not undo the next line
-        at::set_num_threads(1);
-        {
-          std::lock_guard<std::mutex> lock(mutex_);
-          ++started;
-        }
-        work_ready_.notify_all();
-        work();
-      });
+    int started = 0, created = 0;
+    try {
+      for (; created < workers; ++created) start_worker(started);
+    } catch (const std::system_error& e) {
+      // No more threads to be had (a process or memory limit): the workers that started carry
+      // the load; with none, the loader cannot run.
+      if (created == 0) throw std::runtime_error(std::string("data.workers: could not start a loader thread (") + e.what() + ")");
     }
     std::unique_lock<std::mutex> lock(mutex_);
-    work_ready_.wait(lock, [&] { return started == workers; });
+    work_ready_.wait(lock, [&] { return started == created; });
     lock.unlock();
     at::set_num_threads(previous);
   }
@@ -103,6 +102,20 @@ class Loader::Pipeline {
   }
 
  private:
+  // One worker thread; `started` counts those that took their ATen setting.
+  void start_worker(int& started) {
+    threads_.emplace_back([this, &started] {
+      at::get_num_threads();  // ATen's lazy per-thread init first, so it does not undo the next line
+      at::set_num_threads(1);
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        ++started;
+      }
+      work_ready_.notify_all();
+      work();
+    });
+  }
+
   struct Slot {
     Batch batch;
     int64_t remaining = 0;  // samples not yet written
@@ -232,7 +245,8 @@ void Loader::init() {
     throw std::runtime_error(dataset_->dir() + ": split '" + o.split + "': found " + std::to_string(split_size()) +
                              " samples, expected at least one global batch of " + std::to_string(o.global_batch_size));
   }
-  int workers = o.workers > 0 ? o.workers : static_cast<int>(std::thread::hardware_concurrency());
+  int workers = o.workers > 0 ? base::check_thread_count(o.workers, "data.workers")
+                              : static_cast<int>(std::thread::hardware_concurrency());
   pipeline_ = std::make_unique<Pipeline>(*this, std::max(1, workers));
 }
 

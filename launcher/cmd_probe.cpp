@@ -43,7 +43,7 @@ void setup_probe(CLI::App& sub) {
       ->capture_default_str();
   sub.add_option("--out", c.out_dir, "Folder for results.json, results.csv and results.md")->required();
   sub.add_option("--bootstrap", c.bootstrap, "Bootstrap resamples of the test set (published: 100)")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
   add_seed_option(sub, c.seed, "the bootstrap resamples (numpy RandomState, published: 42)");
   sub.add_option("--alpha", c.alpha, "A win needs Wilcoxon p below this")->check(CLI::Range(0.0, 1.0))->capture_default_str();

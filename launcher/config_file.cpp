@@ -9,6 +9,11 @@ namespace gf::launcher {
 
 nlohmann::json load_config(const std::string& path, const std::vector<std::string>& overrides) {
   nlohmann::json config = base::load_json_file(path);
+  if (config.is_object())
+    for (const auto& item : config.items())
+      if (item.value().is_null())
+        throw std::runtime_error(path + ": " + item.key() + ": found null, expected " +
+                                 (item.key() == "description" ? "a string" : "a JSON object") + " (or the key left out for the defaults)");
   for (const auto& assignment : overrides) apply_override(config, assignment);
   return config;
 }
@@ -29,6 +34,9 @@ void apply_override(nlohmann::json& config, const std::string& assignment) {
   std::string walked;
   for (size_t i = 0; i + 1 < path.size(); ++i) {
     walked += (walked.empty() ? "" : ".") + path[i];
+    // A section written as null is a mistake to report, not an empty section to fill in.
+    if (node->contains(path[i]) && node->at(path[i]).is_null())
+      throw std::runtime_error("--set " + key + ": " + walked + ": found null in the config, expected a JSON object (or the key left out for the defaults)");
     nlohmann::json& next = (*node)[path[i]];
     if (next.is_null()) next = nlohmann::json::object();
     if (!next.is_object()) throw std::runtime_error("--set " + key + ": " + walked + " is not a section of the config");

@@ -26,6 +26,12 @@ RunData read_run(const std::string& dir) {
     run.results = eval::read_results((probe_dir / "results.json").string());
     if (run.results) break;
   }
+  // A folder with none of them (a typo'd path, an empty folder) would be an empty report.
+  bool any = run.config || run.energy || run.results || !run.metrics.empty();
+  for (const char* name : {"provenance.json", "energy.csv"}) any = any || fs::exists(root / name);
+  if (!any)
+    throw std::runtime_error(dir + ": found none of config.json, provenance.json, metrics.jsonl, energy.csv, energy.json, "
+                             "results.json, probe/results.json; expected a run folder, a probe folder or a sweep folder");
   return run;
 }
 

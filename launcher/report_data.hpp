@@ -27,7 +27,8 @@ struct RunData {
   std::optional<eval::ProbeResults> results;   // probe results.json (RUN_DIR/ or RUN_DIR/probe/)
 };
 
-// Reads RUN_DIR's files; a missing folder is an error, missing files are not.
+// Reads RUN_DIR's files; a missing folder, or one holding none of them, is an error; other
+// missing files are not (a run still in progress).
 RunData read_run(const std::string& dir);
 
 }  // namespace gf::launcher

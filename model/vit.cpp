@@ -49,9 +49,10 @@ std::string pool_name(Pool pool) {
 
 VisionTransformerImpl::VisionTransformerImpl(VitOptions options) : options_(std::move(options)) {
   const auto& o = options_;
-  if (o.patch_size <= 0 || o.img_size <= 0 || o.img_size % o.patch_size != 0)
+  if (o.patch_size <= 0 || o.img_size <= 0 || o.img_size % o.patch_size != 0 || o.img_size > kMaxImgSize)
     throw std::runtime_error("model " + o.arch + ": img_size: found " + std::to_string(o.img_size) +
-                             ", expected a positive multiple of patch_size " + std::to_string(o.patch_size));
+                             ", expected a positive multiple of patch_size " + std::to_string(o.patch_size) + " up to " +
+                             std::to_string(kMaxImgSize));
   if (o.depth <= 0 || o.embed_dim <= 0 || o.num_reg_tokens < 0)
     throw std::runtime_error("model " + o.arch + ": depth and embed_dim must be positive");
   // Own parameters first, then submodules: the order of timm's state dict.

@@ -11,10 +11,15 @@
 
 namespace gf::model {
 
+// The largest input side: 320 patches of 14 (102,400 tokens), 11x the published 392 px and
+// already ~10^2 GB of attention per image; a larger value is a typo, refused before any tensor
+// is allocated (an absurd one would overflow the shapes' byte sizes).
+inline constexpr int64_t kMaxImgSize = 4480;
+
 // Keyword arguments of timm's VisionTransformer that the reg4 family uses.
 struct VitOptions {
   std::string arch = "vit_small_patch14_reg4";  // registry name (model/arch_registry.hpp)
-  int64_t img_size = 392;       // square input, a multiple of patch_size
+  int64_t img_size = 392;       // square input, a multiple of patch_size, at most kMaxImgSize
   int64_t patch_size = 14;
   int64_t in_chans = 3;
   int64_t embed_dim = 384;

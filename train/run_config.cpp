@@ -6,6 +6,7 @@
 
 #include "base/json_reader.hpp"
 #include "base/sha256.hpp"
+#include "model/vit.hpp"
 
 namespace gf::train {
 
@@ -84,8 +85,9 @@ json field_json(const E& value, const base::EnumName<E> (&names)[N]) {
 void validate(const RunConfig& c, const std::string& source) {
   const base::Checker check(source);
   check.require(!c.model.arch.empty(), "model.arch", c.model.arch, "a registered architecture name");
-  check.require(c.model.img_size > 0 && c.model.img_size % 14 == 0, "model.img_size", c.model.img_size,
-                "a positive multiple of the patch size 14");
+  check.require(c.model.img_size > 0 && c.model.img_size % 14 == 0 && c.model.img_size <= model::kMaxImgSize,
+                "model.img_size", c.model.img_size,
+                "a positive multiple of the patch size 14 up to " + std::to_string(model::kMaxImgSize));
 
   const auto& o = c.objective;
   check.require(o.max_corruption_ratio >= 0 && o.max_corruption_ratio <= 1, "objective.max_corruption_ratio",

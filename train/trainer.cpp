@@ -143,7 +143,7 @@ void Trainer::setup_device() {
   // 2 threads ran ~2x slower than with OMP_WAIT_POLICY=passive or GOMP_SPINCOUNT=10000, which
   // cost 5-10% on idle cores; libgomp reads them only at process start, so they stay the
   // environment's choice (shared nodes: set one).
-  at::set_num_threads(base::resolve_threads(static_cast<int>(config_.train.threads), world_.local_size));
+  at::set_num_threads(base::resolve_threads(static_cast<int>(config_.train.threads), world_.local_size, "train.threads"));
 }
 
 void Trainer::setup_communicator() {

@@ -134,6 +134,19 @@ TEST(Threads, OneRuleEverywhere) {
   ::unsetenv("OMP_NUM_THREADS");
   EXPECT_GE(resolve_threads(0, 1), resolve_threads(0, 2));
   EXPECT_EQ(resolve_threads(0, 100000), 1);
+  // A count no machine here could use is refused, naming the setting.
+  EXPECT_GE(max_threads(), 16);
+  EXPECT_EQ(check_thread_count(max_threads(), "x"), max_threads());
+  EXPECT_THROW(resolve_threads(max_threads() + 1, 1, "train.threads"), std::runtime_error);
+  try {
+    resolve_threads(5000, 1, "train.threads");
+    if (max_threads() < 5000) ADD_FAILURE() << "5000 threads accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("train.threads: found 5000, expected 0 to"), std::string::npos) << e.what();
+  }
+  ::setenv("OMP_NUM_THREADS", "100000", 1);
+  EXPECT_THROW(resolve_threads(0, 1), std::runtime_error);
+  ::unsetenv("OMP_NUM_THREADS");
 }
 
 TEST(Text, SplitAndTrim) {

@@ -1,0 +1,253 @@
+// The bad-input suite (label `hostile`) for the command line: each case writes its hostile
+// input into a fresh folder, runs greenfound on it with a time bound and its peak memory
+// measured, and expects a clean refusal (tests/support/hostile.hpp): a non-zero exit that is
+// not a crash, one line naming what was wrong, no backtrace, nothing that existed changed and
+// nothing half-written left. Inputs the cases share (a small packed set, a raw-pixel
+// embeddings file) are made once per test process.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "tests/support/environment.hpp"
+#include "tests/support/hostile.hpp"
+#include "tests/support/run_job.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+struct Case {
+  std::string name;
+  // Writes the case's inputs into the folder and returns greenfound's arguments.
+  std::function<std::string(const fs::path& dir)> prepare;
+  std::string expected;  // part of the one error line
+  double max_seconds = 60;
+  long max_rss_mb = 2500;  // LibTorch's CUDA libraries alone are ~0.5 GB resident
+  std::string environment;  // VAR=value prefix, when the case is about the environment
+};
+
+std::string bin() { return gf::test::greenfound_bin(); }
+
+void write(const fs::path& path, const std::string& text) {
+  fs::create_directories(path.parent_path());
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+void run_ok(const std::string& command) {
+  const gf::test::JobResult job = gf::test::run_job(command);
+  ASSERT_EQ(job.exit_code, 0) << command << "\n" << job.output;
+}
+
+// Made once per build of greenfound and shared by the test processes (ctest runs each case in
+// its own; flock keeps two from making it at once): a packed set of 24 synthetic images and its
+// raw-pixel embeddings.
+const fs::path& shared() {
+  static const fs::path dir = [] {
+    const auto stamp = fs::last_write_time(bin()).time_since_epoch().count();
+    const fs::path d = fs::temp_directory_path() / ("gf_hostile_shared_" + std::to_string(std::hash<std::string>{}(bin() + std::to_string(stamp))));
+    const int lock = open((d.string() + ".lock").c_str(), O_CREAT | O_RDWR, 0644);
+    flock(lock, LOCK_EX);
+    if (!fs::exists(d / "ready")) {
+      fs::remove_all(d);
+      run_ok(bin() + " synth --out " + (d / "images").string() + " --n 24 --size 96x96 --seed 1 --threads 1 --quiet");
+      run_ok(bin() + " pack --images " + (d / "images").string() + " --labels " + (d / "images" / "labels.csv").string() +
+             " --id-column image_id --split-by patient_id --test-fraction 0.5 --out " + (d / "dataset").string() +
+             " --resolution 64 --threads 1 --quiet");
+      run_ok(bin() + " embed --data " + (d / "dataset").string() + " --pixels 4 --out " + (d / "pixels.h5").string() +
+             " --no-energy --workers 1");
+      write(d / "ready", "");
+    }
+    flock(lock, LOCK_UN);
+    close(lock);
+    return d;
+  }();
+  return dir;
+}
+
+std::string dataset() { return (shared() / "dataset").string(); }
+
+json demo_config() {
+  json c = json::parse(std::ifstream(gf::test::source_dir() + "/configs/demo.json"));
+  c["model"]["img_size"] = 56;
+  c["data"]["batch_size"] = 4;
+  c["data"]["split"] = "all";
+  return c;
+}
+
+// pretrain on the shared set with the config `edit` makes from the demo config.
+Case config_case(const std::string& name, const std::function<void(json&)>& edit, const std::string& expected,
+                 const std::string& environment = "") {
+  return {name,
+          [edit](const fs::path& dir) {
+            json c = demo_config();
+            edit(c);
+            write(dir / "c.json", c.dump(2));
+            return "pretrain --config " + (dir / "c.json").string() + " --data " + dataset() + " --run-dir " +
+                   (dir / "run").string() + " --max-steps 1";
+          },
+          expected, 60, 2500, environment};
+}
+
+// pretrain with a config file of these exact bytes.
+Case config_text_case(const std::string& name, const std::string& text, const std::string& expected) {
+  return {name,
+          [text](const fs::path& dir) {
+            write(dir / "c.json", text);
+            return "pretrain --config " + (dir / "c.json").string() + " --data " + dataset() + " --run-dir " + (dir / "run").string();
+          },
+          expected};
+}
+
+// report on a folder holding these files (name -> bytes).
+Case report_case(const std::string& name, const std::vector<std::pair<std::string, std::string>>& files, const std::string& expected) {
+  return {name,
+          [files](const fs::path& dir) {
+            fs::create_directories(dir / "run");
+            for (const auto& [file, text] : files) write(dir / "run" / file, text);
+            return "report " + (dir / "run").string() + " --out " + (dir / "report.html").string();
+          },
+          expected};
+}
+
+// probe on a copy of the shared embeddings that `python` (h5py, the file open as `f`) edits.
+Case probe_case(const std::string& name, const std::string& python, const std::string& expected,
+                const std::string& tasks = "auto", const std::string& extra = "") {
+  return {name,
+          [python, tasks, extra](const fs::path& dir) {
+            fs::copy_file(shared() / "pixels.h5", dir / "e.h5");
+            if (!python.empty()) {
+              write(dir / "edit.py", "import h5py, numpy as np\nf = h5py.File('" + (dir / "e.h5").string() + "', 'r+')\n" + python +
+                                         "\nf.close()\n");
+              run_ok(gf::test::python() + " " + (dir / "edit.py").string());
+              fs::remove(dir / "edit.py");
+            }
+            std::string tasks_arg = tasks;
+            if (tasks != "auto") {
+              write(dir / "tasks.json", tasks);
+              tasks_arg = (dir / "tasks.json").string();
+            }
+            return "probe --embeddings m=" + (dir / "e.h5").string() + " --tasks " + tasks_arg + " --out " + (dir / "out").string() +
+                   " --no-energy --bootstrap 20" + extra;
+          },
+          expected};
+}
+
+std::vector<Case> cases() {
+  std::vector<Case> all = {
+      // Config sections and fields.
+      config_case("data_null", [](json& c) { c["data"] = nullptr; }, "data: found null, expected a JSON object"),
+      config_case("model_null", [](json& c) { c["model"] = nullptr; }, "model: found null, expected a JSON object"),
+      config_case("optim_null", [](json& c) { c["optim"] = nullptr; }, "optim: found null"),
+      config_case("description_null", [](json& c) { c["description"] = nullptr; }, "description: found null, expected a string"),
+      config_case("threads_5000", [](json& c) { c["train"]["threads"] = 5000; }, "train.threads: found 5000"),
+      config_case("workers_2000", [](json& c) { c["data"]["workers"] = 2000; }, "data.workers: found 2000"),
+      config_case("img_size_999999994", [](json& c) { c["model"]["img_size"] = 999999994; }, "model.img_size"),
+      config_case("img_size_4494", [](json& c) { c["model"]["img_size"] = 4494; }, "model.img_size"),
+      config_case("img_size_0", [](json& c) { c["model"]["img_size"] = 0; }, "model.img_size"),
+      config_case("img_size_100", [](json& c) { c["model"]["img_size"] = 100; }, "model.img_size"),
+      config_case("img_size_string", [](json& c) { c["model"]["img_size"] = "56"; }, "model.img_size"),
+      config_case("unknown_key", [](json& c) { c["optim"]["lrr"] = 1; }, "lrr"),
+      config_case("unknown_section", [](json& c) { c["optimizer"] = json::object(); }, "optimizer"),
+      config_case("lr_string", [](json& c) { c["optim"]["lr"] = "fast"; }, "optim.lr"),
+      config_case("lr_negative", [](json& c) { c["optim"]["lr"] = -1; }, "optim.lr"),
+      config_case("batch_size_negative", [](json& c) { c["data"]["batch_size"] = -4; }, "data.batch_size"),
+      config_case("batch_size_float", [](json& c) { c["data"]["batch_size"] = 4.5; }, "data.batch_size"),
+      config_case("fraction_2", [](json& c) { c["data"]["fraction"] = 2; }, "data.fraction"),
+      config_case("fraction_0", [](json& c) { c["data"]["fraction"] = 0; }, "data.fraction"),
+      config_case("epochs_huge", [](json& c) { c["optim"]["epochs"] = 1e30; }, "optim.epochs"),
+      config_case("epochs_0", [](json& c) { c["optim"]["epochs"] = 0; }, "optim.epochs"),
+      config_case("keep_last_0", [](json& c) { c["train"]["keep_last"] = 0; }, "train.keep_last"),
+      config_case("grad_accum_0", [](json& c) { c["train"]["grad_accum"] = 0; }, "train.grad_accum"),
+      config_case("grad_accum_not_dividing", [](json& c) { c["train"]["grad_accum"] = 3; }, "data.batch_size"),
+      config_case("corruption_ratio_2", [](json& c) { c["objective"]["max_corruption_ratio"] = 2; }, "objective.max_corruption_ratio"),
+      config_case("arch_unknown", [](json& c) { c["model"]["arch"] = "vit_huge_patch99"; }, "vit_huge_patch99"),
+      config_case("arch_empty", [](json& c) { c["model"]["arch"] = ""; }, "model.arch"),
+      config_case("device_tpu", [](json& c) { c["train"]["device"] = "tpu"; }, "train.device"),
+      config_case("split_unknown", [](json& c) { c["data"]["split"] = "validation"; }, "validation"),
+      config_case("scaler_scale_3", [](json& c) { c["optim"]["grad_scaler_init_scale"] = 3; }, "optim.grad_scaler_init_scale"),
+      config_case("section_is_list", [](json& c) { c["train"] = json::array({1, 2}); }, "train"),
+      config_case("omp_threads_100000", [](json&) {}, "OMP_NUM_THREADS: found 100000", "OMP_NUM_THREADS=100000"),
+      config_text_case("config_array", "[1, 2]", "expected a JSON object"),
+      config_text_case("config_truncated", "{\"model\": {", "c.json"),
+      config_text_case("config_empty", "", "c.json"),
+      config_text_case("config_binary", std::string("\x89PNG\r\n\x1a\n\0\0\0", 11), "c.json"),
+      config_text_case("config_deep_nesting", "{\"a\": " + std::string(100000, '[') + std::string(100000, ']') + "}", "a"),
+      config_text_case("config_number_overflow", "{\"optim\": {\"lr\": 1e999}}", "optim.lr"),
+      // report on folders that are not runs, or whose files are not what they claim.
+      report_case("report_empty_folder", {}, "found none of config.json"),
+      report_case("report_metrics_garbage", {{"metrics.jsonl", "not json\n{\"step\": \"x\"}\n"}}, "metrics.jsonl"),
+      report_case("report_results_wrong_type", {{"results.json", "{\"results\": 5}"}}, "results.json"),
+      report_case("report_results_array", {{"results.json", "[]"}}, "results.json"),
+      report_case("report_energy_wrong_type", {{"energy.json", "{\"kwh\": \"a lot\"}"}}, "energy.json"),
+      report_case("report_provenance_array", {{"provenance.json", "[1]"}}, "provenance.json"),
+      report_case("report_config_null", {{"config.json", "null"}}, "config.json"),
+      {"report_missing_folder",
+       [](const fs::path& dir) { return "report " + (dir / "nowhere").string() + " --out " + (dir / "r.html").string(); },
+       "not a run folder"},
+      // probe on embeddings that cannot give a meaningful result.
+      probe_case("probe_nan", "f['embeddings'][0, 0] = np.nan", "expected finite embeddings"),
+      probe_case("probe_inf", "f['embeddings'][3, 5] = np.inf", "expected finite embeddings"),
+      probe_case("probe_duplicate_id", "ids = f['ids'][...]; ids[1] = ids[0]; f['ids'][...] = ids", "expected each image once"),
+      probe_case("probe_no_labels", "del f['labels']", "found no task"),
+      probe_case("probe_tasks_empty", "", "tasks: expected a non-empty list", "{\"tasks\": []}"),
+      probe_case("probe_tasks_garbage", "", "tasks.json", "{\"tasks\": 7}"),
+      probe_case("probe_tasks_unknown_column", "", "found 0 results", "{\"tasks\": [{\"name\": \"x\", \"label\": \"no_such_column\"}]}"),
+      probe_case("probe_bootstrap_0", "", "--bootstrap: Value 0 not in range 1 to 1000000", "auto", " --bootstrap 0"),
+      {"probe_missing_file",
+       [](const fs::path& dir) {
+         return "probe --embeddings m=" + (dir / "none.h5").string() + " --tasks auto --out " + (dir / "out").string() + " --no-energy";
+       },
+       "none.h5"},
+      {"probe_not_hdf5",
+       [](const fs::path& dir) {
+         write(dir / "e.h5", "just text\n");
+         return "probe --embeddings m=" + (dir / "e.h5").string() + " --tasks auto --out " + (dir / "out").string() + " --no-energy";
+       },
+       "e.h5"},
+      {"probe_malformed_embeddings_arg",
+       [](const fs::path& dir) { return "probe --embeddings justafile.h5 --tasks auto --out " + (dir / "out").string(); },
+       "MODEL=FILE"},
+      {"probe_model_twice",
+       [](const fs::path& dir) {
+         const std::string e = (shared() / "pixels.h5").string();
+         return "probe --embeddings m=" + e + " m=" + e + " --tasks auto --out " + (dir / "out").string() + " --no-energy";
+       },
+       "given twice"},
+  };
+  return all;
+}
+
+// gtest prints a parameter in failure messages and ctest's test names: the case's name.
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+
+class Hostile : public ::testing::TestWithParam<Case> {};
+
+TEST_P(Hostile, RefusedCleanly) {
+  const Case& c = GetParam();
+  const fs::path dir = fs::temp_directory_path() / ("gf_hostile_" + std::to_string(getpid()) + "_" + c.name);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string args = c.prepare(dir);
+  ASSERT_FALSE(HasFatalFailure());
+  const gf::test::Snapshot before = gf::test::snapshot(dir);
+  const std::string command = (c.environment.empty() ? "" : "env " + c.environment + " ") + bin() + " " + args;
+  const gf::test::BoundedRun run = gf::test::run_bounded(command, c.max_seconds, fs::temp_directory_path() / ("gf_hostile_" + c.name + ".log"));
+  gf::test::expect_clean_refusal(run, c.expected, c.max_seconds, c.max_rss_mb, before, dir);
+  RecordProperty("seconds", std::to_string(run.seconds));
+  RecordProperty("peak_rss_mb", std::to_string(run.peak_rss_mb));
+  if (!HasFailure()) fs::remove_all(dir);
+}
+
+INSTANTIATE_TEST_SUITE_P(Cli, Hostile, ::testing::ValuesIn(cases()),
+                         [](const ::testing::TestParamInfo<Case>& info) { return info.param.name; });
+
+}  // namespace
