@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "base/atomic_file.hpp"
+#include "base/output_paths.hpp"
 #include "launcher/commands.hpp"
 #include "launcher/report_html.hpp"
 #include "launcher/report_sweep.hpp"
@@ -21,6 +22,9 @@ void setup_report(CLI::App& sub) {
   sub.add_option("--out", args->out, "HTML file to write")->capture_default_str();
   sub.add_option("--samples", args->samples, "Images in the clean/corrupted sample grid (0 = none)")->capture_default_str()->check(CLI::Range(0, 16));
   sub.callback([args] {
+    std::vector<base::InputPath> inputs;
+    for (const auto& dir : args->runs) inputs.push_back({{"run folder", dir}});
+    base::refuse_overwriting_input("report", {"--out", args->out}, base::OutputKind::kFile, inputs);
     if (args->runs.size() == 1 && is_sweep_dir(args->runs.front())) {  // the sweep view
       const auto runs = read_sweep_results(args->runs.front());
       base::write_file_atomic(args->out, render_sweep_report(args->runs.front(), runs));
