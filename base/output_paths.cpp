@@ -11,13 +11,17 @@ namespace fs = std::filesystem;
 
 fs::path resolved(const std::string& path) { return fs::weakly_canonical(fs::absolute(path)); }
 
-// `inner` lies strictly below `outer`.
-bool lies_inside(const fs::path& inner, const fs::path& outer) {
+// `inner` lies strictly below `outer` (both resolved).
+bool resolved_inside(const fs::path& inner, const fs::path& outer) {
   const auto mismatch = std::mismatch(outer.begin(), outer.end(), inner.begin(), inner.end());
   return mismatch.first == outer.end() && mismatch.second != inner.end();
 }
 
 }  // namespace
+
+bool lies_inside(const std::string& path, const std::string& folder) {
+  return resolved_inside(resolved(path), resolved(folder));
+}
 
 void refuse_overwriting_input(const std::string& command, const NamedPath& out, OutputKind kind,
                               const std::vector<InputPath>& inputs) {
@@ -30,9 +34,9 @@ void refuse_overwriting_input(const std::string& command, const NamedPath& out, 
     if (source == target)
       throw std::runtime_error(shown_out + " is the input " + shown_input + "; expected a different " +
                                (kind == OutputKind::kFolder ? "folder" : "file"));
-    if (refused == Overlap::kOutInside && lies_inside(target, source))
+    if (refused == Overlap::kOutInside && resolved_inside(target, source))
       throw std::runtime_error(shown_out + " lies inside the input " + shown_input + "; expected a path outside it");
-    if (refused == Overlap::kOutHolding && lies_inside(source, target))
+    if (refused == Overlap::kOutHolding && resolved_inside(source, target))
       throw std::runtime_error(shown_out + " holds the input " + shown_input + "; expected a folder outside it");
   }
 }

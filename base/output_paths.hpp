@@ -26,6 +26,9 @@ struct InputPath {
 
 enum class OutputKind { kFile, kFolder };
 
+// `path` lies strictly below `folder`, both resolved as above.
+bool lies_inside(const std::string& path, const std::string& folder);
+
 // Throws one line when `out` would replace or write into an input, e.g.
 // "embed: --out x is the input --checkpoint x; expected a different file". Inputs with an
 // empty path (options not given) are skipped.

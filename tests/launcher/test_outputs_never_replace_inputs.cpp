@@ -160,6 +160,11 @@ TEST_F(OutputsNeverReplaceInputs, ProbeAndReportRefuseAnOutThatIsAnInput) {
   expect_refused("probe --embeddings m=e.h5 --tasks probe/results.json --out probe --no-energy",
                  {"probe: --out probe/results.json is the input --tasks probe/results.json"});
   expect_refused("report run --out ./run", {"report: --out ./run is the input run folder run; expected a different file"});
+  expect_refused("report run --out run/config.json",
+                 {"report: --out run/config.json is a file of the input run folder run; expected a new file or an "
+                  "earlier report (.html)"});
+  const JobResult kept = run("report run --out run/report.html --samples 0");
+  EXPECT_EQ(kept.exit_code, 0) << kept.output;
 }
 
 TEST_F(OutputsNeverReplaceInputs, AFailedResumeLeavesTheRunFolderAsItWas) {
