@@ -10,6 +10,7 @@
 
 #include "base/atomic_file.hpp"
 #include "base/json_reader.hpp"
+#include "base/output_paths.hpp"
 #include "launcher/child_process.hpp"
 #include "launcher/commands.hpp"
 #include "launcher/sweep_plan.hpp"
@@ -112,6 +113,9 @@ void run_one(const SweepPlan& plan, const SweepRun& run, const fs::path& out, Ru
 }
 
 void run_sweep(const SweepArgs& a) {
+  const std::vector<base::InputPath> inputs = {{{"sweep file", a.sweep}}, {{"--data", a.data}}};
+  base::refuse_overwriting_input("sweep", {"--out", a.out}, base::OutputKind::kFolder, inputs);
+  base::refuse_overwriting_input("sweep", {"--out", a.out + "/sweep.json"}, base::OutputKind::kFile, inputs);
   const SweepPlan plan = read_sweep(a.sweep, a.data);
   const fs::path out = fs::absolute(a.out).lexically_normal();
   fs::create_directories(out / "runs");

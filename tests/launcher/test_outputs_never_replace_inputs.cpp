@@ -1,6 +1,6 @@
 // Outputs never replace inputs or finished work (issue 15, data loss), through the greenfound
 // binary as a user runs it: `pack` into a folder holding other work, --out naming an input of
-// embed, export, probe, report and pack (as written, as ./x, through a symlink), and a
+// embed, export, probe, report, sweep and pack (as written, as ./x, through a symlink), and a
 // `pretrain --resume` that fails. Each refusal is one line, a non-zero exit, and every file
 // that existed before is byte-identical after. `pack --overwrite` replaces a dataset whole, and
 // one killed with SIGKILL leaves the old dataset verifying and resumes when run again.
@@ -151,7 +151,7 @@ TEST_F(OutputsNeverReplaceInputs, ExportAndEmbedRefuseAnOutThatIsAnInput) {
                  {"embed: --out dataset/shard-00000.h5 lies inside the input --data dataset"});
 }
 
-TEST_F(OutputsNeverReplaceInputs, ProbeAndReportRefuseAnOutThatIsAnInput) {
+TEST_F(OutputsNeverReplaceInputs, ProbeReportAndSweepRefuseAnOutThatIsAnInput) {
   fs::create_directories(path("probe"));
   std::ofstream(path("probe/results.json")) << R"({"tasks": [{"name": "t", "label": "quality"}]})";
   std::ofstream(path("e.h5")) << "embeddings";
@@ -163,6 +163,10 @@ TEST_F(OutputsNeverReplaceInputs, ProbeAndReportRefuseAnOutThatIsAnInput) {
   expect_refused("report run --out run/config.json",
                  {"report: --out run/config.json is a file of the input run folder run; expected a new file or an "
                   "earlier report (.html)"});
+  fs::create_directories(path("sweep"));
+  std::ofstream(path("sweep/sweep.json")) << "{}";
+  expect_refused("sweep sweep/sweep.json --out sweep",
+                 {"sweep: --out sweep/sweep.json is the input sweep file sweep/sweep.json; expected a different file"});
   const JobResult kept = run("report run --out run/report.html --samples 0");
   EXPECT_EQ(kept.exit_code, 0) << kept.output;
 }
