@@ -33,6 +33,16 @@ Snapshot snapshot(const fs::path& root) {
   return files;
 }
 
+// The files added, removed or changed from `before` to `after`.
+std::vector<std::string> changed(const Snapshot& before, const Snapshot& after) {
+  std::vector<std::string> names;
+  for (const auto& [name, sha] : before)
+    if (!after.count(name) || after.at(name) != sha) names.push_back(name);
+  for (const auto& [name, sha] : after)
+    if (!before.count(name)) names.push_back(name + " (new)");
+  return names;
+}
+
 int lines(const std::string& text) {
   const auto n = std::count(text.begin(), text.end(), '\n');
   return static_cast<int>(n) + (!text.empty() && text.back() != '\n' ? 1 : 0);
@@ -80,7 +90,7 @@ class OutputsNeverReplaceInputs : public ::testing::Test {
     EXPECT_EQ(r.exit_code, 1) << args << "\n" << r.output;
     EXPECT_EQ(lines(r.output), 1) << args << "\n" << r.output;
     for (const auto& text : expected) EXPECT_NE(r.output.find(text), std::string::npos) << text << " in\n" << r.output;
-    EXPECT_EQ(snapshot(root_->path()), before) << args;
+    EXPECT_EQ(changed(before, snapshot(root_->path())), std::vector<std::string>{}) << args;
   }
 
   static std::unique_ptr<gf::test::TempDir> root_;
@@ -116,7 +126,7 @@ TEST_F(OutputsNeverReplaceInputs, PackOfTheSameInputsIsNotRefused) {
                           "--resolution 64 --threads 1 --quiet");
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("kept 1 finished shard(s)"), std::string::npos) << r.output;
-  EXPECT_EQ(snapshot(path("dataset")), before);
+  EXPECT_EQ(changed(before, snapshot(path("dataset"))), std::vector<std::string>{});
 }
 
 TEST_F(OutputsNeverReplaceInputs, PackOutMayNotBeOrHoldItsInputs) {
@@ -220,7 +230,7 @@ TEST_F(OutputsNeverReplaceInputs, AKilledPackOverwriteLeavesTheOldDatasetAndResu
     ASSERT_TRUE(job.wait(30, ended));
     EXPECT_EQ(ended.exit_code, 128 + SIGKILL) << ended.output;
   }
-  EXPECT_EQ(snapshot(path("old")), before);
+  EXPECT_EQ(changed(before, snapshot(path("old"))), std::vector<std::string>{});
   const JobResult old = run("inspect old");
   EXPECT_EQ(old.exit_code, 0) << old.output;
   EXPECT_NE(old.output.find("checksums: all 1 shards ok"), std::string::npos) << old.output;
