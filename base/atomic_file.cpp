@@ -33,6 +33,15 @@ void rename_durable(const std::string& from, const std::string& to) {
   fsync_fd_path(folder.empty() ? "." : folder, O_RDONLY | O_DIRECTORY);
 }
 
+void exchange_folder_durable(const std::string& staged, const std::string& target) {
+  std::error_code ec;
+  if (!std::filesystem::exists(target, ec)) return rename_durable(staged, target);
+  if (::renameat2(AT_FDCWD, staged.c_str(), AT_FDCWD, target.c_str(), RENAME_EXCHANGE) != 0)
+    throw io_error(target, "exchange with " + staged);
+  const std::string folder = std::filesystem::path(target).parent_path().string();
+  fsync_fd_path(folder.empty() ? "." : folder, O_RDONLY | O_DIRECTORY);
+}
+
 AtomicFile::AtomicFile(std::string path, mode_t mode) : path_(std::move(path)), temp_(path_ + ".tmp") {
   fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd_ < 0) throw io_error(temp_, "open for writing");

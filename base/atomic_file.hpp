@@ -36,5 +36,10 @@ void write_file_atomic(const std::string& path, const std::string& content, mode
 void fsync_path(const std::string& path);
 // rename(from, to) then fsync of to's folder.
 void rename_durable(const std::string& from, const std::string& to);
+// Puts the folder `staged` in place of the folder `target` in one step, so a crash leaves
+// either the old folder or the new one at `target`: renameat2(RENAME_EXCHANGE) swaps them
+// and the old one is left at `staged` for the caller to remove. A missing `target` is a plain
+// rename_durable. Throws (both folders as they were) where the file system cannot exchange.
+void exchange_folder_durable(const std::string& staged, const std::string& target);
 
 }  // namespace gf::base

@@ -84,15 +84,20 @@ void add_problem(std::vector<PackProblem>* problems, PackProblem problem, BadInp
 
 using ImageFiles = std::vector<std::pair<std::string, std::string>>;  // relative, absolute; sorted
 
-// Every image under `root` (recursive), the output folder left out.
+// Where `overwrite` builds the new dataset before it replaces `out`: a sibling, so the final
+// rename stays on one file system; an interrupted overwrite resumes there.
+fs::path staging_folder(const fs::path& out) { return out.parent_path() / ("." + out.filename().string() + ".pack-new"); }
+
+// Every image under `root` (recursive), the output folder (and its staging folder) left out.
 ImageFiles list_image_files(const PackOptions& o, const fs::path& root) {
   if (!fs::is_directory(root))
     base::throw_found_expected("pack", "images_dir", base::shown(o.images_dir) + ", no folder", "a folder of images");
   const fs::path out = fs::weakly_canonical(fs::absolute(o.out_dir));
+  const fs::path staged = staging_folder(out);
   ImageFiles files;
   for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::skip_permission_denied);
        it != fs::recursive_directory_iterator(); ++it) {
-    if (it->is_directory() && fs::weakly_canonical(it->path()) == out) {
+    if (it->is_directory() && (fs::weakly_canonical(it->path()) == out || fs::weakly_canonical(it->path()) == staged)) {
       it.disable_recursion_pending();
       continue;
     }
@@ -307,6 +312,37 @@ bool already_packed(const fs::path& out, const Plan& plan, PackResult& result) {
   }
 }
 
+// What `out` holds that packing `plan` there would lose, "" when nothing: a new or empty
+// folder, the temporaries of a pack killed before its first shard, or this plan's own
+// dataset, finished (nothing to do) or not (resumed).
+std::string work_replaced(const fs::path& out, const Plan& plan) {
+  std::error_code ec;
+  if (!fs::exists(out, ec)) return "";
+  if (!fs::is_directory(out, ec)) return "a file, not a folder";
+  std::vector<std::string> foreign;
+  bool manifest = false, state = false;
+  for (const auto& e : fs::directory_iterator(out)) {
+    const std::string name = e.path().filename().string();
+    if (!is_pack_file(name)) foreign.push_back(name);
+    manifest = manifest || name == "manifest.json";
+    state = state || name == kPackStateFile;
+  }
+  if (!foreign.empty())
+    return std::to_string(foreign.size()) + " file(s) pack did not write (" + foreign.front() +
+           (foreign.size() > 1 ? ", ..." : "") + ")";
+  if (manifest) {
+    std::string packed_plan;
+    try {
+      packed_plan = read_manifest(out.string()).plan_sha256;
+    } catch (const std::exception&) {
+    }
+    if (packed_plan != plan.sha256) return "a dataset packed from other inputs or options (manifest.json)";
+  }
+  if (state && pack_state_plan(out.string()) != plan.sha256)
+    return "an unfinished pack of other inputs or options (" + std::string(kPackStateFile) + ")";
+  return "";
+}
+
 // The finished shards of an interrupted run of this plan; everything else in `out` removed.
 std::vector<DoneShard> prepare_output(const fs::path& out, const Plan& plan) {
   std::vector<DoneShard> done = resumable_shards(out.string(), plan.sha256);
@@ -428,18 +464,11 @@ void summarize_shards(const PackOptions& o, const Plan& plan, const ShardLayout&
   result.packed = m.count;
 }
 
-}  // namespace
-
-PackResult pack(const PackOptions& o) {
-  const auto started = std::chrono::steady_clock::now();
-  check_options(o);
-  const fs::path out = fs::absolute(o.out_dir);
+// Packs `plan` into `out`, which holds nothing work_replaced() would name.
+void pack_into(const PackOptions& o, const fs::path& out, Plan& plan, PackResult& result,
+               std::chrono::steady_clock::time_point started) {
   fs::create_directories(out);
-
-  PackResult result;
-  Plan plan = make_plan(o);
-  result.inputs = plan.inputs;
-  if (already_packed(out, plan, result)) return result;  // same inputs and options: nothing to do
+  if (already_packed(out, plan, result)) return;  // same inputs and options: nothing to do
   std::vector<DoneShard> done = prepare_output(out, plan);
   result.resumed_shards = static_cast<int64_t>(done.size());
 
@@ -473,6 +502,31 @@ PackResult pack(const PackOptions& o) {
   write_manifest(result.manifest, out.string());  // last: the dataset is complete from here on
   std::error_code ec;
   fs::remove(out / kPackStateFile, ec);
+}
+
+}  // namespace
+
+PackResult pack(const PackOptions& o) {
+  const auto started = std::chrono::steady_clock::now();
+  check_options(o);
+  const fs::path out = fs::weakly_canonical(fs::absolute(o.out_dir));
+  PackResult result;
+  Plan plan = make_plan(o);
+  result.inputs = plan.inputs;
+  const std::string replaced = work_replaced(out, plan);
+  if (replaced.empty()) {
+    pack_into(o, out, plan, result, started);
+    return result;
+  }
+  if (!o.overwrite)
+    throw base::FieldError("pack", "out_dir",
+                           "found " + o.out_dir + " holding " + replaced +
+                               ", expected an empty or new folder, or overwrite to replace it");
+  const fs::path staged = staging_folder(out);
+  if (!work_replaced(staged, plan).empty()) fs::remove_all(staged);  // an earlier overwrite's leftovers
+  pack_into(o, staged, plan, result, started);
+  base::exchange_folder_durable(staged.string(), out.string());
+  fs::remove_all(staged);  // now the replaced folder
   return result;
 }
 

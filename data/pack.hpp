@@ -15,8 +15,11 @@
 // column is always an error.
 // Atomicity and resume: shards are written under a temporary name, fsynced and renamed;
 // pack-state.json records finished shards; manifest.json comes last. A re-run with the same
-// inputs and options resumes after the last finished shard (or does nothing when complete);
-// any other re-run deletes the old shards and starts clean.
+// inputs and options resumes after the last finished shard (or does nothing when complete).
+// Nothing finished is replaced unasked: an out_dir holding anything else (a dataset or an
+// unfinished pack of other inputs or options, files pack did not write) is refused unless
+// `overwrite`, which packs into a sibling staging folder (".<name>.pack-new", where an
+// interrupted overwrite resumes) and exchanges it with out_dir only once complete.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -54,6 +57,7 @@ struct PackOptions {
   std::string source;             // "" = first folder level under images_dir (or its name)
   int threads = 0;                // 0 = automatic (base::resolve_threads)
   BadInputPolicy bad_input = BadInputPolicy::kSkip;
+  bool overwrite = false;         // replace what out_dir holds (see above)
   bool show_progress = true;
 };
 

@@ -46,17 +46,30 @@ DoneShard done_shard_from_json(const json& s) {
 
 }  // namespace
 
+bool is_pack_file(const std::string& name) {
+  const bool shard = name.rfind("shard-", 0) == 0 && name.find(".h5") != std::string::npos;
+  return shard || name.rfind(kPackStateFile, 0) == 0 || name.rfind(kPackReportFile, 0) == 0 ||
+         name == "manifest.json" || name == "manifest.json.tmp";
+}
+
+std::string pack_state_plan(const std::string& out_dir) {
+  std::ifstream in(fs::path(out_dir) / kPackStateFile);
+  if (!in) return "";
+  try {
+    json state;
+    in >> state;
+    return state.at("plan_sha256").get<std::string>();
+  } catch (const std::exception&) {
+    return "";
+  }
+}
+
 void remove_pack_outputs(const std::string& out_dir) {
   const fs::path out(out_dir);
   std::error_code ec;
   fs::remove(out / "manifest.json", ec);  // first: without it nothing looks complete
-  for (const auto& e : fs::directory_iterator(out)) {
-    const std::string name = e.path().filename().string();
-    const bool shard = name.rfind("shard-", 0) == 0 && name.find(".h5") != std::string::npos;
-    if (shard || name.rfind(kPackStateFile, 0) == 0 || name.rfind(kPackReportFile, 0) == 0 || name == "manifest.json.tmp") {
-      fs::remove(e.path(), ec);
-    }
-  }
+  for (const auto& e : fs::directory_iterator(out))
+    if (is_pack_file(e.path().filename().string())) fs::remove(e.path(), ec);
 }
 
 std::vector<DoneShard> resumable_shards(const std::string& out_dir, const std::string& plan_sha256) {

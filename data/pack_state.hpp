@@ -24,6 +24,11 @@ struct DoneShard {
   std::vector<PackProblem> problems;  // bad images met while filling it
 };
 
+// A file pack writes into a dataset folder: manifest.json, shard-NNNNN.h5, the state and report
+// files, and each one's temporary.
+bool is_pack_file(const std::string& name);
+// The plan_sha256 of an unfinished pack's state file; "" when absent or unreadable.
+std::string pack_state_plan(const std::string& out_dir);
 // Deletes manifest.json first (without it nothing looks complete), then every shard,
 // temporary, state and report file of an earlier run. Other files are left alone.
 void remove_pack_outputs(const std::string& out_dir);

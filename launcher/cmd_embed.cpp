@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "base/output_paths.hpp"
 #include "base/sha256.hpp"
 #include "eval/embed.hpp"
 #include "launcher/commands.hpp"
@@ -37,6 +38,11 @@ void run_embed(EmbedFlags flags) {
       !config.weights.empty() + !flags.checkpoint.empty() + (flags.init_seed >= 0) + (config.pixels > 0);
   if (sources != 1)
     throw std::runtime_error("embed: expected exactly one of --weights, --checkpoint, --init-seed or --pixels");
+  base::refuse_overwriting_input("embed", {"--out", config.out}, base::OutputKind::kFile,
+                                 {{{"--weights", config.weights}},
+                                  {{"--checkpoint", flags.checkpoint}, base::Overlap::kOutInside},
+                                  {{"--data", config.data_dir}, base::Overlap::kOutInside},
+                                  {{"--images", config.images_dir}, base::Overlap::kOutInside}});
   if (flags.init_seed >= 0) {
     config.random_init = true;
     config.seed = static_cast<uint64_t>(flags.init_seed);

@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "base/output_paths.hpp"
 #include "base/sha256.hpp"
 #include "launcher/commands.hpp"
 #include "model/arch_registry.hpp"
@@ -27,6 +28,8 @@ void run_export(ExportFlags flags) {
   flags.options.extra = flags.allow_extra_keys ? model::ExtraKeys::kIgnore : model::ExtraKeys::kReject;
   if (flags.weights.empty() == flags.checkpoint.empty())
     throw std::runtime_error("export: expected exactly one of --weights FILE or --checkpoint FOLDER");
+  base::refuse_overwriting_input("export", {"--out", flags.out}, base::OutputKind::kFile,
+                                 {{{"--weights", flags.weights}}, {{"--checkpoint", flags.checkpoint}, base::Overlap::kOutInside}});
   model::StateDict state;
   model::Metadata provenance;
   std::string source;

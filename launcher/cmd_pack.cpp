@@ -3,6 +3,7 @@
 #include <memory>
 #include <string>
 
+#include "base/output_paths.hpp"
 #include "data/pack.hpp"
 #include "launcher/commands.hpp"
 #include "launcher/shared_options.hpp"
@@ -22,10 +23,14 @@ const FieldFlags kPackFlags = {{"images_dir", "--images"},     {"labels_csv", "-
                                 {"resolution", "--resolution"},   {"shard_size", "--shard-size"},
                                 {"test_fraction", "--test-fraction"}, {"jpeg_quality", "--jpeg-quality"},
                                 {"bad_input", "--strict"},        {"id_column", "--id-column"},
-                                {"split_by", "--split-by"}};
+                                {"split_by", "--split-by"},     {"out_dir", "--out"}};
 
 void run_pack(PackFlags flags) {
   data::PackOptions& o = flags.options;
+  // --overwrite replaces the --out folder whole: it may not hold an input.
+  base::refuse_overwriting_input("pack", {"--out", o.out_dir}, base::OutputKind::kFolder,
+                                 {{{"--images", o.images_dir}, base::Overlap::kOutHolding},
+                                  {{"--labels", o.labels_csv}, base::Overlap::kOutHolding}});
   o.encoding = data::parse_encoding(flags.encoding);
   o.preprocessing = flags.preprocess == "none" ? data::PackPreprocessing::kNone : data::PackPreprocessing::kFundusCrop;
   o.bad_input = flags.strict ? data::BadInputPolicy::kStop : data::BadInputPolicy::kSkip;
@@ -77,6 +82,9 @@ void setup_pack(CLI::App& sub) {
   add_seed_option(sub, o.seed, "the train/test split");
   sub.add_option("--source", o.source, "Source name recorded per image (default: first folder level under --images)");
   add_threads_option(sub, o.threads);
+  sub.add_flag("--overwrite", o.overwrite,
+               "Replace what --out holds (a dataset of other inputs, other files): the new dataset is built beside it "
+               "and swapped in only when complete");
   sub.add_flag("--strict", flags->strict, "Stop at the first bad input instead of skipping it with a warning");
   sub.add_flag("--quiet", flags->quiet, "No progress bar or progress lines");
   sub.callback([flags] { run_with_flag_names(kPackFlags, FieldSource::kFlagsOnly, [&] { run_pack(*flags); }); });

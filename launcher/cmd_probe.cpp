@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "base/output_paths.hpp"
 #include "eval/probe.hpp"
 #include "launcher/commands.hpp"
 #include "launcher/shared_options.hpp"
@@ -22,6 +23,13 @@ const FieldFlags kProbeFlags = {{"embeddings", "--embeddings"}, {"out_dir", "--o
 
 void run_probe(ProbeFlags flags) {
   for (const auto& text : flags.embeddings) flags.config.embeddings.push_back(eval::parse_embeddings_arg(text));
+  std::vector<base::InputPath> inputs;
+  for (const auto& e : flags.config.embeddings) inputs.push_back({{"--embeddings", e.path}});
+  if (flags.config.tasks != "auto") inputs.push_back({{"--tasks", flags.config.tasks}});
+  const std::string& out = flags.config.out_dir;
+  base::refuse_overwriting_input("probe", {"--out", out}, base::OutputKind::kFolder, inputs);
+  for (const char* written : {"results.json", "results.csv", "results.md"})
+    base::refuse_overwriting_input("probe", {"--out", out + "/" + written}, base::OutputKind::kFile, inputs);
   flags.config.track_energy = !flags.no_energy;
   const eval::ProbeResults results = eval::run_probe(flags.config);
   // Errors confined to a task or model leave the rest standing; nothing standing is a failure.

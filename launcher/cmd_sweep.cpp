@@ -15,6 +15,7 @@
 
 #include "base/atomic_file.hpp"
 #include "base/json_reader.hpp"
+#include "base/output_paths.hpp"
 #include "launcher/child_process.hpp"
 #include "launcher/commands.hpp"
 #include "launcher/sweep_plan.hpp"
@@ -132,6 +133,9 @@ void run_one(const SweepPlan& plan, const SweepRun& run, const fs::path& out, Ru
 // The plan, checked against the folder's stored one; the folder's plan and task files are
 // written unless an array task (--run) finds them written by the submission already.
 SweepPlan prepare(const SweepArgs& a, const fs::path& out) {
+  const std::vector<base::InputPath> inputs = {{{"sweep file", a.sweep}}, {{"--data", a.data}}};
+  base::refuse_overwriting_input("sweep", {"--out", a.out}, base::OutputKind::kFolder, inputs);
+  base::refuse_overwriting_input("sweep", {"--out", a.out + "/sweep.json"}, base::OutputKind::kFile, inputs);
   const SweepPlan plan = read_sweep(a.sweep, a.data);
   if (!a.run.empty()) {
     bool known = false;

@@ -124,9 +124,9 @@ Trainer::Trainer(const RunConfig& config, const PretrainOptions& options)
   setup_device();
   setup_communicator();
   resume();
-  write_run_files();
   build_model();
   build_data();
+  write_run_files();  // last: a resume that fails (checkpoint, config, data) leaves the run folder as it was
 }
 
 Trainer::~Trainer() = default;
@@ -170,22 +170,21 @@ void Trainer::resume() {
     throw std::runtime_error(options_.run_dir + ": ranks found different checkpoints to resume (is the run folder "
                              "on a shared file system?)");
   identity_ = identity_fields(config_);
+  resolved_config_ = to_json(config_);
+  resolved_hash_ = config_hash(config_);
   if (checkpoint_)
     resume_plan_ = plan_resume(resume_path_, checkpoint_->state, identity_, global_batch_, options_.allow_batch_change);
 }
 
 void Trainer::write_run_files() {
-  resolved_config_ = to_json(config_);
-  resolved_hash_ = config_hash(config_);
   log_ = std::make_unique<RunLog>(options_.run_dir, root_);
   node_progress_ = std::make_unique<NodeProgress>(options_.run_dir, world_);
   if (!root_) return;
   json resolved = resolved_config_;
   resolved["config_hash"] = resolved_hash_;
   base::write_file_atomic(options_.run_dir + "/config.json", resolved.dump(2) + "\n");
-  const int64_t start_step = checkpoint_ ? checkpoint_->state.step : 0;
-  log_->truncate_metrics_after(start_step);
-  record_session(options_.run_dir, {start_step, world_.host, world_.size, world_.local_size, at::get_num_threads(),
+  log_->truncate_metrics_after(start_step_);
+  record_session(options_.run_dir, {start_step_, world_.host, world_.size, world_.local_size, at::get_num_threads(),
                                     device_.str(), dist::backend_name(comm_->backend()), world_});
 }
 

@@ -3,7 +3,7 @@
 // a run share (device, communicator, model, optimizer, gradient reducer, loader, energy
 // tracker, the training state), and each part of the loop is a method:
 //
-//   Trainer trainer(config, options);  // setup(): ranks, device, run folder, resume(), model, data
+//   Trainer trainer(config, options);  // setup(): ranks, device, resume(), model, data, run folder
 //   PretrainResult result = trainer.run();
 //     run()            epochs of train_epoch(), then the final checkpoint and finish()
 //     train_epoch()    step() after step, with maybe_checkpoint() between them
@@ -69,9 +69,11 @@ class Trainer {
   void setup_device();        // device, precision, threads
   void setup_communicator();  // batch split over ranks, communicator, run folder
   void resume();              // the checkpoint every rank continues from (or none)
-  void write_run_files();     // config.json, metrics.jsonl trimmed to the checkpoint, provenance.json
   void build_model();         // the objective's modules, optimizer, reducer; checkpoint state loaded
   void build_data();          // loader, schedule, energy tracker, training state
+  // config.json, metrics.jsonl trimmed to the checkpoint, provenance.json: only once everything
+  // above succeeded, so a failed resume leaves the run folder as it was.
+  void write_run_files();
 
   // ---- the loop ----
   std::optional<PretrainStatus> train_epoch(const StopSignalGuard& stop_signal);

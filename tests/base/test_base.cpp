@@ -1,4 +1,4 @@
-// base/: atomic replacement, SHA-256 (NIST's known answers), the JSON readers' errors,
+// base/: atomic replacement (files and folders), outputs refused over inputs, SHA-256 (NIST's known answers), the JSON readers' errors,
 // parallel_for's error handling, the threads rule and the text helpers.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -12,6 +12,7 @@
 
 #include "base/atomic_file.hpp"
 #include "base/json_reader.hpp"
+#include "base/output_paths.hpp"
 #include "base/parallel_for.hpp"
 #include "base/progress.hpp"
 #include "base/sha256.hpp"
@@ -53,6 +54,54 @@ TEST(AtomicFile, ReplacesWholeAndKeepsTheOldFileWhenAbandoned) {
   EXPECT_EQ(info.st_mode & 0777, 0755u);
   EXPECT_NE(error_of([&] { write_file_atomic(dir / "no/such/folder/file", "x"); }).find("open for writing failed"),
             std::string::npos);
+}
+
+TEST(AtomicFile, ExchangeFolderPutsTheNewFolderInPlaceAndLeavesTheOldOneStaged) {
+  const gf::test::TempDir dir("exchange");
+  fs::create_directories(dir / "new");
+  write_file_atomic(dir / "new/a", "new\n");
+  exchange_folder_durable(dir / "new", dir / "target");  // no target yet: a rename
+  EXPECT_EQ(read_text(dir / "target/a"), "new\n");
+  EXPECT_FALSE(fs::exists(dir / "new"));
+  fs::create_directories(dir / "newer");
+  write_file_atomic(dir / "newer/b", "newer\n");
+  exchange_folder_durable(dir / "newer", dir / "target");
+  EXPECT_EQ(read_text(dir / "target/b"), "newer\n");
+  EXPECT_FALSE(fs::exists(dir / "target/a"));
+  EXPECT_EQ(read_text(dir / "newer/a"), "new\n");  // the old folder, for the caller to remove
+}
+
+TEST(OutputPaths, AnOutputNamingOrTouchingAnInputIsRefused) {
+  const gf::test::TempDir dir("outputs");
+  fs::create_directories(dir / "data/sub");
+  write_file_atomic(dir / "w.safetensors", "w");
+  fs::create_symlink(dir / "w.safetensors", dir / "link.safetensors");
+  const auto refused = [&](const std::string& out, OutputKind kind, const InputPath& input) {
+    return gf::test::error_of([&] { refuse_overwriting_input("cmd", {"--out", out}, kind, {input}); });
+  };
+  const std::string w = dir / "w.safetensors";
+  EXPECT_EQ(refused(dir / "./w.safetensors", OutputKind::kFile, {{"--weights", w}}),
+            "cmd: --out " + (dir / "./w.safetensors") + " is the input --weights " + w + "; expected a different file");
+  EXPECT_NE(refused(dir / "link.safetensors", OutputKind::kFile, {{"--weights", w}}), "");
+  EXPECT_NE(refused(dir / "data/sub/../", OutputKind::kFolder, {{"--data", dir / "data"}}).find("expected a different folder"),
+            std::string::npos);
+  // Inside an input folder: refused only where the input says so.
+  EXPECT_EQ(refused(dir / "data/sub/x.h5", OutputKind::kFile, {{"--data", dir / "data"}}), "");
+  EXPECT_NE(refused(dir / "data/sub/x.h5", OutputKind::kFile, {{"--data", dir / "data"}, Overlap::kOutInside})
+                .find("lies inside the input --data"),
+            std::string::npos);
+  // Holding an input: refused only where the input says so.
+  EXPECT_EQ(refused(dir.str(), OutputKind::kFolder, {{"--data", dir / "data/sub"}}), "");
+  EXPECT_NE(refused(dir.str(), OutputKind::kFolder, {{"--data", dir / "data/sub"}, Overlap::kOutHolding})
+                .find("holds the input --data"),
+            std::string::npos);
+  // A sibling that shares a prefix is neither inside nor holding; an input not given is skipped.
+  EXPECT_EQ(refused(dir / "data2/x.h5", OutputKind::kFile, {{"--data", dir / "data"}, Overlap::kOutInside}), "");
+  EXPECT_EQ(refused(dir / "dat", OutputKind::kFolder, {{"--data", dir / "data/sub"}, Overlap::kOutHolding}), "");
+  EXPECT_EQ(refused(dir / "x", OutputKind::kFile, {{"--weights", ""}}), "");
+  EXPECT_TRUE(lies_inside(dir / "data/sub", dir / "data"));
+  EXPECT_FALSE(lies_inside(dir / "data", dir / "data"));
+  EXPECT_FALSE(lies_inside(dir / "data2", dir / "data"));
 }
 
 TEST(Sha256, NistKnownAnswers) {

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/error.hpp"
 #include "data/dataset.hpp"
 #include "data/image_codec.hpp"
 #include "data/pack.hpp"
@@ -215,10 +216,14 @@ TEST(Pack, InterruptedRunResumesAndOtherOptionsStartClean) {
   EXPECT_EQ(again.packed, 10);
   EXPECT_EQ(fs::last_write_time(dir + "/ds/shard-00000.h5"), before);
 
-  // Another resolution: start clean, no shard of the old run survives.
+  // Another resolution: the finished dataset is not replaced unasked; with overwrite it is,
+  // whole, and no shard of the old run survives.
   PackOptions other = o;
   other.resolution = 48;
   other.shard_size = 8;
+  EXPECT_THROW(pack(other), base::FieldError);
+  EXPECT_EQ(fs::last_write_time(dir + "/ds/shard-00000.h5"), before);
+  other.overwrite = true;
   const PackResult clean = pack(other);
   EXPECT_EQ(clean.resumed_shards, 0);
   EXPECT_EQ(clean.manifest.shards.size(), 2u);
