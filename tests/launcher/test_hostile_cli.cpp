@@ -141,6 +141,25 @@ Case probe_case(const std::string& name, const std::string& python, const std::s
           expected};
 }
 
+// greenfound with arguments naming files the case writes (name -> bytes) in its folder; "{dir}"
+// in the arguments is the folder, "{data}" in a file the shared packed set.
+Case files_case(const std::string& name, const std::vector<std::pair<std::string, std::string>>& files, const std::string& args,
+                const std::string& expected) {
+  return {name,
+          [files, args](const fs::path& dir) {
+            for (const auto& [file, text] : files) {
+              std::string bytes = text;  // "{data}" in a file: the shared packed set
+              for (size_t at = bytes.find("{data}"); at != std::string::npos; at = bytes.find("{data}")) bytes.replace(at, 6, dataset());
+              write(dir / file, bytes);
+            }
+            std::string out = args;
+            for (size_t at = out.find("{dir}"); at != std::string::npos; at = out.find("{dir}"))
+              out.replace(at, 5, dir.string());
+            return out;
+          },
+          expected};
+}
+
 std::vector<Case> cases() {
   std::vector<Case> all = {
       // Config sections and fields.
@@ -181,7 +200,51 @@ std::vector<Case> cases() {
       config_text_case("config_empty", "", "c.json"),
       config_text_case("config_binary", std::string("\x89PNG\r\n\x1a\n\0\0\0", 11), "c.json"),
       config_text_case("config_deep_nesting", "{\"a\": " + std::string(100000, '[') + std::string(100000, ']') + "}", "a"),
-      config_text_case("config_number_overflow", "{\"optim\": {\"lr\": 1e999}}", "optim.lr"),
+      config_text_case("config_number_overflow", "{\"optim\": {\"lr\": 1e999}}", "number overflow parsing '1e999'"),
+      // Sweep files.
+      files_case("sweep_not_json", {{"s.json", "{grid"}}, "sweep {dir}/s.json --out {dir}/out --local", "s.json"),
+      files_case("sweep_array", {{"s.json", "[]"}}, "sweep {dir}/s.json --out {dir}/out --local", "s.json"),
+      files_case("sweep_base_missing", {{"s.json", R"({"base": "nowhere.json", "grid": {"optim.epochs": [1]}, "data": "{data}", "evaluation": [{"name": "e", "tasks": [{"name": "t", "label": "dr_grade > 0"}]}]})"}},
+                 "sweep {dir}/s.json --out {dir}/out --local", "nowhere.json"),
+      files_case("sweep_unknown_axis", {{"s.json", R"({"base": {}, "grid": {"optim.epochz": [1, 2]}, "data": "{data}", "evaluation": [{"name": "e", "tasks": [{"name": "t", "label": "dr_grade > 0"}]}]})"}},
+                 "sweep {dir}/s.json --out {dir}/out --local", "epochz"),
+      files_case("sweep_fraction_axis_2", {{"s.json", R"({"base": {}, "grid": {"data.fraction": [0.5, 2]}, "data": "{data}", "evaluation": [{"name": "e", "tasks": [{"name": "t", "label": "dr_grade > 0"}]}]})"}},
+                 "sweep {dir}/s.json --out {dir}/out --local", "data.fraction"),
+      files_case("sweep_axis_not_list", {{"s.json", R"({"base": {}, "grid": {"optim.epochs": 3}, "data": "{data}", "evaluation": [{"name": "e", "tasks": [{"name": "t", "label": "dr_grade > 0"}]}]})"}},
+                 "sweep {dir}/s.json --out {dir}/out --local", "optim.epochs"),
+      files_case("sweep_list_duplicate_names",
+                 {{"s.json", R"({"base": {}, "list": [{"name": "a", "optim.epochs": 1}, {"name": "a", "optim.epochs": 2}], "data": "{data}", "evaluation": [{"name": "e", "tasks": [{"name": "t", "label": "dr_grade > 0"}]}]})"}},
+                 "sweep {dir}/s.json --out {dir}/out --local", "'a' twice"),
+      files_case("sweep_run_name_path", {{"s.json", R"({"base": {}, "list": [{"name": "../../etc", "optim.epochs": 1}], "data": "{data}", "evaluation": [{"name": "e", "tasks": [{"name": "t", "label": "dr_grade > 0"}]}]})"}},
+                 "sweep {dir}/s.json --out {dir}/out --local", "../../etc"),
+      files_case("sweep_unknown_run", {{"s.json", R"({"base": {}, "list": [{"name": "a", "optim.epochs": 1}], "data": "{data}", "evaluation": [{"name": "e", "tasks": [{"name": "t", "label": "dr_grade > 0"}]}]})"}},
+                 "sweep {dir}/s.json --out {dir}/out --local --run b", "--run b"),
+      // Commands pointed at what is not theirs.
+      files_case("inspect_missing", {}, "inspect {dir}/nothing.safetensors", "nothing.safetensors"),
+      files_case("inspect_text_as_weights", {{"w.safetensors", "hello"}}, "inspect {dir}/w.safetensors", "w.safetensors"),
+      files_case("inspect_text_as_pth", {{"w.pth", "hello"}}, "inspect {dir}/w.pth", "w.pth"),
+      files_case("inspect_manifest_garbage", {{"ds/manifest.json", "{"}}, "inspect {dir}/ds", "manifest.json"),
+      files_case("export_missing_checkpoint", {}, "export --checkpoint {dir}/ckpt --out {dir}/w.safetensors", "ckpt"),
+      files_case("embed_missing_weights", {}, "embed --weights {dir}/w.safetensors --images {dir} --out {dir}/e.h5 --no-energy",
+                 "w.safetensors"),
+      files_case("status_missing_folder", {}, "status {dir}/nowhere", "nowhere"),
+      files_case("cancel_without_jobs", {}, "cancel {dir}", "job"),
+      files_case("launch_nothing", {}, "launch -n 2", "command is required"),
+      files_case("launch_launch", {}, "launch -n 2 -- launch -n 2 -- pretrain", "launch"),
+      files_case("submit_bad_array_throttle", {{"c.json", "{}"}, {"s.json", "{}"}},
+                 "submit --config {dir}/c.json --dry-run --array {dir}/s.json%abc -- embed", "K a number"),
+      files_case("submit_pretrain_resume_path", {{"c.json", "{}"}},
+                 "submit --config {dir}/c.json --dry-run -- pretrain --resume {dir}/x", "expected auto"),
+      files_case("submit_bad_time", {{"c.json", R"({"slurm": {"time": "forever"}})"}},
+                 "submit --config {dir}/c.json --dry-run -- pretrain", "forever"),
+      files_case("submit_slurm_unknown_key", {{"c.json", R"({"slurm": {"gpus": 8}})"}},
+                 "submit --config {dir}/c.json --dry-run -- pretrain", "gpus"),
+      files_case("pack_missing_images", {}, "pack --images {dir}/none --out {dir}/ds", "none"),
+      files_case("pack_labels_missing", {{"img/a.png", "not a png"}},
+                 "pack --images {dir}/img --labels {dir}/labels.csv --id-column image_id --out {dir}/ds", "labels.csv"),
+      files_case("synth_zero_images", {}, "synth --out {dir}/s --n 0", "--n"),
+      files_case("synth_bad_size", {}, "synth --out {dir}/s --n 1 --size 0x0", "size"),
+      files_case("cost_unknown_gpu", {}, "cost --config " + gf::test::source_dir() + "/configs/paper.json --gpu tpu9000", "tpu9000"),
       // report on folders that are not runs, or whose files are not what they claim.
       report_case("report_empty_folder", {}, "found none of config.json"),
       report_case("report_metrics_garbage", {{"metrics.jsonl", "not json\n{\"step\": \"x\"}\n"}}, "metrics.jsonl"),
