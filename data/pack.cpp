@@ -434,10 +434,10 @@ PackResult pack(const PackOptions& o) {
   const auto started = std::chrono::steady_clock::now();
   check_options(o);
   const fs::path out = fs::absolute(o.out_dir);
-  fs::create_directories(out);
 
   PackResult result;
-  Plan plan = make_plan(o);
+  Plan plan = make_plan(o);  // reads and checks every input before anything is created
+  fs::create_directories(out);
   result.inputs = plan.inputs;
   if (already_packed(out, plan, result)) return result;  // same inputs and options: nothing to do
   std::vector<DoneShard> done = prepare_output(out, plan);
