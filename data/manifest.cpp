@@ -184,7 +184,7 @@ Manifest read_manifest(const std::string& dataset_dir) {
     m.split.seed = field<uint64_t>(split, "seed", w);
     m.split.train_count = field<int64_t>(split, "train", w);
     m.split.test_count = field<int64_t>(split, "test", w);
-    if (m.split.train_count < 0 || m.split.test_count < 0 || m.split.train_count > m.count - m.split.test_count) {
+    if (m.split.train_count < 0 || m.split.test_count < 0 || m.split.train_count != m.count - m.split.test_count) {
       throw std::runtime_error(w + ": found train " + std::to_string(m.split.train_count) + ", test " +
                                std::to_string(m.split.test_count) + ", expected counts >= 0 adding up to " + std::to_string(m.count));
     }
