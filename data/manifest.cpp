@@ -7,6 +7,8 @@
 #include <fstream>
 #include <iostream>
 #include <limits>
+#include <mutex>
+#include <set>
 #include <stdexcept>
 
 #include "base/atomic_file.hpp"
@@ -115,9 +117,14 @@ Manifest read_manifest(const std::string& dataset_dir) {
     }
   } else {
     // Packs before the checksum wrote none: still readable, and every count and label schema
-    // is checked against the shards when the dataset is opened.
-    std::cerr << "warning: " << where << ": found no " << kChecksumField
-              << " (written by an older pack), expected one; its content is checked against the shards only\n";
+    // is checked against the shards when the dataset is opened. Warned once per file.
+    static std::mutex mutex;
+    static std::set<std::string> warned;
+    std::lock_guard<std::mutex> lock(mutex);
+    if (warned.insert(where).second) {
+      std::cerr << "warning: " << where << ": found no " << kChecksumField
+                << " (written by an older pack), expected one; its content is checked against the shards only\n";
+    }
   }
   Manifest m;
   m.format_version = field<int>(j, "format_version", where);
