@@ -40,6 +40,24 @@ std::string verify_shard(const std::string& path, const ShardInfo& info, Verify 
   return "";
 }
 
+std::string categories_text(const std::vector<std::string>& categories) {
+  std::string text;
+  for (const auto& c : categories) text += (text.empty() ? "" : ", ") + c;
+  return "[" + text + "]";
+}
+
+// The shard's labels/<name> attributes against the manifest's column (a swapped category
+// list would otherwise reinterpret every label). Shards without the attributes pass.
+void check_label_schema(const LabelColumn& found, const LabelColumn& expected, const std::string& path) {
+  if (found.name.empty()) return;
+  if (found.type != expected.type || found.categories != expected.categories) {
+    throw std::runtime_error(path + ": labels/" + expected.name + ": found type " + to_string(found.type) +
+                             (found.categories.empty() ? "" : " " + categories_text(found.categories)) + ", expected " +
+                             to_string(expected.type) + (expected.categories.empty() ? "" : " " + categories_text(expected.categories)) +
+                             " (manifest.json)");
+  }
+}
+
 }  // namespace
 
 std::shared_ptr<Dataset> Dataset::open(const std::string& dir, Verify verify) {
@@ -58,14 +76,9 @@ std::shared_ptr<Dataset> Dataset::open(const std::string& dir, Verify verify) {
   for (const auto& error : errors)
     if (!error.empty()) throw std::runtime_error(error);
 
+  // Nothing is sized from the manifest's counts: each shard's count is checked against the
+  // elements its file really stores (ShardReader) before its data is read.
   const bool has_split = !m.split.by.empty();
-  for (const auto& column : m.labels) {
-    if (column.type == LabelType::kFloat) {
-      ds->float_labels_[column.name].reserve(static_cast<size_t>(m.count));
-    } else {
-      ds->int_labels_[column.name].reserve(static_cast<size_t>(m.count));
-    }
-  }
   for (size_t s = 0; s < m.shards.size(); ++s) {
     auto shard = std::make_unique<Shard>();
     shard->info = m.shards[s];
@@ -100,6 +113,7 @@ std::shared_ptr<Dataset> Dataset::open(const std::string& dir, Verify verify) {
     if (has_split) append(ds->split_, r.read_uint8("split"), "split");
     for (const auto& column : m.labels) {
       const std::string name = "labels/" + column.name;
+      check_label_schema(r.read_label_schema(column.name), column, paths[s]);
       if (column.type == LabelType::kFloat) {
         append(ds->float_labels_[column.name], r.read_double(name), name);
       } else {
@@ -107,6 +121,15 @@ std::shared_ptr<Dataset> Dataset::open(const std::string& dir, Verify verify) {
       }
     }
     ds->shards_.push_back(std::move(shard));
+  }
+  if (has_split) {
+    const auto test = static_cast<int64_t>(std::count(ds->split_.begin(), ds->split_.end(), 1));
+    const int64_t train = static_cast<int64_t>(ds->split_.size()) - test;
+    if (train != m.split.train_count || test != m.split.test_count) {
+      throw std::runtime_error(dir + "/manifest.json: split: found train " + std::to_string(m.split.train_count) + ", test " +
+                               std::to_string(m.split.test_count) + ", expected the shards' train " + std::to_string(train) +
+                               ", test " + std::to_string(test));
+    }
   }
   return ds;
 }

@@ -38,6 +38,9 @@ enum class LabelType {
 };
 std::string to_string(LabelType type);
 LabelType parse_label_type(const std::string& name);  // "int" | "yesno" | "category" | "float"
+// "" when `name` can name a label column (it becomes the HDF5 dataset labels/<name>), else
+// what is wrong with it: empty, ".", "..", or holding '/' or a control character.
+std::string label_name_problem(const std::string& name);
 
 struct LabelColumn {
   std::string name;

@@ -62,18 +62,6 @@ void print_label(const Dataset& ds, const LabelColumn& column, std::ostream& out
 void print_dataset_summary(const std::string& dir, std::ostream& out) {
   const Manifest m = read_manifest(dir);
   out << "dataset: " << dir << " (format " << m.format_version << ")\n";
-  out << "images: " << m.count << " (" << m.resolution << "x" << m.resolution << ", " << to_string(m.encoding) << ")\n";
-  if (!m.sources.empty()) {
-    out << "sources:";
-    for (const auto& [name, n] : m.sources) out << " " << name << " " << n;
-    out << "\n";
-  }
-  if (m.split.by.empty()) {
-    out << "split: none (train = all)\n";
-  } else {
-    out << "split: by " << m.split.by << ", test fraction " << m.split.test_fraction << ", seed " << m.split.seed
-        << ": train " << m.split.train_count << ", test " << m.split.test_count << "\n";
-  }
   out << "shards:\n";
   std::string first_error;
   for (const auto& s : m.shards) {
@@ -99,7 +87,22 @@ void print_dataset_summary(const std::string& dir, std::ostream& out) {
     out.flush();
     throw std::runtime_error(first_error);
   }
+  // Counts come from the shards (open checks the manifest's against them), never as written.
   const auto ds = Dataset::open(dir, Verify::kSizes);
+  out << "images: " << ds->size() << " (" << m.resolution << "x" << m.resolution << ", " << to_string(m.encoding) << ")\n";
+  std::map<std::string, int64_t> sources;
+  for (const auto& source : ds->sources()) ++sources[source];
+  if (!sources.empty() && !(sources.size() == 1 && sources.begin()->first.empty())) {
+    out << "sources:";
+    for (const auto& [name, n] : sources) out << " " << name << " " << n;
+    out << "\n";
+  }
+  if (!ds->has_split()) {
+    out << "split: none (train = all)\n";
+  } else {
+    out << "split: by " << m.split.by << ", test fraction " << m.split.test_fraction << ", seed " << m.split.seed
+        << ": train " << ds->split_indices("train").size() << ", test " << ds->split_indices("test").size() << "\n";
+  }
   out << "labels:" << (m.labels.empty() ? " none" : "") << "\n";
   for (const auto& column : m.labels) print_label(*ds, column, out);
   out << "checksums: all " << m.shards.size() << " shards ok\n";

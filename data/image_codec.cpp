@@ -21,6 +21,32 @@ bool is_jpeg(const std::vector<uint8_t>& bytes) {
   return bytes.size() >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF;
 }
 
+bool is_png(const std::vector<uint8_t>& bytes) {
+  static const uint8_t kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  return bytes.size() >= 8 && std::memcmp(bytes.data(), kSignature, 8) == 0;
+}
+
+uint32_t big_endian_32(const uint8_t* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
+}
+
+void check_pixel_count(uint64_t width, uint64_t height, const char* format, const std::string& name) {
+  if (width * height <= static_cast<uint64_t>(kMaxImagePixels)) return;
+  throw ImageError("too_large", name + ": found a " + format + " declaring " + std::to_string(width) + "x" +
+                                    std::to_string(height) + " (" + std::to_string(width * height) +
+                                    " pixels), expected at most " + std::to_string(kMaxImagePixels) +
+                                    " pixels (PIL's decompression-bomb limit)");
+}
+
+// The IHDR chunk must come first (PNG spec 5.6): its width and height, read before OpenCV
+// decodes anything, since OpenCV 4.6 has no header-only read and would allocate W x H x 4 first.
+void check_png_header(const std::vector<uint8_t>& bytes, const std::string& name) {
+  static const uint8_t kIhdr[4] = {'I', 'H', 'D', 'R'};
+  if (bytes.size() < 24 || std::memcmp(bytes.data() + 12, kIhdr, 4) != 0)
+    throw ImageError("truncated_image", name + ": found a PNG without its IHDR header, expected a complete file");
+  check_pixel_count(big_endian_32(bytes.data() + 16), big_endian_32(bytes.data() + 20), "PNG", name);
+}
+
 // libjpeg reports problems through callbacks: errors end the decode; so do the warnings that
 // mean missing or corrupt data (libjpeg would otherwise hand back a grey-filled image).
 struct JpegErrors {
@@ -28,6 +54,7 @@ struct JpegErrors {
   std::jmp_buf jump;
   char message[JMSG_LENGTH_MAX];
   bool truncated;
+  uint64_t width, height;  // as the header declares; set when it declares too many pixels
 };
 
 [[noreturn]] void jpeg_fail(j_common_ptr cinfo) {
@@ -52,6 +79,7 @@ bool decode_jpeg_into(const std::vector<uint8_t>& bytes, cv::Mat* out, JpegError
   errors->manager.error_exit = jpeg_fail;
   errors->manager.emit_message = jpeg_message;
   errors->truncated = false;
+  errors->width = errors->height = 0;
   if (setjmp(errors->jump)) {
     jpeg_destroy_decompress(&cinfo);
     return false;
@@ -59,6 +87,12 @@ bool decode_jpeg_into(const std::vector<uint8_t>& bytes, cv::Mat* out, JpegError
   jpeg_create_decompress(&cinfo);
   jpeg_mem_src(&cinfo, bytes.data(), static_cast<unsigned long>(bytes.size()));
   jpeg_read_header(&cinfo, TRUE);
+  if (uint64_t{cinfo.image_width} * cinfo.image_height > static_cast<uint64_t>(kMaxImagePixels)) {  // before any pixel buffer
+    errors->width = cinfo.image_width;
+    errors->height = cinfo.image_height;
+    jpeg_destroy_decompress(&cinfo);
+    return false;
+  }
   cinfo.out_color_space = JCS_RGB;
   jpeg_start_decompress(&cinfo);
   out->create(static_cast<int>(cinfo.output_height), static_cast<int>(cinfo.output_width), CV_8UC3);
@@ -126,11 +160,16 @@ cv::Mat decode_image(const std::vector<uint8_t>& bytes, const std::string& name)
     cv::Mat rgb;
     JpegErrors errors;
     if (!decode_jpeg_into(bytes, &rgb, &errors)) {
+      if (errors.width > 0) check_pixel_count(errors.width, errors.height, "JPEG", name);
       if (errors.truncated) throw ImageError("truncated_image", name + ": found a truncated JPEG (" + errors.message + "), expected a complete file");
       throw ImageError("unreadable_image", name + ": found a corrupt JPEG (" + errors.message + "), expected a decodable image");
     }
     return rgb;
   }
+  // Only PNG goes to OpenCV: its other decoders (TIFF, PNM, WebP, ...) are not inputs, and
+  // each would be one more header to check before it allocates.
+  if (!is_png(bytes)) throw ImageError("unreadable_image", name + ": found data that is neither JPEG nor PNG, expected a JPEG or PNG image");
+  check_png_header(bytes, name);
   const cv::Mat raw(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<uint8_t*>(bytes.data()));
   const cv::Mat decoded = cv::imdecode(raw, cv::IMREAD_UNCHANGED);
   if (decoded.empty()) throw ImageError("unreadable_image", name + ": found data that no image decoder reads, expected a JPEG or PNG image");

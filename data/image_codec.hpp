@@ -1,7 +1,7 @@
 #pragma once
 // Image files <-> 8-bit RGB cv::Mat (HWC, continuous). JPEG goes through libjpeg with every
 // warning treated as an error (a truncated or corrupt JPEG is bad input, never a grey
-// half-image); PNG and anything else through OpenCV, unchanged depth so a 16-bit file is
+// half-image); PNG through OpenCV, unchanged depth so a 16-bit file is
 // reported, not silently rescaled. EXIF orientation is ignored, as torchvision's read_image
 // and PIL's Image.open do.
 #include <opencv2/core.hpp>
@@ -25,8 +25,13 @@ class ImageError : public std::runtime_error {
   std::string kind_;
 };
 
+// PIL's Image.MAX_IMAGE_PIXELS x 2: past it PIL raises DecompressionBombError. Checked from
+// the JPEG/PNG header, before any pixel is decoded.
+inline constexpr int64_t kMaxImagePixels = 2 * int64_t{89478485};
+
 // Decodes JPEG/PNG bytes to RGB. `name` only labels errors. Throws ImageError with kind
-// "empty_file", "truncated_image", "unreadable_image" or "not_8bit".
+// "empty_file", "truncated_image", "unreadable_image", "not_8bit" or "too_large" (over
+// kMaxImagePixels).
 cv::Mat decode_image(const std::vector<uint8_t>& bytes, const std::string& name);
 // Reads and decodes a file (ImageError as above; kind "unreadable_image" when it cannot be read).
 cv::Mat read_image_file(const std::string& path);

@@ -18,6 +18,15 @@
 namespace gf::data {
 namespace {
 
+// Each label column becomes an HDF5 dataset in every shard: real label files have tens of
+// columns, and a million of them is a minute-long pack and a 420 MB shard of empty datasets.
+constexpr size_t kMaxColumns = 4096;
+// One CSV record (a row, quoted newlines included): far above any real row, and it bounds
+// the memory a single malformed quote or forged line can take before it is refused.
+constexpr size_t kMaxRecordBytes = size_t{1} << 20;
+// Labels are float64 from here on (shards, probes); integers beyond 2^53 would round.
+constexpr int64_t kMaxExactInteger = int64_t{1} << 53;
+
 std::string trim(const std::string& s) {
   size_t b = 0, e = s.size();
   while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
@@ -47,6 +56,16 @@ bool parse_double(const std::string& s, double* out) {
   return !s.empty() && end == s.c_str() + s.size() && std::isfinite(*out);
 }
 
+// True for an integer literal ([+-]digits) that a double cannot hold exactly.
+bool is_inexact_integer(const std::string& s) {
+  const size_t digits = (!s.empty() && (s[0] == '+' || s[0] == '-')) ? 1 : 0;
+  if (s.size() == digits || !std::all_of(s.begin() + static_cast<std::ptrdiff_t>(digits), s.end(),
+                                         [](char c) { return c >= '0' && c <= '9'; }))
+    return false;
+  int64_t v = 0;
+  return !parse_int(s, &v) || v > kMaxExactInteger || v < -kMaxExactInteger;
+}
+
 int yes_no(const std::string& s) {  // 1, 0, or -1 when not a yes/no word
   const std::string v = lower(s);
   if (v == "yes" || v == "y" || v == "true") return 1;
@@ -62,6 +81,7 @@ std::vector<std::vector<std::string>> parse_csv(const std::string& text, std::ve
   bool quoted = false, field_started = false;
   int line = 1, record_line = 1;
   size_t i = (text.rfind("\xEF\xBB\xBF", 0) == 0) ? 3 : 0;
+  size_t record_start = i;
   auto end_record = [&] {
     record.push_back(field);
     field.clear();
@@ -75,6 +95,10 @@ std::vector<std::vector<std::string>> parse_csv(const std::string& text, std::ve
   };
   for (; i < text.size(); ++i) {
     const char c = text[i];
+    if (i - record_start > kMaxRecordBytes) {
+      throw std::runtime_error(path + ":" + std::to_string(record_line) + ": found a row longer than " +
+                               std::to_string(kMaxRecordBytes) + " bytes, expected shorter rows (or a missing closing quote)");
+    }
     if (quoted) {
       if (c == '"' && i + 1 < text.size() && text[i + 1] == '"') {
         field += '"';
@@ -93,10 +117,15 @@ std::vector<std::vector<std::string>> parse_csv(const std::string& text, std::ve
       record.push_back(field);
       field.clear();
       field_started = false;
+      if (record.size() >= kMaxColumns) {
+        throw std::runtime_error(path + ":" + std::to_string(record_line) + ": found more than " + std::to_string(kMaxColumns) +
+                                 " columns, expected at most " + std::to_string(kMaxColumns));
+      }
     } else if (c == '\n' || c == '\r') {
       if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') ++i;
       end_record();
       record_line = ++line;
+      record_start = i + 1;
     } else {
       field += c;
       field_started = true;
@@ -160,6 +189,19 @@ double typed_value(const LabelColumn& column, const std::string& cell) {
   return missing;
 }
 
+// Every column name becomes an HDF5 dataset name (labels/<name>) or names the ids: refused
+// here, before any file is written, rather than by libhdf5 halfway through a shard.
+void check_header(const std::vector<std::string>& header, const std::string& path) {
+  std::set<std::string> seen;
+  for (size_t c = 0; c < header.size(); ++c) {
+    const std::string where = path + ":1: column " + std::to_string(c + 1);
+    const std::string problem = label_name_problem(header[c]);
+    if (!problem.empty()) throw std::runtime_error(where + ": found " + problem + ", expected a column name");
+    if (!seen.insert(header[c]).second)
+      throw std::runtime_error(where + ": found '" + header[c] + "' again, expected unique column names");
+  }
+}
+
 }  // namespace
 
 bool is_image_extension(const std::string& ext) {
@@ -169,8 +211,6 @@ bool is_image_extension(const std::string& ext) {
 
 std::string normalise_image_id(const std::string& value) {
   std::string id = trim(value);
-  const size_t slash = id.find_last_of("/\\");
-  if (slash != std::string::npos) id = id.substr(slash + 1);
   const size_t dot = id.rfind('.');
   if (dot != std::string::npos) {
     if (is_image_extension(id.substr(dot))) id = id.substr(0, dot);
@@ -190,6 +230,7 @@ LabelTable read_label_table(const std::string& path, const std::string& id_colum
   table.path = path;
   table.id_column = id_column;
   for (const auto& h : records[0]) table.header.push_back(trim(h));
+  check_header(table.header, path);
   const auto id_it = std::find(table.header.begin(), table.header.end(), id_column);
   if (id_it == table.header.end()) {
     std::string names;
@@ -207,6 +248,10 @@ LabelTable read_label_table(const std::string& path, const std::string& id_colum
     if (records[r].size() != width) {
       problems->push_back({"malformed_row", where,
                            where + ": found " + std::to_string(records[r].size()) + " fields, expected " + std::to_string(width)});
+    }
+    if (row[id_index].find_first_of("/\\") != std::string::npos || row[id_index] == "." || row[id_index] == "..") {
+      throw base::FieldError("pack", "id_column", where + ": " + id_column + ": found '" + row[id_index] +
+                                                      "', expected an image file name without folders");
     }
     const std::string id = normalise_image_id(row[id_index]);
     if (id.empty()) {
@@ -231,6 +276,13 @@ LabelTable read_label_table(const std::string& path, const std::string& id_colum
     for (const auto& row : table.cells) cells.push_back(row[c]);
     table.columns.push_back(type_column(table.header[c], cells));
     label_indices.push_back(c);
+    const LabelType type = table.columns.back().type;
+    if (type != LabelType::kInteger && type != LabelType::kFloat) continue;
+    for (size_t r = 0; r < cells.size(); ++r) {
+      if (!is_inexact_integer(cells[r])) continue;
+      throw std::runtime_error(path + ":" + std::to_string(table.lines[r]) + ": " + table.header[c] + ": found " + cells[r] +
+                               ", expected an integer within +-2^53 (labels are stored as float64, where it would round)");
+    }
   }
   for (const auto& row : table.cells) {
     std::vector<double> values;

@@ -24,12 +24,14 @@ struct LabelTable {
   std::map<std::string, size_t> row_of_id;   // first row of each id
 };
 
-// Parses and types the CSV. Throws when the file cannot be read, is empty, or has no
-// `id_column`. Duplicate ids add a "duplicate_id" problem (the first row wins).
+// Parses and types the CSV. Throws when the file cannot be read, is empty, has no
+// `id_column`, more than 4096 columns or a row over 1 MiB, an empty, duplicate or
+// '/'-holding column name, an id naming a folder, or an integer label beyond +-2^53.
+// Duplicate ids add a "duplicate_id" problem (the first row wins).
 LabelTable read_label_table(const std::string& path, const std::string& id_column, std::vector<PackProblem>* problems);
 
-// "sub/IMG_001.JPG" -> "IMG_001": the file name without folders and image extension, so a
-// CSV may name images with or without them.
+// "IMG_001.JPG" -> "IMG_001": the file name without its image extension, so a CSV may name
+// images with or without it (ids with folders are refused by read_label_table).
 std::string normalise_image_id(const std::string& value);
 
 // True for the image file extensions `greenfound pack` reads: ".jpg", ".jpeg" and ".png",

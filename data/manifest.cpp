@@ -5,10 +5,15 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
+#include <limits>
+#include <mutex>
+#include <set>
 #include <stdexcept>
 
 #include "base/atomic_file.hpp"
 #include "base/json_reader.hpp"
+#include "base/sha256.hpp"
 #include "data/dataset.hpp"
 
 namespace gf::data {
@@ -17,6 +22,22 @@ namespace {
 using nlohmann::json;
 
 const char* const kManifestFile = "manifest.json";
+// The manifest's own checksum: sha256 of the compact dump of every other field (nlohmann's
+// objects keep keys sorted, so the dump is canonical: Python's json.dumps(sort_keys=True,
+// separators=(",", ":"), ensure_ascii=False) gives the same bytes, as tests/data/h5py_*.py check).
+const char* const kChecksumField = "manifest_sha256";
+constexpr int kMaxResolution = 1 << 16;
+
+std::string canonical_sha256(json j) {
+  j.erase(kChecksumField);
+  return base::sha256_hex(j.dump());
+}
+
+// A shard's file must name a file inside the dataset folder.
+bool is_plain_file_name(const std::string& name) {
+  return !name.empty() && name != "." && name != ".." && name.find_first_of("/\\") == std::string::npos &&
+         name.find('\0') == std::string::npos;
+}
 
 template <typename T>
 T field(const json& object, const char* key, const std::string& where) {
@@ -69,6 +90,15 @@ LabelType parse_label_type(const std::string& name) {
   throw std::runtime_error("label type: found '" + name + "', expected int, yesno, category or float");
 }
 
+std::string label_name_problem(const std::string& name) {
+  if (name.empty()) return "an empty name";
+  if (name == "." || name == "..") return "'" + name + "'";
+  if (name.find('/') != std::string::npos) return "'" + name + "' (holding '/', which HDF5 reads as a group)";
+  for (char c : name)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return "a name with a control character";
+  return "";
+}
+
 bool is_dataset_dir(const std::string& path) {
   std::error_code ec;
   return std::filesystem::is_directory(path, ec) && std::filesystem::is_regular_file(std::filesystem::path(path) / kManifestFile, ec);
@@ -80,6 +110,23 @@ Manifest read_manifest(const std::string& dataset_dir) {
     throw std::runtime_error(path + ": cannot be opened, expected a packed dataset folder with a manifest.json");
   const json j = base::load_json_file(path);
   const std::string where = path;
+  if (j.contains(kChecksumField)) {
+    const std::string stated = field<std::string>(j, kChecksumField, where), actual = canonical_sha256(j);
+    if (stated != actual) {
+      throw std::runtime_error(where + "." + kChecksumField + ": found " + stated.substr(0, 12) + ".., expected " +
+                               actual.substr(0, 12) + ".. (the sha256 of its content: manifest.json was edited or corrupted; re-run greenfound pack)");
+    }
+  } else {
+    // Packs before the checksum wrote none: still readable, and every count and label schema
+    // is checked against the shards when the dataset is opened. Warned once per file.
+    static std::mutex mutex;
+    static std::set<std::string> warned;
+    std::lock_guard<std::mutex> lock(mutex);
+    if (warned.insert(where).second) {
+      std::cerr << "warning: " << where << ": found no " << kChecksumField
+                << " (written by an older pack), expected one; its content is checked against the shards only\n";
+    }
+  }
   Manifest m;
   m.format_version = field<int>(j, "format_version", where);
   if (m.format_version != kFormatVersion) {
@@ -87,7 +134,12 @@ Manifest read_manifest(const std::string& dataset_dir) {
                              std::to_string(kFormatVersion));
   }
   m.count = field<int64_t>(j, "count", where);
+  if (m.count < 0) throw std::runtime_error(where + ".count: found " + std::to_string(m.count) + ", expected >= 0");
   m.resolution = field<int>(j, "resolution", where);
+  if (m.resolution < 1 || m.resolution > kMaxResolution) {
+    throw std::runtime_error(where + ".resolution: found " + std::to_string(m.resolution) + ", expected 1.." +
+                             std::to_string(kMaxResolution));
+  }
   m.encoding = parse_encoding(field<std::string>(j, "encoding", where));
   m.id_column = optional_field<std::string>(j, "id_column", where, "");
   m.plan_sha256 = optional_field<std::string>(j, "plan_sha256", where, "");
@@ -102,6 +154,12 @@ Manifest read_manifest(const std::string& dataset_dir) {
     info.first_index = optional_field<int64_t>(shards[s], "first_index", w, expected_first);
     info.bytes = optional_field<int64_t>(shards[s], "bytes", w, -1);
     info.sha256 = field<std::string>(shards[s], "sha256", w);
+    if (!is_plain_file_name(info.file))
+      throw std::runtime_error(w + ".file: found '" + info.file + "', expected a file name inside the dataset folder");
+    if (info.count < 0 || info.count > std::numeric_limits<int64_t>::max() - expected_first) {
+      throw std::runtime_error(w + ".count: found " + std::to_string(info.count) + ", expected 0.." +
+                               std::to_string(std::numeric_limits<int64_t>::max() - expected_first));
+    }
     if (info.first_index != expected_first) {
       throw std::runtime_error(w + ".first_index: found " + std::to_string(info.first_index) + ", expected " +
                                std::to_string(expected_first));
@@ -118,6 +176,10 @@ Manifest read_manifest(const std::string& dataset_dir) {
     const std::string w = where + ".labels[" + std::to_string(c) + "]";
     LabelColumn column;
     column.name = field<std::string>(labels[c], "name", w);
+    const std::string problem = label_name_problem(column.name);
+    if (!problem.empty()) throw std::runtime_error(w + ".name: found " + problem + ", expected a label column name");
+    for (const auto& other : m.labels)
+      if (other.name == column.name) throw std::runtime_error(w + ".name: found '" + column.name + "' again, expected unique names");
     column.type = parse_label_type(field<std::string>(labels[c], "type", w));
     column.categories = optional_field<std::vector<std::string>>(labels[c], "categories", w, {});
     m.labels.push_back(column);
@@ -130,6 +192,10 @@ Manifest read_manifest(const std::string& dataset_dir) {
     m.split.seed = field<uint64_t>(split, "seed", w);
     m.split.train_count = field<int64_t>(split, "train", w);
     m.split.test_count = field<int64_t>(split, "test", w);
+    if (m.split.train_count < 0 || m.split.test_count < 0 || m.split.train_count != m.count - m.split.test_count) {
+      throw std::runtime_error(w + ": found train " + std::to_string(m.split.train_count) + ", test " +
+                               std::to_string(m.split.test_count) + ", expected counts >= 0 adding up to " + std::to_string(m.count));
+    }
   }
   m.sources = optional_field<std::map<std::string, int64_t>>(j, "sources", where, {});
   return m;
@@ -163,6 +229,7 @@ void write_manifest(const Manifest& m, const std::string& dataset_dir) {
                   {"train", m.split.train_count}, {"test", m.split.test_count}};
   }
   j["sources"] = m.sources;
+  j[kChecksumField] = canonical_sha256(j);
   base::write_file_atomic((std::filesystem::path(dataset_dir) / kManifestFile).string(), j.dump(2) + "\n");
 }
 

@@ -9,8 +9,8 @@
 // classes, yes/no -> 1/0, text categories -> 0..K-1 recorded in the manifest, other numbers
 // -> float; missing -> -1 / NaN). split_by: patient-level split, ceil(test_fraction x
 // patients) patients to test, chosen by a seeded shuffle; a row with no patient is its own.
-// Bad input (listed in <out>/pack-report.json): unreadable, truncated, empty or 16-bit
-// images, a duplicate id, an image with no CSV row, a CSV row with no image. kSkip drops
+// Bad input (listed in <out>/pack-report.json): unreadable, truncated, empty, 16-bit or
+// over-179-Mpx images (data/image_codec.hpp), a duplicate id, an image with no CSV row, a CSV row with no image. kSkip drops
 // the bad images with a warning; kStop throws at the first problem. A CSV without the id
 // column is always an error.
 // Atomicity and resume: shards are written under a temporary name, fsynced and renamed;
@@ -62,7 +62,7 @@ struct PackOptions {
 };
 
 struct PackProblem {
-  std::string kind;    // "unreadable_image" | "truncated_image" | "empty_file" | "not_8bit" |
+  std::string kind;    // "unreadable_image" | "truncated_image" | "empty_file" | "not_8bit" | "too_large" |
                        // "duplicate_id" | "image_without_row" | "row_without_image" | "malformed_row"
   std::string path;    // image file or "labels.csv:<line>"
   std::string detail;  // one sentence

@@ -6,12 +6,14 @@
 #include <utility>
 
 #include "base/atomic_file.hpp"
+#include "data/hdf5_checks.hpp"
 
 namespace gf::data {
 namespace {
 
 constexpr hsize_t kVlenChunk = 256;    // hvl_t pointers per chunk of `images` (the bytes live in the heap)
 constexpr size_t kImagesPerFlush = 32;  // images buffered before extending `images`
+constexpr hsize_t kMaxRawSide = 1 << 16;  // raw [N,H,W,3] images: H and W past this are forged
 
 std::runtime_error h5_error(const std::string& path, const std::string& what) {
   return std::runtime_error(path + ": " + what);
@@ -92,6 +94,41 @@ void write_numeric(hid_t parent, const char* name, hid_t file_type, hid_t mem_ty
                    std::string("writing dataset ") + name);
 }
 
+// A string or string-list attribute (vlen or fixed-length) as a list; empty when absent. Its
+// declared size is checked against its stored size first (attributes come from the file).
+std::vector<std::string> read_string_attribute(hid_t object, const char* name, const std::string& path,
+                                               const std::string& owner) {
+  const std::string where = owner + ": attribute " + name;
+  if (H5Aexists(object, name) <= 0) return {};
+  Hid attribute = checked(H5Aopen(object, name, H5P_DEFAULT), H5Aclose, path, "opening " + where);
+  Hid type(H5Aget_type(attribute.get()), H5Tclose);
+  Hid space(H5Aget_space(attribute.get()), H5Sclose);
+  if (H5Tget_class(type.get()) != H5T_STRING) throw h5_error(path, where + ": found a non-string type, expected strings");
+  const hssize_t n = H5Sget_simple_extent_npoints(space.get());
+  const size_t width = H5Tget_size(type.get());
+  if (n < 0 || width == 0 || static_cast<uint64_t>(n) > H5Aget_storage_size(attribute.get()) / width) {
+    throw h5_error(path, where + ": found " + std::to_string(n) + " elements in " +
+                             std::to_string(H5Aget_storage_size(attribute.get())) + " stored bytes, expected a real attribute");
+  }
+  std::vector<std::string> out;
+  if (n == 0) return out;
+  if (H5Tis_variable_str(type.get()) > 0) {
+    Hid mem_type = utf8_string_type();
+    std::vector<char*> pointers(static_cast<size_t>(n), nullptr);
+    check(H5Aread(attribute.get(), mem_type.get(), pointers.data()), path, "reading " + where);
+    for (char* p : pointers) out.emplace_back(p ? p : "");
+    H5Dvlen_reclaim(mem_type.get(), space.get(), H5P_DEFAULT, pointers.data());
+  } else {
+    std::vector<char> buffer(width * static_cast<size_t>(n));
+    check(H5Aread(attribute.get(), type.get(), buffer.data()), path, "reading " + where);
+    for (hssize_t i = 0; i < n; ++i) {
+      const char* p = buffer.data() + static_cast<size_t>(i) * width;
+      out.emplace_back(p, strnlen(p, width));
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 Hid& Hid::operator=(Hid&& other) noexcept {
@@ -112,6 +149,7 @@ void Hid::reset() {
 // ---------------------------------------------------------------- writer
 
 ShardWriter::ShardWriter(const std::string& path, ShardLayout layout) : path_(path), layout_(std::move(layout)) {
+  silence_hdf5_errors();  // every failure below throws naming the file
   file_ = checked(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose, path, "creating the file");
   Hid plist = creation_plist(H5P_DATASET_CREATE);
   if (layout_.encoding == Encoding::kRaw) {
@@ -231,6 +269,7 @@ void ShardWriter::close() {
 // ---------------------------------------------------------------- reader
 
 ShardReader::ShardReader(const std::string& path) : path_(path) {
+  silence_hdf5_errors();  // every failure below throws naming the file
   hid_t file = -1;
   H5E_BEGIN_TRY { file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT); }
   H5E_END_TRY;
@@ -241,12 +280,14 @@ ShardReader::ShardReader(const std::string& path) : path_(path) {
   const int rank = H5Sget_simple_extent_ndims(image_space_.get());
   hsize_t dims[4] = {0, 0, 0, 0};
   if (rank < 1 || rank > 4) throw h5_error(path, "images: found rank " + std::to_string(rank) + ", expected 1 (vlen) or 4 (raw)");
+  checked_element_count(images_.get(), rank, path, "images");  // the declared count is what the file holds
   H5Sget_simple_extent_dims(image_space_.get(), dims, nullptr);
   count_ = static_cast<int64_t>(dims[0]);
   if (H5Tget_class(type.get()) == H5T_VLEN) {
     if (rank != 1) throw h5_error(path, "images: found a vlen dataset of rank " + std::to_string(rank) + ", expected rank 1");
     vlen_type_ = Hid(H5Tvlen_create(H5T_NATIVE_UINT8), H5Tclose);
-  } else if (H5Tget_class(type.get()) == H5T_INTEGER && H5Tget_size(type.get()) == 1 && rank == 4 && dims[3] == 3) {
+  } else if (H5Tget_class(type.get()) == H5T_INTEGER && H5Tget_size(type.get()) == 1 && rank == 4 && dims[3] == 3 &&
+             dims[1] <= kMaxRawSide && dims[2] <= kMaxRawSide) {
     raw_ = true;
     raw_h_ = static_cast<int>(dims[1]);
     raw_w_ = static_cast<int>(dims[2]);
@@ -277,7 +318,11 @@ std::vector<std::string> ShardReader::read_strings(const std::string& name) cons
   Hid dataset = open_dataset(name);
   Hid type(H5Dget_type(dataset.get()), H5Tclose);
   Hid space(H5Dget_space(dataset.get()), H5Sclose);
-  const hssize_t n = H5Sget_simple_extent_npoints(space.get());
+  const int64_t n = checked_element_count(dataset.get(), 1, path_, name);
+  if (n != count_) {
+    throw h5_error(path_, name + ": found " + std::to_string(n) + " elements, expected " + std::to_string(count_) +
+                              " (one per image)");
+  }
   if (H5Tget_class(type.get()) != H5T_STRING) throw h5_error(path_, name + ": found a non-string type, expected strings");
   std::vector<std::string> out;
   out.reserve(static_cast<size_t>(n));
@@ -294,7 +339,7 @@ std::vector<std::string> ShardReader::read_strings(const std::string& name) cons
     Hid mem_type(H5Tcopy(type.get()), H5Tclose);
     std::vector<char> buffer(width * static_cast<size_t>(n));
     check(H5Dread(dataset.get(), mem_type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer.data()), path_, "reading " + name);
-    for (hssize_t i = 0; i < n; ++i) {
+    for (int64_t i = 0; i < n; ++i) {
       const char* p = buffer.data() + static_cast<size_t>(i) * width;
       out.emplace_back(p, strnlen(p, width));  // fixed-length strings are NUL-padded
     }
@@ -304,8 +349,7 @@ std::vector<std::string> ShardReader::read_strings(const std::string& name) cons
 
 void ShardReader::read_numeric(const std::string& name, hid_t mem_type, void* out) const {
   Hid dataset = open_dataset(name);
-  Hid space(H5Dget_space(dataset.get()), H5Sclose);
-  const hssize_t n = H5Sget_simple_extent_npoints(space.get());
+  const int64_t n = checked_element_count(dataset.get(), 1, path_, name);
   if (n != count_) {
     throw h5_error(path_, name + ": found " + std::to_string(n) + " elements, expected " + std::to_string(count_) +
                               " (one per image)");
@@ -331,7 +375,25 @@ std::vector<uint8_t> ShardReader::read_uint8(const std::string& name) const {
   return out;
 }
 
+LabelColumn ShardReader::read_label_schema(const std::string& name) const {
+  const std::string dataset_name = "labels/" + name;
+  Hid dataset = open_dataset(dataset_name);
+  LabelColumn column;
+  const std::vector<std::string> type = read_string_attribute(dataset.get(), "type", path_, dataset_name);
+  if (type.empty()) return column;
+  column.name = name;
+  if (type.size() != 1) throw h5_error(path_, dataset_name + ": attribute type: found " + std::to_string(type.size()) + " strings, expected one");
+  try {
+    column.type = parse_label_type(type[0]);
+  } catch (const std::exception& e) {
+    throw h5_error(path_, dataset_name + ": attribute " + e.what());
+  }
+  column.categories = read_string_attribute(dataset.get(), "categories", path_, dataset_name);
+  return column;
+}
+
 std::vector<uint8_t> ShardReader::read_image(int64_t i) const {
+  silence_hdf5_errors();  // loader threads read too; a failure below throws naming the file
   if (i < 0 || i >= count_) {
     throw h5_error(path_, "images: found index " + std::to_string(i) + ", expected < " + std::to_string(count_));
   }

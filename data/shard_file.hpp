@@ -87,6 +87,9 @@ class ShardReader {
   std::vector<uint8_t> read_uint8(const std::string& name) const;
   // Element i of `images`: the encoded bytes, or H*W*3 raw RGB bytes.
   std::vector<uint8_t> read_image(int64_t i) const;
+  // The "type" and "categories" attributes of labels/<name> (an empty name when the writer
+  // left them out), to check against the manifest's schema.
+  LabelColumn read_label_schema(const std::string& name) const;
 
  private:
   Hid open_dataset(const std::string& name) const;

@@ -12,6 +12,7 @@
 
 #include "base/atomic_file.hpp"
 #include "base/error.hpp"
+#include "data/hdf5_checks.hpp"
 
 namespace gf::eval {
 namespace {
@@ -140,8 +141,8 @@ std::vector<hsize_t> dataset_dims(hid_t dataset) {
 // Variable- or fixed-length strings, as h5py writes either.
 std::vector<std::string> read_strings(hid_t file, const std::string& name, const std::string& path) {
   Handle dataset(H5Dopen2(file, name.c_str(), H5P_DEFAULT), H5Dclose, path + ": dataset " + name + " is missing");
+  data::checked_element_count(dataset, 1, path, name);  // before sizing anything from its shape
   const auto dims = dataset_dims(dataset);
-  if (dims.size() != 1) throw std::runtime_error(path + ": " + name + ": expected a 1-D string dataset");
   Handle file_type(H5Dget_type(dataset), H5Tclose, path + ": " + name + ": cannot read its type");
   if (H5Tget_class(file_type) != H5T_STRING)
     throw std::runtime_error(path + ": " + name + ": found a non-string dataset, expected strings");
@@ -257,6 +258,7 @@ void write_embeddings(const std::string& path, const EmbeddingTable& table, Embe
 }
 
 EmbeddingTable read_embeddings(const std::string& path) {
+  data::silence_hdf5_errors();  // every failure below throws naming the file and dataset
   if (!std::filesystem::exists(path)) throw std::runtime_error(path + ": no such embeddings file");
   if (H5Fis_hdf5(path.c_str()) <= 0)
     throw std::runtime_error(path + ": not an HDF5 file (truncated or not an embeddings file)");
@@ -267,6 +269,7 @@ EmbeddingTable read_embeddings(const std::string& path) {
   const int64_t n = table.rows();
 
   Handle dataset(H5Dopen2(file, "embeddings", H5P_DEFAULT), H5Dclose, path + ": dataset embeddings is missing");
+  data::checked_element_count(dataset, 2, path, "embeddings");  // shape against the stored bytes, before allocating
   const auto dims = dataset_dims(dataset);
   if (dims.size() != 2 || static_cast<int64_t>(dims[0]) != n)
     throw std::runtime_error(path + ": embeddings: expected shape [" + std::to_string(n) + ", D] to match ids");
@@ -304,6 +307,7 @@ EmbeddingTable read_embeddings(const std::string& path) {
       std::string name(static_cast<size_t>(size), '\0');
       H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size() + 1, H5P_DEFAULT);
       Handle column(H5Dopen2(group, name.c_str(), H5P_DEFAULT), H5Dclose, path + ": cannot open labels/" + name);
+      data::checked_element_count(column, 1, path, "labels/" + name);
       const auto column_dims = dataset_dims(column);
       if (column_dims.size() != 1 || static_cast<int64_t>(column_dims[0]) != n)
         throw std::runtime_error(path + ": labels/" + name + ": expected shape [" + std::to_string(n) + "]");

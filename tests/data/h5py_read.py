@@ -1,7 +1,8 @@
 """Reads a greenfound dataset folder with h5py + PIL only and prints what it found as JSON:
 ids, sources, split, labels (NaN -> null), and per image the byte length, the sha256 of the
 decoded RGB pixels (PIL for JPEG/PNG, the stored bytes for raw), the shape and, for JPEG,
-PIL's chroma sampling. Also checks every shard's sha256 against manifest.json."""
+PIL's chroma sampling. Also checks every shard's sha256 against manifest.json, and the
+manifest's own manifest_sha256 (sha256 of its other fields as compact, key-sorted JSON)."""
 import hashlib
 import io
 import json
@@ -20,6 +21,9 @@ def main():
         manifest = json.load(f)
     out = {"count": 0, "ids": [], "sources": [], "split": [], "labels": {}, "label_types": {}, "categories": {},
            "images": [], "sha256_ok": True, "attrs": None}
+    content = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    out["manifest_sha256_ok"] = hashlib.sha256(canonical).hexdigest() == manifest.get("manifest_sha256")
     for shard in manifest["shards"]:
         path = os.path.join(root, shard["file"])
         with open(path, "rb") as f:

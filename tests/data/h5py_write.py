@@ -84,6 +84,9 @@ def main():
         index += n
     manifest["split"]["test"] = sum(expect["split"])
     manifest["split"]["train"] = index - manifest["split"]["test"]
+    # The manifest's own checksum, computed by this peer: sha256 of the compact, key-sorted JSON.
+    canonical = json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    manifest["manifest_sha256"] = hashlib.sha256(canonical).hexdigest()
     with open(os.path.join(out_dir, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
     print(json.dumps(expect))

@@ -51,6 +51,7 @@ TEST_P(H5pyReadsPack, IdsLabelsSplitAndPixelsAgree) {
   const json seen = run_python(gf::test::test_script("data", "h5py_read.py") + " " + o.out_dir);
   const auto ds = Dataset::open(o.out_dir);
   EXPECT_TRUE(seen["sha256_ok"].get<bool>());
+  EXPECT_TRUE(seen["manifest_sha256_ok"].get<bool>());  // python's canonical JSON agrees with write_manifest's
   EXPECT_EQ(seen["count"].get<int64_t>(), ds->size());
   EXPECT_EQ(seen["ids"].get<std::vector<std::string>>(), ds->ids());
   EXPECT_EQ(seen["sources"].get<std::vector<std::string>>(), ds->sources());
