@@ -267,6 +267,28 @@ TEST(HostileWeights, SelfReferencingTorchSaveIsRefused) {
   EXPECT_NE(message.find(path + "[model]: found a dict that contains itself (a reference cycle)"), std::string::npos) << message;
 }
 
+// LibTorch's reader inflates the "version" record as it opens the archive, before this reader
+// can check sizes: a deflated one declaring 2 GiB must still end in one line (the allocation
+// is never touched; LibTorch refuses the size mismatch).
+TEST(HostileWeights, VersionRecordDeclaring2GiBIsRefused) {
+  TempDir tmp;
+  const std::string path = tmp / "version_bomb.pth", script = tmp / "make.py";
+  write_file(script, R"(import struct, sys, zipfile
+with zipfile.ZipFile(sys.argv[1], "w", compression=zipfile.ZIP_DEFLATED) as z:
+    z.writestr("archive/data.pkl", b"\x80\x02}.")
+    z.writestr("archive/version", b"3\n")
+b = bytearray(open(sys.argv[1], "rb").read())
+at = b.find(b"PK\x01\x02", b.find(b"PK\x01\x02") + 4)  # the second entry: version
+struct.pack_into("<I", b, at + 24, 0x80000000)
+open(sys.argv[1], "wb").write(b)
+)");
+  ASSERT_EQ(std::system((gf::test::python() + " " + script + " " + path).c_str()), 0);
+  const std::string message = error_of([&] { read_weights(path); });
+  EXPECT_EQ(message.rfind(path + ": not a readable torch.save zip archive", 0), 0u) << message;
+  EXPECT_NE(message.find("failed reading file version"), std::string::npos) << message;
+  EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+}
+
 TEST(HostileWeights, SafetensorsAreRefusedWithOneLine) {
   const auto st = [](std::string header, size_t data_bytes) {
     return [header, data_bytes](const std::string& path) { write_safetensors_raw(path, header, data_bytes); };
