@@ -13,7 +13,8 @@
 // - tensors stay descriptions (storage, offset, size, stride) until a state-dict key needs one:
 //   then sizes, strides and offset are checked for negative values, overflow and the bounds of
 //   the storage, and the storage's record against the archive, before anything is allocated.
-//   These errors name the file and the key.
+//   These errors name the file and the key. A tensor stays a view of its storage (storages
+//   total at most the file's size) and repeats no element.
 #include <ATen/ATen.h>
 #include <caffe2/serialize/inline_container.h>
 
@@ -364,7 +365,14 @@ class TensorLoader {
     if (numel > 0 ? last >= storage.integer : offset > storage.integer)
       refuse("found storage data/" + printable(storage.text) + " of " + std::to_string(storage.integer) +
              " elements, expected at least " + std::to_string(numel > 0 ? last + 1 : offset) + " (storage smaller than the tensor)");
-    return this->storage(storage, where).as_strided(sizes, strides, offset).contiguous();
+    // A view reading elements more than once (a stride 0) would make dense copies larger than
+    // the file; no state dict holds one.
+    if (numel > storage.integer)
+      refuse("found " + std::to_string(numel) + " elements over a storage of " + std::to_string(storage.integer) +
+             ", expected at most the storage's (a view that repeats elements)");
+    // A view of the storage, as torch.load gives: no copy is made here, so many keys viewing
+    // one storage cost no memory beyond the file.
+    return this->storage(storage, where).as_strided(sizes, strides, offset);
   }
 
  private:

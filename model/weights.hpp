@@ -43,6 +43,7 @@ void write_safetensors(const std::string& path, const StateDict& tensors, const 
 // (DataParallel/DDP) stripped, as timm's checkpoint loading does. A hostile file (reference
 // cycles, deep nesting, pickle or storages larger than declared or than the file, tensors
 // outside their storage) gets one error line naming the file and key (limits in torch_pickle.cpp).
+// Tensors are views of their storages with the strides torch.save wrote, as torch.load gives.
 StateDict read_torch_state_dict(const std::string& path);
 
 // Either format, chosen by the file's first bytes (zip archive = torch.save).

@@ -142,6 +142,7 @@ TEST(HostileWeights, WellFormedHandWrittenFilesRead) {  // the builders below ma
   ASSERT_EQ(state.size(), 1u);
   EXPECT_EQ(state[0].first, "w");
   EXPECT_TRUE(at::equal(state[0].second, values.as_strided({2, 2}, {1, 2}, 1))) << state[0].second;
+  EXPECT_EQ(state[0].second.strides(), at::IntArrayRef({1, 2}));  // a view of the storage, as torch.load gives
 
   write_safetensors_raw(tmp / "ok.safetensors",
                         R"({"__metadata__":{"k":"v"},"b":{"dtype":"F32","shape":[2],"data_offsets":[8,16]},)"
@@ -247,6 +248,8 @@ TEST(HostileWeights, TorchSaveArchivesAreRefusedWithOneLine) {
       {"extent_overflows", pth(one_tensor_dict(4, 0, {3}, {int64_t{1} << 62})), "overflows 64 bits"},
       {"storage_smaller_than_tensor", pth(one_tensor_dict(4, 0, {3, 3}, {3, 1})),
        "found storage data/0 of 4 elements, expected at least 9 (storage smaller than the tensor)"},
+      {"stride_0_view", pth(one_tensor_dict(4, 0, {int64_t{1} << 40}, {0})), "found 1099511627776 elements over a storage of 4"},
+      {"self_overlapping_view", pth(one_tensor_dict(4, 0, {3, 2}, {1, 1})), "found 6 elements over a storage of 4"},
       {"offset_past_storage", pth(one_tensor_dict(4, 4, {1}, {1})), "expected at least 5"},
       {"empty_tensor_offset_past_storage", pth(one_tensor_dict(4, 9, {0}, {1})), "expected at least 9"},
       // the archive itself
