@@ -23,6 +23,8 @@ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_CO
   -DGF_PYTHON="$GF_PYTHON" "${launcher[@]}" >build-fuzz/configure.log 2>&1 ||
   { cat build-fuzz/configure.log >&2; exit 1; }
 cmake --build build-fuzz --parallel "$(nproc)" $(printf -- '--target %s ' "${targets[@]}")
+# The targets write each input to a scratch file: keep those writes in memory where possible.
+[ -d /dev/shm ] && export TMPDIR=${TMPDIR:-/dev/shm}
 # LibTorch's CUDA libraries map memory where ASan's shadow gap would be.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-protect_shadow_gap=0:detect_leaks=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/fuzz/lsan.supp:print_suppressions=0}
