@@ -2,11 +2,11 @@
 // tensor name to {dtype, shape, data_offsets} (offsets relative to the data section) plus an
 // optional string map "__metadata__", then the raw little-endian tensor bytes.
 //
-// Files come from strangers, so the header is checked as the reference implementation (the
-// Rust safetensors crate) checks it, before any tensor is allocated: the header at most
-// kMaxHeaderBytes and inside the file, no key twice in any JSON object, shapes whose byte size
-// does not overflow and equals the offset span, and offsets that tile the data section exactly
-// (no overlap, no gap, nothing past the end). Names in errors are escaped (printable()).
+// Files come from strangers, so the header is checked before any tensor is allocated: the
+// header at most kMaxHeaderBytes and inside the file, shapes whose byte size does not overflow
+// and equals the offset span, offsets that tile the data section exactly (no overlap, no gap,
+// nothing past the end) as the reference implementation (the Rust safetensors crate) requires,
+// and, stricter than it, no key twice in any JSON object. Names in errors are escaped (printable()).
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -48,8 +48,8 @@ const char* dtype_name(at::ScalarType type, const std::string& where) {
   throw std::runtime_error(where + ": dtype " + std::string(c10::toString(type)) + " has no safetensors name");
 }
 
-// The header as JSON, refusing a key repeated in any object (nlohmann would keep the last one
-// silently; the Rust crate refuses the file).
+// The header as JSON, refusing a key repeated in any object: nlohmann and the Rust crate keep
+// the last one silently, and which tensor the writer meant cannot be known.
 nlohmann::json parse_header(const std::string& text, const std::string& path) {
   std::vector<std::set<std::string>> keys;  // one set per open object
   auto refuse_repeats = [&](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {

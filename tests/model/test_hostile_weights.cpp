@@ -5,12 +5,14 @@
 #include <caffe2/serialize/inline_container.h>
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "model/printable.hpp"
@@ -351,6 +353,51 @@ TEST(HostileWeights, SafetensorsAreRefusedWithOneLine) {
   };
   expect_refused(cases, ".safetensors");
   EXPECT_GE(cases.size(), 30u);
+}
+
+// The offset rules are the safetensors library's own: what it refuses is refused here, what
+// it reads is read (repeated keys aside: it keeps the last one, this reader refuses them).
+TEST(HostileWeights, OffsetRulesMatchTheSafetensorsLibrary) {
+  if (std::system((gf::test::python() + " -c 'import safetensors' 2>/dev/null").c_str()) != 0)
+    GTEST_SKIP() << "no safetensors in " << gf::test::python() << " (scripts/install-deps.sh installs it)";
+  TempDir tmp;
+  const auto f32 = [](const std::string& name, int begin, int end) {
+    return "\"" + name + "\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[" + std::to_string(begin) + "," +
+           std::to_string(end) + "]}";
+  };
+  const std::vector<std::tuple<std::string, std::string, size_t>> files = {
+      {"tiled", "{" + f32("a", 0, 16) + "," + f32("b", 16, 32) + "}", 32},
+      {"overlap", "{" + f32("a", 0, 16) + "," + f32("b", 8, 24) + "}", 24},
+      {"gap", "{" + f32("a", 0, 16) + "," + f32("b", 20, 36) + "}", 36},
+      {"gap_at_start", "{" + f32("a", 4, 20) + "}", 20},
+      {"trailing", "{" + f32("a", 0, 16) + "}", 20},
+      {"past_end", "{" + f32("a", 0, 16) + "}", 12},
+  };
+  std::string ours;
+  for (const auto& [name, header, data_bytes] : files) {
+    const std::string path = tmp / name;
+    write_safetensors_raw(path, header, data_bytes);
+    ours += name + (error_of([&] { read_safetensors(path); }).empty() ? " read\n" : " refused\n");
+  }
+  write_file(tmp / "peer.py", R"(import sys
+from safetensors import safe_open
+for path in sys.argv[1:]:
+    try:
+        with safe_open(path, "pt") as f:
+            [f.get_tensor(k) for k in f.keys()]
+        print(path.rsplit("/", 1)[1], "read")
+    except Exception:
+        print(path.rsplit("/", 1)[1], "refused")
+)");
+  std::string command = gf::test::python() + " " + (tmp / "peer.py");
+  for (const auto& file : files) command += " " + tmp / std::get<0>(file);
+  FILE* pipe = ::popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string theirs;
+  for (char line[256]; std::fgets(line, sizeof line, pipe);) theirs += line;
+  EXPECT_EQ(::pclose(pipe), 0);
+  EXPECT_EQ(ours, theirs);
+  EXPECT_EQ(ours, "tiled read\noverlap refused\ngap refused\ngap_at_start refused\ntrailing refused\npast_end refused\n");
 }
 
 TEST(HostileWeights, NonRegularFilesAreRefused) {
