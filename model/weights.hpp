@@ -28,7 +28,10 @@ struct SafetensorsContents {
   Metadata metadata;
 };
 // Reads every tensor (F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL) into contiguous CPU tensors.
-// Throws naming the file and the bad field for a truncated file or a malformed header.
+// Throws naming the file and the bad field for a truncated file or a malformed header, before
+// allocating: repeated keys, offsets that overlap, leave gaps or pass the end, sizes that
+// overflow (limits in safetensors.cpp). Names and metadata are returned as written: escape
+// them (model/printable.hpp) before showing them.
 SafetensorsContents read_safetensors(const std::string& path);
 // Writes tensors in the given order (contiguous CPU copies are made as needed), header
 // padded with spaces to a multiple of 8. Atomic: temp file, fsync, rename.
@@ -37,7 +40,10 @@ void write_safetensors(const std::string& path, const StateDict& tensors, const 
 // ---- torch.save files ----
 // Reads a torch.save zip archive holding a state dict (an OrderedDict/dict of tensors); a
 // dict nesting it under "state_dict" or "model" is unwrapped and a "module." prefix
-// (DataParallel/DDP) stripped, as timm's checkpoint loading does.
+// (DataParallel/DDP) stripped, as timm's checkpoint loading does. A hostile file (reference
+// cycles, deep nesting, pickle or storages larger than declared or than the file, tensors
+// outside their storage) gets one error line naming the file and key (limits in torch_pickle.cpp).
+// Tensors are views of their storages with the strides torch.save wrote, as torch.load gives.
 StateDict read_torch_state_dict(const std::string& path);
 
 // Either format, chosen by the file's first bytes (zip archive = torch.save).

@@ -12,6 +12,7 @@
 
 #include "base/sha256.hpp"
 #include "model/arch_registry.hpp"
+#include "model/printable.hpp"
 
 namespace gf::model {
 namespace {
@@ -75,7 +76,7 @@ void print_key_lines(const StateDict& state, std::ostream& out) {
       name = "blocks.{" + std::to_string(lo) + ".." + std::to_string(hi) + "}." + line.name;
       count = "x" + std::to_string(line.blocks.size()) + (line.same_shape ? "" : " (shapes differ between blocks)");
     }
-    out << "  " << padded(name, 34) << (count.empty() ? line.shape : padded(line.shape, 20) + count) << "\n";
+    out << "  " << padded(printable(name), 34) << (count.empty() ? line.shape : padded(line.shape, 20) + count) << "\n";
   }
 }
 
@@ -171,7 +172,8 @@ void print_weights_summary(const std::string& path, std::ostream& out) {
   }
   if (!metadata.empty()) {
     out << "metadata\n";
-    for (const auto& [key, value] : metadata) out << "  " << padded(key, 16) << value << "\n";
+    // Escaped: a file's metadata must not drive the terminal.
+    for (const auto& [key, value] : metadata) out << "  " << padded(printable(key), 16) << printable(value) << "\n";
   }
 }
 
