@@ -1,5 +1,6 @@
 #include "launcher/sweep_plan.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <filesystem>
 #include <set>
@@ -141,6 +142,12 @@ SweepPlan read_sweep(const std::string& path, const std::string& data_override) 
   for (size_t i = 0; i < assignments.size(); ++i) {
     SweepRun run;
     run.name = names[i];
+    // The name is a folder under runs/: a path ("../x") would put the run elsewhere.
+    const bool plain = !run.name.empty() && run.name != "." && run.name != ".." &&
+                       std::all_of(run.name.begin(), run.name.end(), [](char c) {
+                         return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
+                       });
+    if (!plain) fail(source, "list[" + std::to_string(i) + "].name", "found '" + run.name + "', expected a folder name of letters, digits, '.', '-', '_'");
     if (!seen.insert(run.name).second) fail(source, "runs", "found the name '" + run.name + "' twice, expected unique names");
     run.assignments = assignments[i];
     run.config = base;

@@ -142,7 +142,8 @@ Case probe_case(const std::string& name, const std::string& python, const std::s
 }
 
 // greenfound with arguments naming files the case writes (name -> bytes) in its folder; "{dir}"
-// in the arguments is the folder, "{data}" in a file the shared packed set.
+// in the arguments is the folder and "{src}" the source tree (the table is built before ctest's
+// environment is there: test discovery lists the cases), "{data}" in a file the shared packed set.
 Case files_case(const std::string& name, const std::vector<std::pair<std::string, std::string>>& files, const std::string& args,
                 const std::string& expected) {
   return {name,
@@ -155,6 +156,8 @@ Case files_case(const std::string& name, const std::vector<std::pair<std::string
             std::string out = args;
             for (size_t at = out.find("{dir}"); at != std::string::npos; at = out.find("{dir}"))
               out.replace(at, 5, dir.string());
+            for (size_t at = out.find("{src}"); at != std::string::npos; at = out.find("{src}"))
+              out.replace(at, 5, gf::test::source_dir());
             return out;
           },
           expected};
@@ -244,7 +247,7 @@ std::vector<Case> cases() {
                  "pack --images {dir}/img --labels {dir}/labels.csv --id-column image_id --out {dir}/ds", "labels.csv"),
       files_case("synth_zero_images", {}, "synth --out {dir}/s --n 0", "--n"),
       files_case("synth_bad_size", {}, "synth --out {dir}/s --n 1 --size 0x0", "size"),
-      files_case("cost_unknown_gpu", {}, "cost --config " + gf::test::source_dir() + "/configs/paper.json --gpu tpu9000", "tpu9000"),
+      files_case("cost_unknown_gpu", {}, "cost --config {src}/configs/paper.json --gpu tpu9000", "tpu9000"),
       // report on folders that are not runs, or whose files are not what they claim.
       report_case("report_empty_folder", {}, "found none of config.json"),
       report_case("report_metrics_garbage", {{"metrics.jsonl", "not json\n{\"step\": \"x\"}\n"}}, "metrics.jsonl"),
