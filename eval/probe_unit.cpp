@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <map>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -152,7 +153,18 @@ const std::string& EmbeddingSources::path(const std::string& model, const std::s
 
 const EmbeddingTable& EmbeddingSources::table(const std::string& path) {
   auto& slot = tables_[path];
-  if (!slot) slot = std::make_shared<EmbeddingTable>(read_embeddings(path));
+  if (!slot) {
+    auto table = std::make_shared<EmbeddingTable>(read_embeddings(path));
+    // An id given twice would count one image twice (in train and test, or in a bootstrap set).
+    std::map<std::string, int64_t> first_row;
+    for (int64_t i = 0; i < table->rows(); ++i) {
+      const auto [at, fresh] = first_row.emplace(table->ids[static_cast<size_t>(i)], i);
+      if (!fresh)
+        throw std::runtime_error(path + ": id '" + at->first + "' is on rows " + std::to_string(at->second) + " and " +
+                                 std::to_string(i) + ", expected each image once");
+    }
+    slot = table;
+  }
   return *slot;
 }
 

@@ -34,8 +34,9 @@ void run_probe(ProbeFlags flags) {
   const eval::ProbeResults results = eval::run_probe(flags.config);
   // Errors confined to a task or model leave the rest standing; nothing standing is a failure.
   if (results.records.empty())
-    throw std::runtime_error("probe: no (task, model) produced a result (" + std::to_string(results.errors.size()) +
-                             " error(s), listed in " + flags.config.out_dir + "/results.md)");
+    throw std::runtime_error("probe: no (task, model) produced a result (" + std::to_string(results.errors.size()) + " error(s)" +
+                             (results.errors.empty() ? std::string() : ", first: " + results.errors.front().message) +
+                             "; listed in " + flags.config.out_dir + "/results.md)");
 }
 
 }  // namespace

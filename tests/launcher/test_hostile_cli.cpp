@@ -260,13 +260,13 @@ std::vector<Case> cases() {
        [](const fs::path& dir) { return "report " + (dir / "nowhere").string() + " --out " + (dir / "r.html").string(); },
        "not a run folder"},
       // probe on embeddings that cannot give a meaningful result.
-      probe_case("probe_nan", "f['embeddings'][0, 0] = np.nan", "expected finite embeddings"),
-      probe_case("probe_inf", "f['embeddings'][3, 5] = np.inf", "expected finite embeddings"),
+      probe_case("probe_nan", "f['embeddings'][0, 0] = np.nan", "non-finite"),
+      probe_case("probe_inf", "f['embeddings'][3, 5] = np.inf", "non-finite"),
       probe_case("probe_duplicate_id", "ids = f['ids'][...]; ids[1] = ids[0]; f['ids'][...] = ids", "expected each image once"),
       probe_case("probe_no_labels", "del f['labels']", "found no task"),
       probe_case("probe_tasks_empty", "", "tasks: expected a non-empty list", "{\"tasks\": []}"),
       probe_case("probe_tasks_garbage", "", "tasks.json", "{\"tasks\": 7}"),
-      probe_case("probe_tasks_unknown_column", "", "found 0 results", "{\"tasks\": [{\"name\": \"x\", \"label\": \"no_such_column\"}]}"),
+      probe_case("probe_tasks_unknown_column", "", "no (task, model) produced a result", "{\"tasks\": [{\"name\": \"x\", \"label\": \"no_such_column\"}]}"),
       probe_case("probe_bootstrap_0", "", "--bootstrap: Value 0 not in range 1 to 1000000", "auto", " --bootstrap 0"),
       {"probe_missing_file",
        [](const fs::path& dir) {

@@ -102,8 +102,7 @@ TEST_F(SlurmAcrossNodes, OneRankPerGpuOnBothNodesPreemptRequeueResume) {
     EXPECT_EQ(node.at("step"), stopped_at) << host;
   }
   EXPECT_EQ(gf::train::load_checkpoint(gf::train::latest_checkpoint(path("preempted"))).state.step, stopped_at);
-  const JobResult release = run_job("scontrol update jobid=" + job + " StartTime=now");
-  EXPECT_EQ(release.exit_code, 0) << release.output;
+  EXPECT_EQ(gf::test::release_requeued(job), "");
   const auto state = wait_for(job, finished, 180);
   ASSERT_EQ(state.state, "COMPLETED") << job_log("preempted", job);
   EXPECT_EQ(state.restarts, 1);

@@ -185,8 +185,7 @@ TEST_F(SlurmIntegration, PreemptedJobRequeuesAndResumesExactly) {
   ASSERT_GE(requeued.restarts, 1) << "state " << requeued.state << ", log:\n" << job_log(run, job);
   const long stopped_at = last_step(run);
   EXPECT_LT(stopped_at, kSteps);
-  const JobResult release = run_job("scontrol update jobid=" + job + " StartTime=now");
-  EXPECT_EQ(release.exit_code, 0) << release.output;
+  EXPECT_EQ(gf::test::release_requeued(job), "");
 
   const auto state = wait_for(job, finished, 150);
   const std::string log = job_log(run, job);
@@ -313,8 +312,7 @@ TEST_F(SlurmIntegration, SweepArrayTaskPreemptedRequeuesWithTheSameResults) {
   const auto requeued = wait_for(task1, gf::test::requeued_and_pending, 60);
   ASSERT_GE(requeued.restarts, 1) << "state " << requeued.state << ", log:\n" << task_log(1);
   EXPECT_LT(last_step(second), total_steps);
-  const JobResult release = run_job("scontrol update jobid=" + task1 + " StartTime=now");
-  EXPECT_EQ(release.exit_code, 0) << release.output;
+  EXPECT_EQ(gf::test::release_requeued(task1), "");
 
   const auto state = wait_for(job, finished, 240);
   ASSERT_EQ(state.state, "COMPLETED") << task_log(0) << task_log(1);

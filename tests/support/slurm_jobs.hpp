@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "slurm/scheduler.hpp"
+#include "tests/support/run_job.hpp"
 
 namespace gf::test {
 
@@ -36,6 +37,22 @@ inline bool finished(const slurm::JobState& s) {
 // it earlier can start the new run while slurmd still tears down the old one, and SLURM then
 // fails it ("Job credential revoked").
 inline bool requeued_and_pending(const slurm::JobState& s) { return (s.restarts >= 1 && s.state == "PENDING") || finished(s); }
+
+// Releases a requeued job (SLURM holds it back ~2 minutes) once its old run is gone from the
+// node: no slurmstepd of it is left (the local clusters' nodes share this machine's process
+// table), and a new second has begun. slurmd revokes the old run's credential with a time in
+// whole seconds and refuses a new start whose credential is not later ("Job credential
+// revoked"). Returns scontrol's answer.
+inline std::string release_requeued(const std::string& job) {
+  std::string raw = run_job("scontrol show job " + job + " | grep -o 'JobId=[0-9]*' | head -1 | cut -d= -f2").output;
+  raw.erase(raw.find_last_not_of(" \n") + 1);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!raw.empty() && run_job("pgrep -f 'slurmstepd: \\[" + raw + "\\.'").exit_code == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  const JobResult release = run_job("scontrol update jobid=" + job + " StartTime=now");
+  return release.exit_code == 0 ? "" : release.output;
+}
 
 // The last step recorded in a run's metrics.jsonl (0 when none).
 inline long last_step(const std::string& run_dir) {

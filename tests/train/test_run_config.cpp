@@ -107,7 +107,7 @@ TEST(RunConfig, ErrorsNameFieldValueAndExpectation) {
   EXPECT_EQ(error_of({{"optim", {{"lr", -1}}}}), "test.json: optim.lr: found -1, expected a number > 0");
   EXPECT_EQ(error_of({{"optim", {{"lr", "fast"}}}}), "test.json: optim.lr: found \"fast\", expected a number");
   EXPECT_EQ(error_of({{"model", {{"img_size", 100}}}}),
-            "test.json: model.img_size: found 100, expected a positive multiple of the patch size 14");
+            "test.json: model.img_size: found 100, expected a positive multiple of the patch size 14 up to 4480");
   EXPECT_EQ(error_of({{"data", {{"batch_size", 10}}}, {"train", {{"grad_accum", 4}}}}),
             "test.json: data.batch_size: found 10, expected a multiple of train.grad_accum (4)");
   EXPECT_EQ(error_of({{"train", {{"precision", "fp16"}}}}),
