@@ -24,6 +24,7 @@ struct PretrainFlags {
   int threads = 0;
   std::string device, backend;
   bool allow_batch_change = false;
+  bool allow_dataset_change = false;
   std::vector<std::string> sets;
   CLI::Option *threads_option = nullptr, *device_option = nullptr, *backend_option = nullptr;
 };
@@ -51,6 +52,7 @@ void run_pretrain(const PretrainFlags& flags) {
     options.resume = flags.resume;
     options.max_steps = flags.max_steps;
     options.allow_batch_change = flags.allow_batch_change;
+    options.allow_dataset_change = flags.allow_dataset_change;
     const train::PretrainResult result = train::pretrain(config, options);
     if (result.status == train::PretrainStatus::kPreempted) throw CLI::RuntimeError(train::kExitPreempted);
   });
@@ -73,6 +75,9 @@ void setup_pretrain(CLI::App& sub) {
   sub.add_flag("--allow-batch-change", flags->allow_batch_change,
                "Resume with a global batch (data.batch_size) other than the checkpoint's: the trajectory then differs "
                "from an uninterrupted run (any number of ranks with the same global batch needs no flag)");
+  sub.add_flag("--allow-dataset-change", flags->allow_dataset_change,
+               "Resume on a dataset other than the checkpoint's (another fingerprint: other images, resolution or "
+               "split); the same data packed into another folder needs no flag");
   sub.add_option("--set", flags->sets, "Override a config field: section.key=value (repeatable)");
   sub.callback([flags] { run_pretrain(*flags); });
 }

@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "model/arch_registry.hpp"
+#include "model/printable.hpp"
 
 namespace gf::model {
 namespace {
@@ -18,7 +19,7 @@ std::string shape_text(at::IntArrayRef sizes) { return c10::str(sizes); }
 // "[a, b, c]" with at most `limit` names, then the count of the rest.
 std::string name_list(const std::vector<std::string>& names, size_t limit = 16) {
   std::string text = "[";
-  for (size_t i = 0; i < names.size() && i < limit; ++i) text += (i ? ", " : "") + names[i];
+  for (size_t i = 0; i < names.size() && i < limit; ++i) text += (i ? ", " : "") + printable(names[i]);
   if (names.size() > limit) text += ", ... " + std::to_string(names.size() - limit) + " more";
   return text + "]";
 }
@@ -65,6 +66,18 @@ StateDict model_state_dict(const torch::nn::Module& model) {
   return state;
 }
 
+void require_finite(const StateDict& state, const std::string& source) {
+  for (const auto& [name, tensor] : state) {
+    if (!tensor.is_floating_point()) continue;
+    const int64_t bad = tensor.numel() - at::isfinite(tensor).sum().item<int64_t>();
+    if (bad == 0) continue;
+    const int64_t nan = at::isnan(tensor).sum().item<int64_t>();
+    throw std::runtime_error(source + ": " + printable(name) + ": found " + std::to_string(bad) + " of " +
+                             std::to_string(tensor.numel()) + " values not finite (" + std::to_string(nan) + " NaN, " +
+                             std::to_string(bad - nan) + " Inf), expected finite weights");
+  }
+}
+
 void load_state_dict(torch::nn::Module& model, const StateDict& state, const std::string& source, ExtraKeys extra) {
   std::unordered_map<std::string, at::Tensor> targets;
   std::vector<std::string> order;
@@ -102,6 +115,7 @@ void load_state_dict(torch::nn::Module& model, const StateDict& state, const std
     add("repeated", repeated);
     throw std::runtime_error(source + ": keys do not match the model (" + problems + ")");
   }
+  require_finite(state, source);
   torch::NoGradGuard no_grad;
   for (const auto& [name, tensor] : state) {
     auto it = targets.find(name);

@@ -74,9 +74,13 @@ StateDict adapt_to_model(StateDict state, const VitOptions& options);
 // share storage with the model.
 StateDict model_state_dict(const torch::nn::Module& model);
 
+// Throws naming `source`, the first tensor holding NaN or Inf and how many such values it holds:
+// weights that are not finite train and embed to NaN, so they are refused when read.
+void require_finite(const StateDict& state, const std::string& source);
+
 enum class ExtraKeys { kReject, kIgnore };
 // Copies `state` into the model. Missing keys, mis-shaped keys and (with kReject) unknown
-// keys are all collected and reported in one error naming `source`.
+// keys are all collected and reported in one error naming `source`; then require_finite.
 void load_state_dict(torch::nn::Module& model, const StateDict& state, const std::string& source,
                      ExtraKeys extra = ExtraKeys::kReject);
 

@@ -25,6 +25,7 @@ const char* const kOptimizerFile = "optimizer.safetensors";
 const char* const kStateFile = "state.json";
 const std::string kRngPrefix = "rng.";
 const std::string kCarriedPrefix = "carried_grad.";
+const std::regex kStepName("step-[0-9]{8,}");
 
 std::string checkpoint_name(int64_t step) {
   char name[32];
@@ -107,32 +108,16 @@ void print_checkpoint_summary(const std::string& path, std::ostream& out) {
     out << "  ";
     print_one(dir, read_state_json(dir), out);
   }
-  // Anything else in checkpoints/ is a checkpoint cut short (a .tmp folder, a torn file).
-  std::vector<fs::path> others;
-  for (const auto& entry : fs::directory_iterator(fs::path(path) / "checkpoints"))
-    if (std::find(complete.begin(), complete.end(), entry.path().string()) == complete.end()) others.push_back(entry.path());
-  std::sort(others.begin(), others.end());
-  for (const auto& dir : others) {
-    std::string why = "a file, expected step-NNNNNNNN folders";
-    if (fs::is_directory(dir)) {
-      try {
-        verified_state(dir.string());
-        why = "complete, but not named step-NNNNNNNN";
-      } catch (const std::exception& e) {
-        why = e.what();
-      }
-    }
-    out << "  incomplete " << dir.filename().string() << ": " << why << "\n";
-  }
+  for (const auto& other : incomplete_checkpoints(path))
+    out << "  incomplete " << fs::path(other.path).filename().string() << ": " << other.why << "\n";
 }
 
 std::vector<std::string> list_checkpoints(const std::string& run_dir) {
   const fs::path root = fs::path(run_dir) / "checkpoints";
   std::vector<std::string> found;
   if (!fs::is_directory(root)) return found;
-  static const std::regex kName("step-[0-9]{8,}");
   for (const auto& entry : fs::directory_iterator(root))
-    if (entry.is_directory() && std::regex_match(entry.path().filename().string(), kName) && is_complete(entry.path()))
+    if (entry.is_directory() && std::regex_match(entry.path().filename().string(), kStepName) && is_complete(entry.path()))
       found.push_back(entry.path().string());
   // Names are zero-padded, so text order is step order.
   std::sort(found.begin(), found.end(), [](const std::string& a, const std::string& b) {
@@ -144,6 +129,42 @@ std::vector<std::string> list_checkpoints(const std::string& run_dir) {
 std::string latest_checkpoint(const std::string& run_dir) {
   const auto all = list_checkpoints(run_dir);
   return all.empty() ? std::string() : all.back();
+}
+
+std::string last_good_checkpoint(const std::string& run_dir) {
+  const auto all = list_checkpoints(run_dir);
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    try {
+      model::require_finite(model::read_safetensors(*it + "/" + kModelFile).tensors, *it);
+      return *it;
+    } catch (const std::exception&) {
+    }
+  }
+  return "";
+}
+
+std::vector<IncompleteCheckpoint> incomplete_checkpoints(const std::string& run_dir) {
+  const fs::path root = fs::path(run_dir) / "checkpoints";
+  std::vector<IncompleteCheckpoint> found;
+  if (!fs::is_directory(root)) return found;
+  const auto complete = list_checkpoints(run_dir);
+  for (const auto& entry : fs::directory_iterator(root)) {
+    const std::string path = entry.path().string();
+    if (std::find(complete.begin(), complete.end(), path) != complete.end()) continue;
+    IncompleteCheckpoint other{path, "a file, expected step-NNNNNNNN folders", false};
+    if (entry.is_directory()) {
+      try {
+        verified_state(path);
+        other.why = "complete, but not named step-NNNNNNNN";
+      } catch (const std::exception& e) {
+        other.why = e.what();
+        other.torn = std::regex_match(entry.path().filename().string(), kStepName);
+      }
+    }
+    found.push_back(std::move(other));
+  }
+  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.path < b.path; });
+  return found;
 }
 
 std::string save_checkpoint(const std::string& run_dir, const Checkpoint& checkpoint, int64_t keep_last) {
@@ -175,6 +196,7 @@ std::string save_checkpoint(const std::string& run_dir, const Checkpoint& checkp
                 {"last_loss", s.last_loss},
                 {"config_hash", s.config_hash},
                 {"identity", s.identity},
+                {"dataset", s.dataset},
                 {"config", s.config}};
   json files = json::object();
   for (const char* name : {kModelFile, kOptimizerFile}) files[name] = fs::file_size(temp_dir / name);
@@ -207,7 +229,9 @@ Checkpoint load_checkpoint(const std::string& path) {
   s.config_hash = state.at("config_hash").get<std::string>();
   s.identity = state.at("identity");
   s.config = state.at("config");
+  s.dataset = state.value("dataset", json::object());
   checkpoint.model = model::read_safetensors(path + "/" + kModelFile).tensors;
+  model::require_finite(checkpoint.model, path + "/" + kModelFile);
   for (auto& [name, tensor] : model::read_safetensors(path + "/" + kOptimizerFile).tensors) {
     if (name.rfind(kRngPrefix, 0) == 0)
       checkpoint.rng.emplace_back(name.substr(kRngPrefix.size()), tensor);
@@ -226,6 +250,7 @@ CheckpointWeights load_checkpoint_weights(const std::string& path) {
   CheckpointWeights weights;
   for (auto& [name, tensor] : model::read_safetensors(path + "/" + kModelFile).tensors)
     if (!std::regex_match(name, kWrapperOnly)) weights.student.emplace_back(name, tensor);
+  model::require_finite(weights.student, path + "/" + kModelFile);
   weights.vit = model::infer_vit_options(weights.student);
   const json& model_config = state.at("config").at("model");
   weights.vit.arch = model_config.at("arch").get<std::string>();

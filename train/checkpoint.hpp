@@ -8,7 +8,8 @@
 //                          `rng.<generator>` (uint8)
 //   state.json             step, epoch, sampler position, AdamW step count, the loss
 //                          scale and its growth count, resolved config, its identity
-//                          fields and hash, every file with its size
+//                          fields and hash, the dataset's fingerprint, every file with
+//                          its size
 // written into a `.tmp` folder, every file fsynced, then renamed into place: a folder
 // without the suffix whose state.json names every file with its size is complete.
 #include <nlohmann/json.hpp>
@@ -35,6 +36,9 @@ struct TrainingState {
   nlohmann::json config = nlohmann::json::object();    // resolved RunConfig
   nlohmann::json identity = nlohmann::json::object();  // identity_fields of it
   std::string config_hash;
+  // {"fingerprint": dataset_fingerprint (train/resume_check.hpp), "path": data.path}; empty in
+  // checkpoints written before it existed.
+  nlohmann::json dataset = nlohmann::json::object();
 };
 
 struct Checkpoint {
@@ -48,12 +52,26 @@ struct Checkpoint {
 // Writes run_dir/checkpoints/step-<step>/ atomically and returns its path; then removes the
 // oldest complete checkpoints beyond `keep_last`.
 std::string save_checkpoint(const std::string& run_dir, const Checkpoint& checkpoint, int64_t keep_last);
-// Reads a checkpoint folder, checking the files state.json lists (presence and sizes).
+// Reads a checkpoint folder, checking the files state.json lists (presence and sizes) and
+// that the model's weights are finite.
 Checkpoint load_checkpoint(const std::string& path);
 // Complete checkpoints of run_dir, oldest first.
 std::vector<std::string> list_checkpoints(const std::string& run_dir);
 // The newest complete checkpoint, "" when there is none.
 std::string latest_checkpoint(const std::string& run_dir);
+// The newest complete checkpoint whose model weights are all finite, "" when there is none
+// (what a run that diverged can go back to).
+std::string last_good_checkpoint(const std::string& run_dir);
+
+// What else lies in run_dir/checkpoints, oldest first: `torn` is a step-NNNNNNNN folder that
+// was renamed into place complete and has since lost or cut a file; a `.tmp` folder (a write
+// cut short) or a stray entry is not torn. `why` is the one line saying what is wrong.
+struct IncompleteCheckpoint {
+  std::string path;
+  std::string why;
+  bool torn = false;
+};
+std::vector<IncompleteCheckpoint> incomplete_checkpoints(const std::string& run_dir);
 
 // `greenfound inspect` of a checkpoint folder, or of a run folder (each complete checkpoint,
 // and the folders that are not complete with why): step, epoch, loss, model, config hash.

@@ -40,6 +40,7 @@ struct PretrainOptions {
   std::string resume;     // "" = fresh run (refused if run_dir has checkpoints) | "auto" | a checkpoint path
   int64_t max_steps = 0;  // > 0 overrides config.train.max_steps (a total: steps done, not more steps)
   bool allow_batch_change = false;  // resume with a global batch other than the checkpoint's (train/resume_check.hpp)
+  bool allow_dataset_change = false;  // resume on data with another fingerprint than the checkpoint's
   // Called on every rank after each optimizer step (tests raise the preemption signal from
   // it; bench_grad_scaler measures how the weights move).
   std::function<void(const StepView&)> on_step;

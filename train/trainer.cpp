@@ -47,17 +47,30 @@ std::string format_step_line(const MetricsRecord& r) {
   return line.str();
 }
 
-// Which checkpoint to continue from, "" for a fresh run.
-std::string resolve_resume(const PretrainOptions& options) {
+// Which checkpoint to continue from ("" for a fresh run) and, for the log, what was passed over.
+// auto never starts afresh over checkpoints that were complete once: with every step-N folder
+// torn it refuses, naming them; a torn newer one is passed over for the newest complete.
+struct ResumeChoice {
+  std::string path, note;
+};
+
+ResumeChoice resolve_resume(const PretrainOptions& options) {
+  const std::string latest = latest_checkpoint(options.run_dir);
   if (options.resume.empty()) {
-    const std::string existing = latest_checkpoint(options.run_dir);
-    if (!existing.empty())
-      throw base::FieldError(options.run_dir, "resume", "found \"\" with checkpoint " + existing +
+    if (!latest.empty())
+      throw base::FieldError(options.run_dir, "resume", "found \"\" with checkpoint " + latest +
                                                             " here, expected \"auto\" (continue) or another run folder (start afresh)");
-    return "";
+    return {};
   }
-  if (options.resume == "auto") return latest_checkpoint(options.run_dir);
-  return options.resume;
+  if (options.resume != "auto") return {options.resume, ""};
+  std::string torn;
+  for (const auto& other : incomplete_checkpoints(options.run_dir))
+    if (other.torn && other.path > latest) torn += (torn.empty() ? "" : "; ") + other.why;
+  if (torn.empty()) return {latest, ""};
+  if (latest.empty())
+    base::throw_found_expected(options.run_dir, "resume", "\"auto\" and no complete checkpoint, only torn ones (" + torn + ")",
+                               "a complete checkpoint to continue from: restore one, or start afresh in another run folder");
+  return {latest, "passed over torn checkpoints newer than " + latest + ": " + torn};
 }
 
 // The config the run trains with (options.max_steps applied), its inputs checked before any
@@ -162,7 +175,9 @@ void Trainer::setup_communicator() {
 
 void Trainer::resume() {
   // Every rank must pick the same checkpoint.
-  resume_path_ = resolve_resume(options_);
+  const ResumeChoice choice = resolve_resume(options_);
+  resume_path_ = choice.path;
+  resume_note_ = choice.note;
   if (!resume_path_.empty()) checkpoint_ = load_checkpoint(resume_path_);
   const float step = checkpoint_ ? static_cast<float>(checkpoint_->state.step) : -1.0f;
   const auto all = comm_->all_gather(torch::full({1}, step, torch::TensorOptions().device(device_)));
@@ -172,8 +187,11 @@ void Trainer::resume() {
   identity_ = identity_fields(config_);
   resolved_config_ = to_json(config_);
   resolved_hash_ = config_hash(config_);
+  dataset_ = {{"fingerprint", dataset_fingerprint(config_.data.path)}, {"path", config_.data.path}};
   if (checkpoint_)
-    resume_plan_ = plan_resume(resume_path_, checkpoint_->state, identity_, global_batch_, options_.allow_batch_change);
+    resume_plan_ = plan_resume(resume_path_, checkpoint_->state,
+                               ResumeRequest{identity_, global_batch_, dataset_, options_.allow_batch_change,
+                                             options_.allow_dataset_change});
 }
 
 void Trainer::write_run_files() {
@@ -279,6 +297,7 @@ void Trainer::build_data() {
     state_.epoch_step = resume_plan_.epoch_step;
   }
   state_.identity = identity_;
+  state_.dataset = dataset_;
   state_.config = resolved_config_;
   state_.config_hash = resolved_hash_;
   start_step_ = state_.step;
@@ -291,6 +310,7 @@ void Trainer::build_data() {
 }
 
 PretrainResult Trainer::run() {
+  if (!resume_note_.empty()) log_->event(resume_note_);
   if (!resume_plan_.note.empty()) log_->event(resume_plan_.note);
   log_->event((resume_path_.empty() ? std::string("starting") : "resuming from " + resume_path_) + ": " +
               base::enum_name(config_.objective_kind, kObjectiveKindNames) + ", " + config_.model.arch + " at " +
@@ -438,7 +458,7 @@ void Trainer::reduce(const torch::Tensor& loss_sum, bool stop_here, StepClock& c
   outcome.record.loss = loss;
   outcome.stop = values[1].item<double>() > 0;
   if (std::isfinite(loss)) return;
-  const std::string good = latest_checkpoint(options_.run_dir);
+  const std::string good = last_good_checkpoint(options_.run_dir);
   throw std::runtime_error("pretrain: step " + std::to_string(state_.step + 1) + " (epoch " +
                            std::to_string(state_.epoch) + "): loss is " + std::to_string(loss) +
                            "; stopped before the optimizer step, last good checkpoint: " +
@@ -508,10 +528,19 @@ void Trainer::save() {
   if (state_.step == saved_step_) return;  // e.g. max_steps right after a periodic checkpoint
   saved_step_ = state_.step;
   energy::PhaseScope phase(*tracker_, energy::Phase::kCheckpoint);
+  // Every rank holds the same weights, so every rank stops here alike (no rank left waiting).
+  const model::NamedTensors weights = wrapper_ ? wrapper_->state() : masked_->state();
+  try {
+    model::require_finite(weights, "step " + std::to_string(state_.step) + "'s weights");
+  } catch (const std::exception& e) {
+    const std::string good = last_good_checkpoint(options_.run_dir);
+    throw std::runtime_error("pretrain: " + std::string(e.what()) + "; not saved as a checkpoint, last good checkpoint: " +
+                             (good.empty() ? std::string("none") : good));
+  }
   if (root_) {
     Checkpoint out;
     out.state = position();
-    out.model = wrapper_ ? wrapper_->state() : masked_->state();
+    out.model = weights;
     out.optimizer = optimizer_->state();
     GradScalerState scaler = scaler_->state();
     out.state.grad_scale = scaler.scale;

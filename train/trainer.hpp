@@ -104,6 +104,8 @@ class Trainer {
   std::unique_ptr<dist::Communicator> comm_;
 
   std::string resume_path_;
+  std::string resume_note_;  // checkpoints skipped on the way to resume_path_, for the log
+  nlohmann::json dataset_;   // {"fingerprint", "path"} of the data trained on
   ResumePlan resume_plan_;  // where in the epoch the checkpoint continues
   std::optional<Checkpoint> checkpoint_;  // held until build_model() loaded it
   nlohmann::json identity_, resolved_config_;

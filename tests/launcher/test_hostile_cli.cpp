@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -47,6 +48,14 @@ void run_ok(const std::string& command) {
   ASSERT_EQ(job.exit_code, 0) << command << "\n" << job.output;
 }
 
+json demo_config() {
+  json c = json::parse(std::ifstream(gf::test::source_dir() + "/configs/demo.json"));
+  c["model"]["img_size"] = 56;
+  c["data"]["batch_size"] = 4;
+  c["data"]["split"] = "all";
+  return c;
+}
+
 // Made once per build of greenfound and shared by the test processes (ctest runs each case in
 // its own; flock keeps two from making it at once): a packed set of 24 synthetic images and its
 // raw-pixel embeddings.
@@ -64,6 +73,15 @@ const fs::path& shared() {
              " --resolution 64 --threads 1 --quiet");
       run_ok(bin() + " embed --data " + (d / "dataset").string() + " --pixels 4 --out " + (d / "pixels.h5").string() +
              " --no-energy --workers 1");
+      // The same images at another resolution: another dataset fingerprint.
+      run_ok(bin() + " pack --images " + (d / "images").string() + " --out " + (d / "dataset56").string() +
+             " --resolution 56 --threads 1 --quiet");
+      // A one-step run (its checkpoint step-00000001) and its encoder exported.
+      write(d / "run.json", demo_config().dump(2));
+      run_ok(bin() + " pretrain --config " + (d / "run.json").string() + " --data " + (d / "dataset").string() +
+             " --run-dir " + (d / "run").string() + " --max-steps 1");
+      run_ok(bin() + " export --checkpoint " + (d / "run/checkpoints/step-00000001").string() + " --out " +
+             (d / "w.safetensors").string());
       write(d / "ready", "");
     }
     flock(lock, LOCK_UN);
@@ -75,13 +93,51 @@ const fs::path& shared() {
 
 std::string dataset() { return (shared() / "dataset").string(); }
 
-json demo_config() {
-  json c = json::parse(std::ifstream(gf::test::source_dir() + "/configs/demo.json"));
-  c["model"]["img_size"] = 56;
-  c["data"]["batch_size"] = 4;
-  c["data"]["split"] = "all";
-  return c;
+// Writes a NaN over the first value of the file's first F32 tensor, keeping its size (so a
+// checkpoint's state.json still lists it as complete).
+void poke_nan(const fs::path& file) {
+  std::fstream io(file, std::ios::in | std::ios::out | std::ios::binary);
+  uint64_t header_bytes = 0;
+  io.read(reinterpret_cast<char*>(&header_bytes), 8);
+  std::string header(header_bytes, '\0');
+  io.read(header.data(), static_cast<std::streamsize>(header_bytes));
+  const json tensors = json::parse(header);
+  for (const auto& item : tensors.items()) {
+    if (item.key() == "__metadata__" || item.value().at("dtype") != "F32") continue;
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    io.seekp(static_cast<std::streamoff>(8 + header_bytes + item.value().at("data_offsets")[0].get<uint64_t>()));
+    io.write(reinterpret_cast<const char*>(&nan), sizeof(nan));
+    return;
+  }
+  FAIL() << file << ": no F32 tensor";
 }
+
+// A copy of the shared one-step run in the case's folder, which `edit` then changes; greenfound
+// is given `args` with "{run}" the copy, "{dir}" the case's folder, "{data}" the shared set and
+// "{data56}" the same images packed at 56 px.
+Case run_case(const std::string& name, const std::function<void(const fs::path& run)>& edit, const std::string& args,
+              const std::string& expected) {
+  return {name,
+          [edit, args](const fs::path& dir) {
+            fs::copy(shared() / "run", dir / "run", fs::copy_options::recursive);
+            fs::copy_file(shared() / "run.json", dir / "c.json");
+            fs::copy_file(shared() / "w.safetensors", dir / "w.safetensors");
+            edit(dir / "run");
+            std::string out = args;
+            const std::pair<std::string, std::string> fill[] = {{"{run}", (dir / "run").string()},
+                                                                {"{dir}", dir.string()},
+                                                                {"{data56}", (shared() / "dataset56").string()},
+                                                                {"{data}", dataset()}};
+            for (const auto& [key, value] : fill)
+              for (size_t at = out.find(key); at != std::string::npos; at = out.find(key)) out.replace(at, key.size(), value);
+            return out;
+          },
+          expected};
+}
+
+const char* const kCheckpoint = "checkpoints/step-00000001";
+const char* const kResume = "pretrain --config {dir}/c.json --data {data} --run-dir {run} --resume auto --max-steps 2";
+
 
 // pretrain on the shared set with the config `edit` makes from the demo config.
 Case config_case(const std::string& name, const std::function<void(json&)>& edit, const std::string& expected,
@@ -259,6 +315,30 @@ std::vector<Case> cases() {
       {"report_missing_folder",
        [](const fs::path& dir) { return "report " + (dir / "nowhere").string() + " --out " + (dir / "r.html").string(); },
        "not a run folder"},
+      // Resumes that would continue from something else than the run's last good state, and
+      // weights that are not finite.
+      run_case("resume_every_checkpoint_torn",
+               [](const fs::path& run) { fs::resize_file(run / kCheckpoint / "model.safetensors", 100); }, kResume,
+               "found \"auto\" and no complete checkpoint, only torn ones"),
+      run_case("resume_other_dataset", [](const fs::path&) {},
+               "pretrain --config {dir}/c.json --data {data56} --run-dir {run} --resume auto --max-steps 2",
+               "dataset fingerprint: found"),
+      run_case("resume_nan_checkpoint", [](const fs::path& run) { poke_nan(run / kCheckpoint / "model.safetensors"); },
+               kResume, "values not finite (1 NaN, 0 Inf), expected finite weights"),
+      run_case("export_nan_checkpoint", [](const fs::path& run) { poke_nan(run / kCheckpoint / "model.safetensors"); },
+               "export --checkpoint {run}/checkpoints/step-00000001 --out {dir}/out.safetensors", "expected finite weights"),
+      run_case("export_nan_weights", [](const fs::path& run) { poke_nan(run.parent_path() / "w.safetensors"); },
+               "export --weights {dir}/w.safetensors --out {dir}/out.safetensors", "w.safetensors: "),
+      run_case("embed_nan_weights", [](const fs::path& run) { poke_nan(run.parent_path() / "w.safetensors"); },
+               "embed --weights {dir}/w.safetensors --data {data} --out {dir}/e.h5 --no-energy --workers 1",
+               "expected finite weights"),
+      run_case("pretrain_init_nan", [](const fs::path& run) {
+                 poke_nan(run.parent_path() / "w.safetensors");
+                 json c = demo_config();
+                 c["model"]["init"] = (run.parent_path() / "w.safetensors").string();
+                 write(run.parent_path() / "c.json", c.dump(2));
+               },
+               "pretrain --config {dir}/c.json --data {data} --run-dir {dir}/fresh --max-steps 1", "expected finite weights"),
       // probe on embeddings that cannot give a meaningful result.
       probe_case("probe_nan", "f['embeddings'][0, 0] = np.nan", "non-finite"),
       probe_case("probe_inf", "f['embeddings'][3, 5] = np.inf", "non-finite"),

@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <tuple>
@@ -21,6 +23,7 @@
 #include "train/metrics_record.hpp"
 #include "train/pretrain.hpp"
 #include "train/provenance.hpp"
+#include "train/resume_check.hpp"
 #include "train/run_config.hpp"
 
 namespace gf::train {
@@ -28,6 +31,11 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+
+std::string text_of(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
 
 class PretrainTest : public ::testing::Test {
  protected:
@@ -292,6 +300,97 @@ TEST_F(PretrainTest, RefusesACheckpointOfAnotherConfig) {
   }
   // A fresh run into a folder with checkpoints must say what it wants.
   EXPECT_THROW(pretrain(tiny_config(), PretrainOptions{dir, "", 2}), std::runtime_error);
+}
+
+TEST_F(PretrainTest, ResumeChecksTheDatasetAndPassesOverTornCheckpoints) {
+  const std::string dir = run_dir("resume_checks");
+  RunConfig config = tiny_config();
+  ASSERT_EQ(pretrain(config, PretrainOptions{dir, "", 1}).step, 1);
+  ASSERT_EQ(load_checkpoint(latest_checkpoint(dir)).state.dataset.value("fingerprint", ""),
+            dataset_fingerprint(root_ + "/dataset"));
+
+  // The same packed data in another folder resumes; other data only when asked for.
+  const std::string moved = root_ + "/moved_dataset";
+  fs::remove_all(moved);
+  fs::copy(root_ + "/dataset", moved, fs::copy_options::recursive);
+  EXPECT_EQ(dataset_fingerprint(moved), dataset_fingerprint(root_ + "/dataset"));
+  config.data.path = moved;
+  EXPECT_EQ(pretrain(config, PretrainOptions{dir, "auto", 2}).step, 2);
+  config.data.path = root_ + "/odd_dataset";
+  const std::string config_before = text_of(dir + "/config.json");
+  try {
+    pretrain(config, PretrainOptions{dir, "auto", 3});
+    FAIL() << "a resume on another dataset was accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("step-00000002: dataset fingerprint: found"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(text_of(dir + "/config.json"), config_before);  // refused before anything was rewritten
+  PretrainOptions allowed{dir, "auto", 3};
+  allowed.allow_dataset_change = true;
+  EXPECT_EQ(pretrain(config, allowed).step, 3);
+
+  // A torn newest checkpoint is passed over (and said so); with every one torn, auto refuses.
+  config.data.path = root_ + "/odd_dataset";
+  fs::resize_file(dir + "/checkpoints/step-00000003/model.safetensors", 64);
+  EXPECT_EQ(latest_checkpoint(dir), dir + "/checkpoints/step-00000002");
+  config.data.path = moved;
+  EXPECT_EQ(pretrain(config, PretrainOptions{dir, "auto", 3}).step, 3);
+  EXPECT_NE(text_of(dir + "/train.log").find("passed over torn checkpoints newer than"), std::string::npos);
+  for (const auto& checkpoint : list_checkpoints(dir)) fs::resize_file(checkpoint + "/optimizer.safetensors", 10);
+  try {
+    pretrain(config, PretrainOptions{dir, "auto", 4});
+    FAIL() << "--resume auto with every checkpoint torn started afresh";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("found \"auto\" and no complete checkpoint, only torn ones ("), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST_F(PretrainTest, CheckpointsWithWeightsThatAreNotFiniteAreNeverGood) {
+  const std::string dir = run_dir("nan_weights");
+  RunConfig config = tiny_config();
+  config.train.checkpoint_every_steps = 1;
+  ASSERT_EQ(pretrain(config, PretrainOptions{dir, "", 2}).step, 2);
+  // NaN written into the newest checkpoint's weights, its size kept: complete, but not good.
+  const std::string newest = dir + "/checkpoints/step-00000002";
+  auto weights = model::read_safetensors(newest + "/model.safetensors").tensors;
+  weights.front().second.view(-1)[0] = std::numeric_limits<float>::quiet_NaN();
+  model::write_safetensors(newest + "/model.safetensors", weights, {{"format", "pt"}});
+  EXPECT_EQ(latest_checkpoint(dir), newest);
+  EXPECT_EQ(last_good_checkpoint(dir), dir + "/checkpoints/step-00000001");
+  for (const auto& read : std::vector<std::function<void()>>{[&] { load_checkpoint(newest); },
+                                                             [&] { load_checkpoint_weights(newest); },
+                                                             [&] { pretrain(config, PretrainOptions{dir, "auto", 3}); }}) {
+    try {
+      read();
+      ADD_FAILURE() << "weights with a NaN were read";
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find(newest + "/model.safetensors: " + weights.front().first +
+                                           ": found 1 of "),
+                std::string::npos)
+          << e.what();
+    }
+  }
+
+  // Weights that stop being finite are not saved; the error names the checkpoint before them.
+  const std::string poisoned = run_dir("nan_weights_unsaved");
+  PretrainOptions options{poisoned, "", 3};
+  options.on_step = [](const StepView& view) {
+    if (view.record.step != 2) return;
+    torch::NoGradGuard no_grad;
+    view.student.parameters().front().view(-1)[0] = std::numeric_limits<float>::infinity();
+  };
+  try {
+    pretrain(config, options);
+    FAIL() << "weights with an Inf were saved";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("pretrain: step 2's weights: "), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("(0 NaN, 1 Inf), expected finite weights; not saved as a checkpoint, last good "
+                                         "checkpoint: " + poisoned + "/checkpoints/step-00000001"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(latest_checkpoint(poisoned), poisoned + "/checkpoints/step-00000001");
 }
 
 TEST_F(PretrainTest, TwoRanksMatchOneRank) {
