@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iostream>
 #include <map>
 #include <sstream>
 #include <string>
@@ -59,6 +60,7 @@ inline void expect_one_error_line(const JobResult& r, const std::vector<std::str
   for (std::string line; std::getline(text, line);)
     if (line.find("error:") != std::string::npos) errors.push_back(line);
   ASSERT_EQ(errors.size(), 1u) << r.output;
+  std::cout << "the one error line: " << errors[0] << "\n";
   for (const auto& part : expected) EXPECT_NE(errors[0].find(part), std::string::npos) << part << " in\n" << r.output;
   for (const char* noise : {"frame #", "HDF5-DIAG", "terminate called", "Exception raised from"})
     EXPECT_EQ(r.output.find(noise), std::string::npos) << noise << " in\n" << r.output;
@@ -81,6 +83,15 @@ inline Interrupted kill_at(const std::string& command, const std::function<bool(
   ::kill(job.pid(), SIGKILL);
   if (!job.wait(60, r.ended)) ADD_FAILURE() << command << ": still running 60 s after SIGKILL";
   r.killed = r.ended.exit_code == 128 + SIGKILL;
+  return r;
+}
+
+// kill_at, then a line saying where the kill was aimed, whether it landed, and what `shown` held.
+inline Interrupted kill_at_and_show(const std::string& aim, const std::string& command, const std::function<bool()>& point,
+                                    const fs::path& log, const fs::path& shown) {
+  const Interrupted r = kill_at(command, point, log);
+  std::cout << aim << ": " << (r.killed ? "killed" : "had finished") << ", left "
+            << ::testing::PrintToString(names_in(shown)) << " in " << shown.filename() << "\n";
   return r;
 }
 

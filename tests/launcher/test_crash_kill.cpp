@@ -43,11 +43,9 @@ TEST_F(CrashKill, KilledPackKeepsFinishedShardsAndResumes) {
   for (size_t k = 0; k < points.size(); ++k) {
     SCOPED_TRACE("pack killed at: " + points[k].what);
     const fs::path out = path("pack-" + std::to_string(k));
-    const Interrupted r = kill_at(pack_command(out.string()), [&] { return present(out / points[k].file); },
-                                  path("pack-" + std::to_string(k) + ".log"));
+    const Interrupted r = kill_at_and_show("pack at: " + points[k].what, pack_command(out.string()),
+                                           [&] { return present(out / points[k].file); }, out.string() + ".log", out);
     killed += r.killed;
-    std::cout << "pack at \"" << points[k].what << "\": " << (r.killed ? "killed" : "had finished") << ", left "
-              << ::testing::PrintToString(names_in(out)) << "\n";
     // Finished is verified; unfinished is not a dataset.
     const size_t recorded = expect_recorded_shards_finished(out);
     if (present(out / "manifest.json")) {
@@ -74,10 +72,8 @@ TEST_F(CrashKill, PackOverwriteKilledAfterItsSwapFinishesTheCleanup) {
   JobResult r = greenfound("pack --images " + path("images") + " --out " + out.string() + " --resolution 32 --threads 1 --quiet");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::ofstream(out / "notes.txt") << "the old dataset's\n";
-  const Interrupted killed = kill_at(pack_command(out.string(), " --overwrite"),
-                                     [&] { return present(staged / "notes.txt"); }, path("overwrite.log"));
-  std::cout << "pack --overwrite after its swap: " << (killed.killed ? "killed" : "had finished") << ", left "
-            << ::testing::PrintToString(names_in(staged)) << " staged\n";
+  kill_at_and_show("pack --overwrite after its swap", pack_command(out.string(), " --overwrite"),
+                   [&] { return present(staged / "notes.txt"); }, path("overwrite.log"), staged);
   expect_reference_shards(out);  // the new dataset is in place and complete
   r = run_job(pack_command(out.string(), " --overwrite"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -99,11 +95,10 @@ TEST_F(CrashKill, KilledCheckpointWriteResumesFromTheLastCompleteOne) {
   for (size_t k = 0; k < points.size(); ++k) {
     SCOPED_TRACE("pretrain killed at: " + points[k].what);
     const fs::path run = path("run-" + std::to_string(k));
-    const Interrupted r = kill_at(pretrain_command(run.string()), [&] { return present(run / points[k].file); },
-                                  path("run-" + std::to_string(k) + ".log"));
+    const Interrupted r = kill_at_and_show("pretrain at: " + points[k].what, pretrain_command(run.string()),
+                                           [&] { return present(run / points[k].file); }, run.string() + ".log",
+                                           run / "checkpoints");
     killed += r.killed;
-    std::cout << "pretrain at \"" << points[k].what << "\": " << (r.killed ? "killed" : "had finished") << ", left "
-              << ::testing::PrintToString(names_in(run / "checkpoints")) << "\n";
     // Every complete checkpoint is the reference's; what is not complete is not listed.
     const std::vector<std::string> complete = gf::train::list_checkpoints(run.string());
     for (const auto& dir : complete) expect_reference_checkpoint(dir);
@@ -152,10 +147,8 @@ TEST_F(CrashKill, KilledEmbedLeavesTheOldFileOrTheNewOne) {
     fs::copy_file(path("old/embeddings.h5"), dir / "embeddings.h5");
     const fs::path out = dir / "embeddings.h5";
     const ino_t old = inode(out);
-    const Interrupted killed = kill_at(embed_command(out.string()), [&] { return points[k].reached(dir, old); },
-                                       path("embed-" + std::to_string(k) + ".log"));
-    std::cout << "embed at \"" << points[k].what << "\": " << (killed.killed ? "killed" : "had finished") << ", left "
-              << ::testing::PrintToString(names_in(dir)) << "\n";
+    kill_at_and_show("embed at: " + points[k].what, embed_command(out.string()),
+                     [&] { return points[k].reached(dir, old); }, dir.string() + ".log", dir);
     // The old file, untouched, or the new one, complete.
     ASSERT_TRUE(present(out));
     if (sha(out) != old_sha) expect_reference_embeddings(out);
