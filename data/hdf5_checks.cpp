@@ -17,13 +17,33 @@ std::string shape_text(const std::vector<hsize_t>& dims) {
   return text + "]";
 }
 
+// H5Ewalk2 callback: the text between "error message = '" and the next quote, the
+// strerror() that libhdf5's file drivers put in their failure descriptions.
+herr_t find_system_error(unsigned, const H5E_error2_t* error, void* reason) {
+  static const std::string kMarker = "error message = '";
+  const std::string description = error->desc ? error->desc : "";
+  const size_t at = description.find(kMarker);
+  if (at == std::string::npos) return 0;
+  const size_t begin = at + kMarker.size();
+  *static_cast<std::string*>(reason) = description.substr(begin, description.find('\'', begin) - begin);
+  return 1;  // found: stop walking
+}
+
 }  // namespace
 
 void silence_hdf5_errors() {
+  static const bool no_exit_handler = H5dont_atexit() >= 0;  // before anything initialises libhdf5
+  (void)no_exit_handler;
   thread_local bool silenced = false;
   if (silenced) return;
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
   silenced = true;
+}
+
+std::string hdf5_system_error() {
+  std::string reason;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, find_system_error, &reason);
+  return reason;
 }
 
 int64_t checked_element_count(hid_t dataset, int expected_rank, const std::string& path, const std::string& name) {

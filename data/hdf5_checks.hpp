@@ -12,7 +12,15 @@ namespace gf::data {
 
 // Turns off libhdf5's automatic error-stack printing (the 20-line HDF5-DIAG dumps) for the
 // calling thread: libhdf5 keeps the setting per thread in thread-safe builds. Idempotent.
+// The first call in a process also turns off libhdf5's exit handler, which closes the files
+// still open and crashes on one whose flush already failed (a full disk): every file has an
+// owner that closes it.
 void silence_hdf5_errors();
+
+// The operating system's reason for the HDF5 call that just failed ("No space left on
+// device"), as libhdf5's file driver recorded it on the error stack; "" when the failure was
+// not a system call's. Call it right after the failing call (the next call clears the stack).
+std::string hdf5_system_error();
 
 // The element count of `dataset` (rank `expected_rank`, or any rank for -1), after checking
 // that its declared byte size (elements x element size) neither overflows nor exceeds what

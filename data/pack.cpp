@@ -468,7 +468,11 @@ void summarize_shards(const PackOptions& o, const Plan& plan, const ShardLayout&
 void pack_into(const PackOptions& o, const fs::path& out, Plan& plan, PackResult& result,
                std::chrono::steady_clock::time_point started) {
   fs::create_directories(out);
-  if (already_packed(out, plan, result)) return;  // same inputs and options: nothing to do
+  std::error_code ec;
+  if (already_packed(out, plan, result)) {  // same inputs and options: nothing to do
+    fs::remove(out / kPackStateFile, ec);   // but what a pack killed right after its manifest left
+    return;
+  }
   std::vector<DoneShard> done = prepare_output(out, plan);
   result.resumed_shards = static_cast<int64_t>(done.size());
 
@@ -500,7 +504,6 @@ void pack_into(const PackOptions& o, const fs::path& out, Plan& plan, PackResult
   result.images_per_second = result.seconds > 0 ? static_cast<double>(end - begin) / result.seconds : 0.0;
   write_pack_report(out.string(), result);
   write_manifest(result.manifest, out.string());  // last: the dataset is complete from here on
-  std::error_code ec;
   fs::remove(out / kPackStateFile, ec);
 }
 
@@ -516,6 +519,8 @@ PackResult pack(const PackOptions& o) {
   const std::string replaced = work_replaced(out, plan);
   if (replaced.empty()) {
     pack_into(o, out, plan, result, started);
+    // An overwrite killed after its exchange left the replaced folder where it was staged.
+    if (o.overwrite) fs::remove_all(staging_folder(out));
     return result;
   }
   if (!o.overwrite)

@@ -19,13 +19,19 @@ std::runtime_error h5_error(const std::string& path, const std::string& what) {
   return std::runtime_error(path + ": " + what);
 }
 
+// "<path>: <what> failed", with the system's reason where a system call failed (a full disk).
+std::runtime_error failed(const std::string& path, const std::string& what) {
+  const std::string reason = hdf5_system_error();
+  return h5_error(path, what + " failed" + (reason.empty() ? "" : " (" + reason + ")"));
+}
+
 Hid checked(hid_t id, herr_t (*close)(hid_t), const std::string& path, const std::string& what) {
-  if (id < 0) throw h5_error(path, what + " failed");
+  if (id < 0) throw failed(path, what);
   return Hid(id, close);
 }
 
 void check(herr_t rc, const std::string& path, const std::string& what) {
-  if (rc < 0) throw h5_error(path, what + " failed");
+  if (rc < 0) throw failed(path, what);
 }
 
 // Creation properties without object timestamps, so packing the same inputs twice gives

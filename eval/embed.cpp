@@ -307,6 +307,9 @@ EmbedSummary run_embed(const EmbedConfig& config) {
   if (config.images_dir.empty() == config.data_dir.empty())
     throw base::FieldError("embed", "images_dir", "expected exactly one of an image folder or a packed dataset (data_dir)");
   if (config.out.empty()) base::throw_found_expected("embed", "out", "\"\"", "an output .h5 path");
+  // Made now, with or without energy files beside it: a folder that cannot be made fails here,
+  // not after every image was embedded.
+  if (world.is_root()) std::filesystem::create_directories(std::filesystem::absolute(config.out).parent_path());
   if (config.batch_size < 1) throw base::FieldError("embed", "batch_size", "found " + std::to_string(config.batch_size) +
                                                       ", expected at least 1");
   at::set_num_threads(base::resolve_threads(config.threads, world.local_size));

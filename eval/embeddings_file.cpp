@@ -17,11 +17,17 @@
 namespace gf::eval {
 namespace {
 
+// `what`, with the system's reason where a system call failed under libhdf5 (a full disk).
+std::runtime_error failure(const std::string& what) {
+  const std::string reason = data::hdf5_system_error();
+  return std::runtime_error(what + (reason.empty() ? "" : " (" + reason + ")"));
+}
+
 // An HDF5 identifier closed with the matching H5*close when it goes out of scope.
 class Handle {
  public:
   Handle(hid_t id, herr_t (*close)(hid_t), const std::string& what) : id_(id), close_(close) {
-    if (id < 0) throw std::runtime_error(what);
+    if (id < 0) throw failure(what);
   }
   ~Handle() {
     if (id_ >= 0) close_(id_);
@@ -36,7 +42,7 @@ class Handle {
 };
 
 void check(herr_t status, const std::string& what) {
-  if (status < 0) throw std::runtime_error(what);
+  if (status < 0) throw failure(what);
 }
 
 // h5py's float16: IEEE binary16, little endian.
@@ -251,10 +257,17 @@ void write_embeddings(const std::string& path, const EmbeddingTable& table, Embe
     if (column.values.size() != n)
       throw std::runtime_error(path + ": labels/" + name + ": found " + std::to_string(column.values.size()) +
                                " entries, expected " + std::to_string(n));
+  data::silence_hdf5_errors();  // every failure below throws naming the file
   const std::string temporary = path + ".tmp";
-  write_file(temporary, table, dtype);
-  base::fsync_path(temporary);
-  base::rename_durable(temporary, path);
+  try {
+    write_file(temporary, table, dtype);
+    base::fsync_path(temporary);
+    base::rename_durable(temporary, path);
+  } catch (...) {
+    std::error_code ignored;
+    std::filesystem::remove(temporary, ignored);  // never left half-written under its temporary name
+    throw;
+  }
 }
 
 EmbeddingTable read_embeddings(const std::string& path) {

@@ -177,6 +177,15 @@ std::string save_checkpoint(const std::string& run_dir, const Checkpoint& checkp
   fs::remove_all(temp_dir);
   fs::remove_all(final_dir);  // an incomplete leftover of the same step
   fs::create_directories(temp_dir);
+  // Removes temp_dir on the way out: a write that fails (a full disk) leaves no half checkpoint
+  // taking space; after the rename below there is nothing left there to remove.
+  struct RemoveTemp {
+    fs::path dir;
+    ~RemoveTemp() {
+      std::error_code ignored;
+      fs::remove_all(dir, ignored);
+    }
+  } remove_temp{temp_dir};
 
   model::NamedTensors optimizer = checkpoint.optimizer;
   for (const auto& [name, tensor] : checkpoint.carried_grads) optimizer.emplace_back(kCarriedPrefix + name, tensor);
