@@ -366,7 +366,7 @@ std::vector<HostileCase> cases() {
        [](auto d) { return open_edited(d, false, [](json& j) { j["shards"][0]["bytes"] = 1.8469353e88; }); },
        {"manifest.json.shards[0].bytes: found 1.8469353e+88, expected an integer"}},
       {"ManifestFractionalSourceCountNoChecksum",
-       [](auto d) { return open_edited(d, false, [](json& j) { j["sources"] = {{"images", 0.5}}; }); },
+       [](auto d) { return open_edited(d, false, [](json& j) { j["sources"] = json::parse(R"({"images": 0.5})"); }); },
        {"manifest.json.sources.images: found 0.5, expected an integer"}},
       {"ManifestCountTwoTo40NoChecksum",
        [](auto d) {
