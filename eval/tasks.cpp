@@ -38,7 +38,7 @@ Condition::Op parse_op(const std::string& op) {
 
 // libstdc++'s std::regex recurses once per character: a 300 KB label overflowed the stack of
 // `probe`. A label is a column name and a number; a longer one is refused before matching.
-constexpr size_t kMaxLabelBytes = 4096;
+constexpr size_t kMaxLabelBytes = 1024;
 
 // "column" or "column <op> number".
 void parse_label(const std::string& text, TaskSpec& task, const std::string& where) {

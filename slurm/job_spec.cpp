@@ -18,7 +18,7 @@ using nlohmann::json;
 
 // libstdc++'s std::regex recurses once per character: a 300 KB job_name overflowed the stack
 // of `submit`. Every field matched here is short; a longer one is refused before matching.
-constexpr size_t kMaxMatchedBytes = 4096;
+constexpr size_t kMaxMatchedBytes = 1024;
 
 bool matches(const std::string& text, const std::regex& pattern) {
   return text.size() <= kMaxMatchedBytes && std::regex_match(text, pattern);

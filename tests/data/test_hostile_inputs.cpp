@@ -555,7 +555,7 @@ std::vector<HostileCase> cases() {
          write_file(path, json{{"tasks", {{{"label", std::string(300000, 'a') + " > 1"}}}}}.dump());
          return std::function<void()>([path] { eval::load_tasks(path); });
        },
-       {"tasks.json: tasks[0].label: found a label of 300004 bytes, expected at most 4096"}},
+       {"tasks.json: tasks[0].label: found a label of 300004 bytes, expected at most 1024"}},
   };
 }
 
