@@ -49,18 +49,29 @@ function(gf_add_gtest name)
   if(NOT ARG_LABELS)
     set(ARG_LABELS unit)
   endif()
+  if(name IN_LIST GF_SANITIZED_TESTS)  # tests/CMakeLists.txt
+    list(APPEND ARG_LABELS sanitize)
+  endif()
   set(_env
     "GF_FIXTURES=${PROJECT_SOURCE_DIR}/tests/fixtures" "GF_PYTHON=${GF_PYTHON}"
     "GF_BIN=$<TARGET_FILE:greenfound>" "GF_MPIEXEC=${MPIEXEC_EXECUTABLE}" "GF_SOURCE_DIR=${PROJECT_SOURCE_DIR}"
     "OMP_NUM_THREADS=1" "OMPI_ALLOW_RUN_AS_ROOT=1" "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1" "OMPI_MCA_rmaps_base_oversubscribe=1")
-  # gtest_discover_tests (PRE_TEST) re-splits list-valued properties twice: escape the
-  # separators so ENVIRONMENT stays one list of NAME=VALUE items.
-  string(REPLACE ";" "\\\\\\\\\\\\\\;" _env "${_env}")
-  string(REPLACE ";" "\\\\\\\\\\\\\\;" _labels "${ARG_LABELS}")
   set(_lock)
   if(ARG_RESOURCE_LOCK)
     set(_lock RESOURCE_LOCK ${ARG_RESOURCE_LOCK})
   endif()
+  if(GF_SANITIZE)
+    # One ctest test per binary: each process pays LibTorch's and ASan's start-up (~3 s here)
+    # once instead of once per test, and a binary's tests run one after another.
+    add_test(NAME ${name} COMMAND ${name})
+    set_tests_properties(${name} PROPERTIES WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR} TIMEOUT ${ARG_TIMEOUT}
+                         LABELS "${ARG_LABELS}" ENVIRONMENT "${_env}" ${_lock})
+    return()
+  endif()
+  # gtest_discover_tests (PRE_TEST) re-splits list-valued properties twice: escape the
+  # separators so ENVIRONMENT stays one list of NAME=VALUE items.
+  string(REPLACE ";" "\\\\\\\\\\\\\\;" _env "${_env}")
+  string(REPLACE ";" "\\\\\\\\\\\\\\;" _labels "${ARG_LABELS}")
   gtest_discover_tests(${name}
     DISCOVERY_MODE PRE_TEST
     WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <set>
 #include <stdexcept>
+#include <type_traits>
 
 #include "base/atomic_file.hpp"
 #include "base/json_reader.hpp"
@@ -39,9 +40,29 @@ bool is_plain_file_name(const std::string& name) {
          name.find('\0') == std::string::npos;
 }
 
+// An integer of type T as written: nlohmann's get<T>() would cast a float or an out-of-range
+// value unchecked (1.8e88 into int64_t is undefined; the fuzzer found it in shards[].bytes).
+template <typename T>
+T integer(const json& value, const std::string& where) {
+  bool fits = false;
+  if (value.is_number_unsigned()) {
+    fits = value.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max());
+  } else if (value.is_number_integer()) {
+    const int64_t v = value.get<int64_t>();
+    fits = std::is_signed_v<T> ? v >= static_cast<int64_t>(std::numeric_limits<T>::min()) &&
+                                     v <= static_cast<int64_t>(std::numeric_limits<T>::max())
+                               : v >= 0;
+  }
+  if (!fits)
+    throw std::runtime_error(where + ": found " + value.dump() + ", expected an integer from " +
+                             std::to_string(std::numeric_limits<T>::min()) + " to " + std::to_string(std::numeric_limits<T>::max()));
+  return value.get<T>();
+}
+
 template <typename T>
 T field(const json& object, const char* key, const std::string& where) {
   if (!object.contains(key)) throw std::runtime_error(where + "." + key + ": found nothing, expected a value");
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) return integer<T>(object.at(key), where + "." + key);
   try {
     return object.at(key).get<T>();
   } catch (const json::exception& e) {
@@ -197,7 +218,9 @@ Manifest read_manifest(const std::string& dataset_dir) {
                                std::to_string(m.split.test_count) + ", expected counts >= 0 adding up to " + std::to_string(m.count));
     }
   }
-  m.sources = optional_field<std::map<std::string, int64_t>>(j, "sources", where, {});
+  const json sources = optional_field<json>(j, "sources", where, json::object());
+  if (!sources.is_object()) throw std::runtime_error(where + ".sources: found " + sources.dump() + ", expected an object of counts");
+  for (const auto& [name, count] : sources.items()) m.sources[name] = integer<int64_t>(count, where + ".sources." + name);
   return m;
 }
 

@@ -49,7 +49,8 @@ void apply_gpu_table_json(std::vector<GpuSpec>& table, const nlohmann::json& row
     for (const auto& [key, value] : row.items())
       if (key != "board_power_w" && key != "price_per_hour" && key != "dense_tflops")
         throw std::runtime_error(where + "." + key + ": unknown field, expected board_power_w, price_per_hour or dense_tflops");
-    auto known = std::find_if(table.begin(), table.end(), [&](const GpuSpec& g) { return upper(g.name) == upper(name); });
+    const std::string wanted = upper(name);  // C++17 lambdas cannot capture a structured binding (clang refuses)
+    auto known = std::find_if(table.begin(), table.end(), [&](const GpuSpec& g) { return upper(g.name) == wanted; });
     if (known == table.end()) {
       for (const char* key : {"board_power_w", "price_per_hour", "dense_tflops"})
         if (!row.contains(key)) throw std::runtime_error(where + ": a new GPU needs " + key);

@@ -1,8 +1,10 @@
 #include "energy/energy_csv.hpp"
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <limits>
 #include <sstream>
 #include <stdexcept>
 
@@ -33,6 +35,8 @@ bool parse_row(const std::string& line, EnergySample& sample) {
   if (!parse_number(f[0], sample.time) || !parse_number(f[1], rank) || !parse_number(f[5], sample.joules) ||
       !parse_number(f[6], sample.watts))
     return false;
+  // A rank is a whole number an int holds (NaN, 1e300 or -1 is no rank: casting it is undefined).
+  if (!(rank >= 0 && rank <= std::numeric_limits<int>::max() && rank == std::floor(rank))) return false;
   sample.rank = static_cast<int>(rank);
   sample.host = f[2];
   sample.device = f[3];

@@ -36,8 +36,15 @@ Condition::Op parse_op(const std::string& op) {
   return Condition::Op::kNe;
 }
 
+// libstdc++'s std::regex recurses once per character: a 300 KB label overflowed the stack of
+// `probe`. A label is a column name and a number; a longer one is refused before matching.
+constexpr size_t kMaxLabelBytes = 1024;
+
 // "column" or "column <op> number".
 void parse_label(const std::string& text, TaskSpec& task, const std::string& where) {
+  if (text.size() > kMaxLabelBytes)
+    throw std::runtime_error(where + ".label: found a label of " + std::to_string(text.size()) + " bytes, expected at most " +
+                             std::to_string(kMaxLabelBytes));
   static const std::regex kExpression(R"(^\s*([A-Za-z0-9_.\-]+)\s*(>=|<=|==|!=|>|<)\s*(-?[0-9]+(\.[0-9]*)?)\s*$)");
   static const std::regex kColumn(R"(^\s*([A-Za-z0-9_.\-]+)\s*$)");
   std::smatch match;

@@ -5,24 +5,15 @@
 // get them. A std::exception is the right answer to a malformed file; a crash, a sanitizer
 // report, an allocation past -malloc_limit_mb or a timeout is a finding.
 #include <caffe2/serialize/inline_container.h>
-#include <unistd.h>
 
 #include <cstdint>
 #include <exception>
-#include <filesystem>
-#include <fstream>
 #include <string>
 
+#include "fuzz/scratch_file.hpp"
 #include "model/weights.hpp"
 
 namespace {
-
-// One scratch file per process (libFuzzer's -jobs run several), removed at exit.
-struct Scratch {
-  std::string path = (std::filesystem::temp_directory_path() /
-                      ("gf-fuzz-torch-pickle-" + std::to_string(::getpid()) + ".pth")).string();
-  ~Scratch() { std::filesystem::remove(path); }
-};
 
 void write_archive(const std::string& path, const uint8_t* pickle, size_t size) {
   caffe2::serialize::PyTorchStreamWriter writer(path);
@@ -35,14 +26,13 @@ void write_archive(const std::string& path, const uint8_t* pickle, size_t size) 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static Scratch scratch;
-  const auto* bytes = reinterpret_cast<const char*>(data);
-  if (gf::model::has_torch_zip_magic(bytes, static_cast<int64_t>(size)))
-    std::ofstream(scratch.path, std::ios::binary | std::ios::trunc).write(bytes, static_cast<std::streamsize>(size));
+  static const gf::fuzz::ScratchFile scratch("input.pth");
+  if (gf::model::has_torch_zip_magic(reinterpret_cast<const char*>(data), static_cast<int64_t>(size)))
+    scratch.write(data, size);
   else
-    write_archive(scratch.path, data, size);
+    write_archive(scratch.path(), data, size);
   try {
-    gf::model::read_weights(scratch.path);
+    gf::model::read_weights(scratch.path());
   } catch (const std::exception&) {
   }
   return 0;

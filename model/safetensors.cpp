@@ -146,6 +146,9 @@ SafetensorsContents read_safetensors(const std::string& path) {
   SafetensorsContents contents;
   std::vector<Entry> entries;
   for (auto it = header.begin(); it != header.end(); ++it) {
+    if (it.key().size() > kMaxTensorNameBytes)
+      throw std::runtime_error(path + ": " + printable(it.key().substr(0, 40)) + "..: found a tensor name of " +
+                               std::to_string(it.key().size()) + " bytes, expected at most " + std::to_string(kMaxTensorNameBytes));
     const std::string where = path + ": " + printable(it.key());
     try {
       if (it.key() == "__metadata__") {

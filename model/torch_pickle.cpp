@@ -463,6 +463,9 @@ StateDict extract_state_dict(PyRef root, TensorLoader& loader, const std::string
     if (k->kind != PyValue::Kind::kString)
       throw std::runtime_error(where + ": found a key that is not a string, expected tensor names");
     const std::string& name = k->text;
+    if (name.size() > kMaxTensorNameBytes)
+      throw std::runtime_error(where + ": key \"" + printable(name.substr(0, 40)) + "..\": found a tensor name of " +
+                               std::to_string(name.size()) + " bytes, expected at most " + std::to_string(kMaxTensorNameBytes));
     if (!names.insert(name).second)
       throw std::runtime_error(where + ": key \"" + printable(name) + "\" appears twice, expected each name once");
     if (v->kind != PyValue::Kind::kTensor)

@@ -22,6 +22,11 @@ using Metadata = std::map<std::string, std::string>;
 // The tensor named `name`, or an undefined tensor when absent.
 at::Tensor find_tensor(const StateDict& state, const std::string& name);
 
+// Both readers refuse a tensor name longer than this: real ones are under 100 bytes, and the
+// name patterns matched with std::regex (which recurses once per character: a 300 KB name
+// overflowed the stack of `inspect`) stay shallow.
+inline constexpr size_t kMaxTensorNameBytes = 1024;
+
 // ---- safetensors ----
 struct SafetensorsContents {
   StateDict tensors;  // in file (data offset) order

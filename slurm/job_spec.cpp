@@ -16,6 +16,20 @@ using nlohmann::json;
   base::throw_found_expected("slurm job", field, found, expected);
 }
 
+// libstdc++'s std::regex recurses once per character: a 300 KB job_name overflowed the stack
+// of `submit`. Every field matched here is short; a longer one is refused before matching.
+constexpr size_t kMaxMatchedBytes = 1024;
+
+bool matches(const std::string& text, const std::regex& pattern) {
+  return text.size() <= kMaxMatchedBytes && std::regex_match(text, pattern);
+}
+
+// "value" for "found ...", a long one cut short (its length said).
+std::string quoted(const std::string& value) {
+  if (value.size() <= 80) return "\"" + value + "\"";
+  return "\"" + value.substr(0, 40) + "..\" (" + std::to_string(value.size()) + " bytes)";
+}
+
 // Every setting a layer may name, as (key, member): one list for reading, writing and layering.
 template <class F>
 void for_each_setting(F&& f) {
@@ -108,8 +122,8 @@ long parse_time_limit(const std::string& text) {
   // sbatch's forms: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S.
   static const std::regex kForm(R"(^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$)");
   std::smatch m;
-  if (!std::regex_match(text, m, kForm))
-    throw std::runtime_error("slurm job: time: found \"" + text + "\", expected HH:MM:SS, MM:SS, MM or D-HH[:MM[:SS]]");
+  if (text.size() > kMaxMatchedBytes || !std::regex_match(text, m, kForm))
+    throw std::runtime_error("slurm job: time: found " + quoted(text) + ", expected HH:MM:SS, MM:SS, MM or D-HH[:MM[:SS]]");
   auto num = [&](int i) { return m[i].matched ? std::stol(m[i].str()) : 0L; };
   if (m[1].matched) return ((num(1) * 24 + num(2)) * 60 + num(3)) * 60 + num(4);
   if (m[4].matched) return (num(2) * 60 + num(3)) * 60 + num(4);  // H:M:S
@@ -125,7 +139,7 @@ void validate(const JobSpec& spec) {
   // step at once, and INT makes it print status instead.
   static const std::regex kSignal(R"(^(SIG)?(USR1|USR2)$)");
 
-  if (!std::regex_match(spec.job_name, kWord)) invalid("job_name", "\"" + spec.job_name + "\"", "letters, digits, _ . + -");
+  if (!matches(spec.job_name, kWord)) invalid("job_name", quoted(spec.job_name), "letters, digits, _ . + -");
   if (spec.nodes < 1) invalid("nodes", std::to_string(spec.nodes), "at least 1");
   if (spec.ntasks_per_node < 0)
     invalid("ntasks_per_node", std::to_string(spec.ntasks_per_node), "at least 1 (or absent: one rank per GPU, 1 on CPU jobs)");
@@ -140,11 +154,11 @@ void validate(const JobSpec& spec) {
   }
   if (spec.gpus_per_node == 0 && !spec.gpu_type.empty())
     invalid("gpu_type", "\"" + spec.gpu_type + "\" with gpus_per_node 0", "gpus_per_node > 0 when a GPU type is given");
-  if (!spec.gpu_type.empty() && !std::regex_match(spec.gpu_type, kWord))
-    invalid("gpu_type", "\"" + spec.gpu_type + "\"", "a GRES type name such as a100");
+  if (!spec.gpu_type.empty() && !matches(spec.gpu_type, kWord))
+    invalid("gpu_type", quoted(spec.gpu_type), "a GRES type name such as a100");
   auto check_name = [](const char* field, const std::string& value) {
     static const std::regex kName(R"(^[A-Za-z0-9_.,+-]+$)");
-    if (!value.empty() && !std::regex_match(value, kName)) invalid(field, "\"" + value + "\"", "a name without spaces or quotes");
+    if (!value.empty() && !matches(value, kName)) invalid(field, quoted(value), "a name without spaces or quotes");
   };
   check_name("partition", spec.partition);
   check_name("account", spec.account);
@@ -153,8 +167,8 @@ void validate(const JobSpec& spec) {
 
   const long limit = parse_time_limit(spec.time);
   if (limit <= 0) invalid("time", "\"" + spec.time + "\"", "a time limit above zero");
-  if (!std::regex_match(spec.signal, kSignal))
-    invalid("signal", "\"" + spec.signal + "\"", "USR1 or USR2 (signals srun and mpirun forward to every rank)");
+  if (!matches(spec.signal, kSignal))
+    invalid("signal", quoted(spec.signal), "USR1 or USR2 (signals srun and mpirun forward to every rank)");
   if (spec.signal_seconds < 0 || spec.signal_seconds > 65535)
     invalid("signal_seconds", std::to_string(spec.signal_seconds), "0 to 65535 (sbatch --signal)");
   if (spec.signal_seconds >= limit)
@@ -165,8 +179,8 @@ void validate(const JobSpec& spec) {
 
   if (!spec.array.empty() && !spec.array_tasks.empty())
     invalid("array", "both a spec \"" + spec.array + "\" and per-task arguments", "one of them");
-  if (!spec.array.empty() && !std::regex_match(spec.array, kArray))
-    invalid("array", "\"" + spec.array + "\"", "a SLURM array spec such as 0-9, 1,3,5 or 0-15%4");
+  if (!spec.array.empty() && !matches(spec.array, kArray))
+    invalid("array", quoted(spec.array), "a SLURM array spec such as 0-9, 1,3,5 or 0-15%4");
   if (spec.array_throttle < 0) invalid("array_throttle", std::to_string(spec.array_throttle), "0 (no limit) or more");
 
   for (const auto& line : spec.extra_sbatch)
@@ -176,7 +190,7 @@ void validate(const JobSpec& spec) {
     if (module.empty() || module.find_first_of(" \t\n'\"") != std::string::npos)
       invalid("modules", "\"" + module + "\"", "a module name such as openmpi/4.1");
   for (const auto& [name, value] : spec.environment) {
-    if (!std::regex_match(name, kEnvName)) invalid("environment", "\"" + name + "\"", "a variable name ([A-Za-z_][A-Za-z0-9_]*)");
+    if (!matches(name, kEnvName)) invalid("environment", quoted(name), "a variable name ([A-Za-z_][A-Za-z0-9_]*)");
     if (name == "OMP_NUM_THREADS") invalid("environment", "OMP_NUM_THREADS", "cpus_per_task to set it (it is exported from there)");
   }
   // #SBATCH lines are not shell words: paths there cannot be quoted, so they may not need it.

@@ -1,5 +1,5 @@
 // Hostile inputs to data/'s readers (labels CSV, images, manifest.json, HDF5 shards) and to
-// the embeddings reader: each case builds its bad file itself and asserts one clear line
+// the embeddings and probe tasks readers: each case builds its bad file itself and asserts one clear line
 // naming the file and what was wrong, no crash, a bounded peak memory, and that every file
 // that existed before is byte-identical after, with nothing new (no `.tmp` shard) left behind.
 #include <gtest/gtest.h>
@@ -23,6 +23,7 @@
 #include "data/labels_csv.hpp"
 #include "data/pack.hpp"
 #include "eval/embeddings_file.hpp"
+#include "eval/tasks.hpp"
 #include "tests/data/data_test_util.hpp"
 
 namespace gf::data {
@@ -356,10 +357,17 @@ std::vector<HostileCase> cases() {
        [](auto d) {
          return open_edited(d, true, [](json& j) {
            for (auto& c : j["labels"])
-             if (c["name"] == "site") c["categories"] = {"C", "B", "A"};
+             if (c["name"] == "site") c["categories"] = std::vector<std::string>{"C", "B", "A"};
          });
        },
        {"manifest.json.manifest_sha256", "found"}},
+      // Numbers an integer field cannot hold (casting them was undefined; the fuzzer found it).
+      {"ManifestShardBytesBeyondInt64NoChecksum",
+       [](auto d) { return open_edited(d, false, [](json& j) { j["shards"][0]["bytes"] = 1.8469353e88; }); },
+       {"manifest.json.shards[0].bytes: found 1.8469353e+88, expected an integer"}},
+      {"ManifestFractionalSourceCountNoChecksum",
+       [](auto d) { return open_edited(d, false, [](json& j) { j["sources"] = json::parse(R"({"images": 0.5})"); }); },
+       {"manifest.json.sources.images: found 0.5, expected an integer"}},
       {"ManifestCountTwoTo40NoChecksum",
        [](auto d) {
          return open_edited(d, false, [](json& j) {
@@ -375,7 +383,7 @@ std::vector<HostileCase> cases() {
        [](auto d) {
          return open_edited(d, false, [](json& j) {
            for (auto& c : j["labels"])
-             if (c["name"] == "site") c["categories"] = {"C", "B", "A"};
+             if (c["name"] == "site") c["categories"] = std::vector<std::string>{"C", "B", "A"};
          });
        },
        {"shard-00000.h5: labels/site: found type category [A, B, C], expected category [C, B, A]"}},
@@ -540,6 +548,14 @@ std::vector<HostileCase> cases() {
          });
        },
        {"embeddings.h5: labels/grade: found shape [1099511627776]"}},
+      // Probe tasks file: a label that sent std::regex (one recursion per character) past the stack.
+      {"TasksLabel300000Bytes",
+       [](auto d) {
+         const std::string path = d + "/tasks.json";
+         write_file(path, json{{"tasks", {{{"label", std::string(300000, 'a') + " > 1"}}}}}.dump());
+         return std::function<void()>([path] { eval::load_tasks(path); });
+       },
+       {"tasks.json: tasks[0].label: found a label of 300004 bytes, expected at most 1024"}},
   };
 }
 

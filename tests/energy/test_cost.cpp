@@ -240,6 +240,12 @@ TEST(EnergyCsv, RowsRoundTripAndAForeignHeaderIsAnError) {
   EXPECT_EQ(energy_csv_row(csv.samples[0]), energy_csv_row(sample));
   EXPECT_EQ(csv.samples[0].rank, 1);
   EXPECT_EQ(csv.samples[0].device, "gpu0");
+  // A rank no int holds is no rank (casting 1e300 to int is undefined; the fuzzer found it).
+  std::ofstream(dir / "ranks.csv") << energy_csv_header() << "1,1e300,h,d,gpu,1,1,x\n1,-1,h,d,gpu,1,1,x\n1,nan,h,d,gpu,1,1,x\n"
+                                   << "1,0.5,h,d,gpu,1,1,x\n" << energy_csv_row(sample);
+  const EnergyCsv ranks = read_energy_csv(dir / "ranks.csv");
+  EXPECT_EQ(ranks.samples.size(), 1u);
+  EXPECT_EQ(ranks.torn_rows, 4);
   std::ofstream(dir / "other.csv") << "timestamp,project_name\n1,x\n";
   try {
     read_energy_csv(dir / "other.csv");

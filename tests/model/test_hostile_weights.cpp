@@ -219,6 +219,9 @@ TEST(HostileWeights, TorchSaveArchivesAreRefusedWithOneLine) {
       {"non_string_key", pth(Pickle().raw("}(K\x01N" "u").stop()), "a key that is not a string"},
       {"duplicate_key", pth(Pickle().raw("}(").raw(tensor_w).raw(tensor_w).raw("u").stop()), "key \"w\" appears twice"},
       {"escape_in_key", pth(Pickle().raw("}(").str("\x1b[2Jx").raw("Nu").stop()), "key \"\\x1b[2Jx\" holds a non-tensor value"},
+      // a name that sent `inspect`'s std::regex (one recursion per character) past the stack
+      {"name_300000_bytes", pth(Pickle().raw("}(").str("blocks.1." + std::string(300000, 'x')).raw("Nu").stop()),
+       "found a tensor name of 300009 bytes, expected at most 1024"},
       // persistent ids and storages
       {"persistent_id_short", pth(Pickle().raw("(").str("storage").raw("tQ.").bytes), "not a ('storage', type, key, location, numel) tuple"},
       {"storage_type_unknown", pth(Pickle().raw("}(").str("w").tensor("0", 4, 0, {4}, {1}, "ComplexFloatStorage").raw("u").stop()),
@@ -332,6 +335,8 @@ TEST(HostileWeights, SafetensorsAreRefusedWithOneLine) {
       {"shape_not_list", st(R"({"a":{"dtype":"F32","shape":4,"data_offsets":[0,16]}})", 16), "a.shape: found number, expected a list"},
       {"no_offsets", st(R"({"a":{"dtype":"F32","shape":[1]}})", 4), "a: found no \"data_offsets\""},
       {"entry_not_object", st(R"({"a":[1,2]})", 0), "a: found array, expected {dtype, shape, data_offsets}"},
+      {"name_300000_bytes", st("{" + tensor("blocks." + std::string(300000, '1') + ".mlp.w3.bias", "[1]", 0, 4) + "}", 4),
+       "found a tensor name of 300019 bytes, expected at most 1024"},
       {"unknown_dtype", st(R"({"a":{"dtype":"F128","shape":[1],"data_offsets":[0,16]}})", 16), "a.dtype: found \"F128\", expected one of"},
       {"dtype_not_string", st(R"({"a":{"dtype":7,"shape":[1],"data_offsets":[0,4]}})", 4), "a.dtype: found 7, expected a string"},
       {"metadata_not_strings", st(R"({"__metadata__":{"k":1}})", 0), "malformed header entry"},

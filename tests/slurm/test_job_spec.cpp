@@ -102,6 +102,24 @@ TEST(JobSpecValidate, ResourceAndFieldErrors) {
             "");
 }
 
+// Fields matched with std::regex (one recursion per character) are refused when far too long:
+// a 300 KB job_name overflowed the stack of `submit`.
+TEST(JobSpecValidate, LongFieldsAreRefusedWithoutOverflowingTheStack) {
+  auto with = [](auto change) {
+    JobSpec spec = valid_spec();
+    change(spec);
+    return validation_error(spec);
+  };
+  const std::string long_name(300000, 'a');
+  EXPECT_NE(with([&](JobSpec& s) { s.job_name = long_name; }).find("job_name: found \"aaaa"), std::string::npos);
+  EXPECT_NE(with([&](JobSpec& s) { s.job_name = long_name; }).find("..\" (300000 bytes), expected letters"), std::string::npos);
+  EXPECT_NE(with([&](JobSpec& s) { s.partition = long_name; }).find("partition: found"), std::string::npos);
+  EXPECT_NE(with([&](JobSpec& s) { s.array = std::string(300000, '1'); }).find("array: found"), std::string::npos);
+  EXPECT_NE(with([&](JobSpec& s) { s.time = std::string(300000, '1'); }).find("time: found"), std::string::npos);
+  EXPECT_NE(with([&](JobSpec& s) { s.environment = {{long_name, "1"}}; }).find("environment: found"), std::string::npos);
+  EXPECT_EQ(with([](JobSpec& s) { s.job_name = std::string(1024, 'a'); }), "");  // the limit is no refusal
+}
+
 TEST(JobSpecJson, UnknownKeyAndWrongTypeNameTheOrigin) {
   JobSpec spec = valid_spec();
   try {
