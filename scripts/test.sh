@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs dependencies, builds, starts the local SLURM cluster the SLURM tests use, and
 # runs every test under ctest — the `multinode` ones too: each starts and stops its own
-# cluster of hosts in network namespaces (scripts/cluster-local.sh; SKIPPED without root).
+# cluster of hosts in network namespaces (scripts/cluster-local.sh; SKIPPED without root) —
+# then the ASan+UBSan build: its unit tests, and every fuzz target for 20 s (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -12,3 +13,5 @@ fi
 cd build
 # Serial: the 2-rank MPI jobs and the watchdog's deadlines assume the cores are theirs.
 ctest --output-on-failure --timeout 900
+cd ..
+bash scripts/fuzz.sh --tests 20
