@@ -7,11 +7,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/build.sh
+echo "test.sh: built after ${SECONDS}s"
 if [ -x scripts/slurm-local.sh ]; then
   bash scripts/slurm-local.sh start || echo "test.sh: local SLURM did not start; SLURM tests will report SKIPPED"
 fi
 cd build
 # Serial: the 2-rank MPI jobs and the watchdog's deadlines assume the cores are theirs.
 ctest --output-on-failure --timeout 900
+echo "test.sh: suite done after ${SECONDS}s"
 cd ..
-bash scripts/fuzz.sh --tests 20
+bash scripts/fuzz.sh --tests 10
+echo "test.sh: sanitizer build, its tests and the fuzz smoke runs done after ${SECONDS}s"
