@@ -458,11 +458,14 @@ void Trainer::reduce(const torch::Tensor& loss_sum, bool stop_here, StepClock& c
   outcome.record.loss = loss;
   outcome.stop = values[1].item<double>() > 0;
   if (std::isfinite(loss)) return;
-  const std::string good = last_good_checkpoint(options_.run_dir);
   throw std::runtime_error("pretrain: step " + std::to_string(state_.step + 1) + " (epoch " +
                            std::to_string(state_.epoch) + "): loss is " + std::to_string(loss) +
-                           "; stopped before the optimizer step, last good checkpoint: " +
-                           (good.empty() ? std::string("none") : good));
+                           "; stopped before the optimizer step, " + last_good_text());
+}
+
+std::string Trainer::last_good_text() const {
+  const std::string good = last_good_checkpoint(options_.run_dir);
+  return "last good checkpoint: " + (good.empty() ? std::string("none") : good);
 }
 
 void Trainer::update(StepClock& clock, StepOutcome& outcome) {
@@ -533,9 +536,7 @@ void Trainer::save() {
   try {
     model::require_finite(weights, "step " + std::to_string(state_.step) + "'s weights");
   } catch (const std::exception& e) {
-    const std::string good = last_good_checkpoint(options_.run_dir);
-    throw std::runtime_error("pretrain: " + std::string(e.what()) + "; not saved as a checkpoint, last good checkpoint: " +
-                             (good.empty() ? std::string("none") : good));
+    throw std::runtime_error("pretrain: " + std::string(e.what()) + "; not saved as a checkpoint, " + last_good_text());
   }
   if (root_) {
     Checkpoint out;

@@ -91,6 +91,7 @@ class Trainer {
   // ---- checkpoints and the end ----
   TrainingState position() const;  // where a resumed run continues
   void save();                      // collective: rank 0 writes, all wait
+  std::string last_good_text() const;  // "last good checkpoint: <newest with finite weights>" or "none"
   PretrainResult finish(PretrainStatus status);  // collective: energy totals, the result
 
   RunConfig config_;

@@ -93,6 +93,14 @@ const fs::path& shared() {
 
 std::string dataset() { return (shared() / "dataset").string(); }
 
+// `text` with every occurrence of each key replaced by its value.
+std::string filled(std::string text, const std::vector<std::pair<std::string, std::string>>& values) {
+  for (const auto& [key, value] : values)
+    for (size_t at = text.find(key); at != std::string::npos; at = text.find(key, at + value.size()))
+      text.replace(at, key.size(), value);
+  return text;
+}
+
 // Writes a NaN over the first value of the file's first F32 tensor, keeping its size (so a
 // checkpoint's state.json still lists it as complete).
 void poke_nan(const fs::path& file) {
@@ -123,14 +131,10 @@ Case run_case(const std::string& name, const std::function<void(const fs::path& 
             fs::copy_file(shared() / "run.json", dir / "c.json");
             fs::copy_file(shared() / "w.safetensors", dir / "w.safetensors");
             edit(dir / "run");
-            std::string out = args;
-            const std::pair<std::string, std::string> fill[] = {{"{run}", (dir / "run").string()},
-                                                                {"{dir}", dir.string()},
-                                                                {"{data56}", (shared() / "dataset56").string()},
-                                                                {"{data}", dataset()}};
-            for (const auto& [key, value] : fill)
-              for (size_t at = out.find(key); at != std::string::npos; at = out.find(key)) out.replace(at, key.size(), value);
-            return out;
+            return filled(args, {{"{run}", (dir / "run").string()},
+                                 {"{dir}", dir.string()},
+                                 {"{data56}", (shared() / "dataset56").string()},
+                                 {"{data}", dataset()}});
           },
           expected};
 }
@@ -204,17 +208,8 @@ Case files_case(const std::string& name, const std::vector<std::pair<std::string
                 const std::string& expected) {
   return {name,
           [files, args](const fs::path& dir) {
-            for (const auto& [file, text] : files) {
-              std::string bytes = text;  // "{data}" in a file: the shared packed set
-              for (size_t at = bytes.find("{data}"); at != std::string::npos; at = bytes.find("{data}")) bytes.replace(at, 6, dataset());
-              write(dir / file, bytes);
-            }
-            std::string out = args;
-            for (size_t at = out.find("{dir}"); at != std::string::npos; at = out.find("{dir}"))
-              out.replace(at, 5, dir.string());
-            for (size_t at = out.find("{src}"); at != std::string::npos; at = out.find("{src}"))
-              out.replace(at, 5, gf::test::source_dir());
-            return out;
+            for (const auto& [file, text] : files) write(dir / file, filled(text, {{"{data}", dataset()}}));
+            return filled(args, {{"{dir}", dir.string()}, {"{src}", gf::test::source_dir()}});
           },
           expected};
 }
